@@ -1,0 +1,110 @@
+"""Recording an analysis: the analysis, its findings and their sources, all or nothing."""
+
+import uuid
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.access import Viewer
+from db.base import utcnow
+from db.enums import EventType, TaskStatus
+from db.errors import Conflict, InvalidInput, NotFound
+from db.events import add_event
+from db.inputs import AnalysisInput, validate_input
+from db.models import Analysis, Artifact, Finding, SourceReference, Task
+
+RECORDABLE_STATUSES = frozenset({TaskStatus.PROCESSING, TaskStatus.COMPLETED})
+
+
+async def record_analysis(
+    session: AsyncSession,
+    task_id: uuid.UUID,
+    data: AnalysisInput | dict[str, Any],
+    *,
+    viewer: Viewer,
+    replace: bool = False,
+) -> Analysis:
+    analysis_input = validate_input(AnalysisInput, data)
+
+    # Taking the event sequence locks the task row, which also serialises
+    # concurrent recorders of the same task.
+    locked = (
+        await session.execute(
+            update(Task)
+            .where(Task.id == task_id, viewer.visible_tasks())
+            .values(last_event_sequence=Task.last_event_sequence + 1, updated_at=utcnow())
+            .returning(Task.status, Task.last_event_sequence)
+        )
+    ).one_or_none()
+    if locked is None:
+        raise NotFound("task not found")
+    status, sequence = locked
+    if status not in RECORDABLE_STATUSES:
+        raise Conflict(f"an analysis can be recorded only while a task is PROCESSING or COMPLETED, not {status}")
+
+    existing = await session.scalar(select(Analysis.id).where(Analysis.task_id == task_id))
+    if existing is not None:
+        if not replace:
+            raise Conflict("this task already has an analysis; ask to replace it")
+        await session.execute(delete(Analysis).where(Analysis.id == existing))
+
+    await _check_artifacts_belong_to_task(session, task_id, analysis_input)
+
+    now = utcnow()
+    analysis_id = uuid.uuid4()
+    fields = analysis_input.model_dump(exclude={"findings"})
+    await session.execute(
+        insert(Analysis).values(id=analysis_id, task_id=task_id, created_at=now, updated_at=now, **fields)
+    )
+    finding_rows: list[dict[str, Any]] = []
+    source_rows: list[dict[str, Any]] = []
+    for finding in analysis_input.findings:
+        finding_id = uuid.uuid4()
+        finding_rows.append(
+            {
+                "id": finding_id,
+                "analysis_id": analysis_id,
+                "created_at": now,
+                "updated_at": now,
+                **finding.model_dump(exclude={"sources"}),
+            }
+        )
+        source_rows.extend(
+            {"id": uuid.uuid4(), "finding_id": finding_id, "created_at": now, "updated_at": now,
+             **source.model_dump()}
+            for source in finding.sources
+        )
+    if finding_rows:
+        await session.execute(insert(Finding), finding_rows)
+    if source_rows:
+        await session.execute(insert(SourceReference), source_rows)
+
+    add_event(
+        session,
+        task_id,
+        sequence,
+        EventType.ANALYSIS_RECORDED,
+        {
+            "analysisId": str(analysis_id),
+            "verdict": analysis_input.verdict.value,
+            "findingCount": len(finding_rows),
+            "replaced": existing is not None,
+        },
+    )
+    await session.flush()
+    analysis = await session.get_one(Analysis, analysis_id)
+    return analysis
+
+
+async def _check_artifacts_belong_to_task(
+    session: AsyncSession, task_id: uuid.UUID, analysis_input: AnalysisInput
+) -> None:
+    wanted = {f.artifact_id for f in analysis_input.findings if f.artifact_id is not None}
+    if not wanted:
+        return
+    found = await session.scalar(
+        select(func.count()).where(Artifact.id.in_(wanted), Artifact.task_id == task_id)
+    )
+    if found != len(wanted):
+        raise InvalidInput("a finding names an artifact that is not attached to this task")

@@ -1,0 +1,81 @@
+"""The engine and the session factories, built from settings."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from db.settings import Settings
+
+
+def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
+    if settings.is_sqlite:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(settings.database_url, **overrides)
+        _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
+        return engine
+    options: dict[str, Any] = {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_pre_ping": settings.db_pool_pre_ping,
+    }
+    return create_async_engine(settings.database_url, **(options | overrides))
+
+
+def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from the driver, so "begin" below decides
+        # whether a transaction takes the write lock up front.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # A writer that starts as a reader can fail with SQLITE_BUSY when it
+        # upgrades; BEGIN IMMEDIATE waits for the lock (busy_timeout) instead.
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+@dataclass(frozen=True)
+class Database:
+    """The engine and its two kinds of session: reads, and writes that own a transaction."""
+
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    write_sessions: async_sessionmaker[AsyncSession]
+
+    @classmethod
+    def from_engine(cls, engine: AsyncEngine) -> "Database":
+        write_engine = engine.execution_options(sqlite_begin="IMMEDIATE")
+        return cls(
+            engine=engine,
+            sessions=async_sessionmaker(engine, expire_on_commit=False),
+            write_sessions=async_sessionmaker(write_engine, expire_on_commit=False),
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Database":
+        return cls.from_engine(create_engine(settings))
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session inside one write transaction, committed on success, rolled back on error."""
+        async with self.write_sessions.begin() as session:
+            yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

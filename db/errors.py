@@ -1,0 +1,54 @@
+"""Domain errors: each names what went wrong and carries the code clients see."""
+
+
+class DomainError(Exception):
+    code = "BAD_USER_INPUT"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(DomainError):
+    code = "BAD_USER_INPUT"
+
+
+class NotFound(DomainError):
+    code = "NOT_FOUND"
+
+
+class Unauthenticated(DomainError):
+    code = "UNAUTHENTICATED"
+
+
+class Forbidden(DomainError):
+    code = "FORBIDDEN"
+
+
+class InvalidTransition(DomainError):
+    code = "INVALID_TRANSITION"
+
+    def __init__(self, current: str, requested: str, message: str | None = None) -> None:
+        super().__init__(message or f"cannot move a task from {current} to {requested}")
+        self.current = current
+        self.requested = requested
+
+
+class Conflict(DomainError):
+    code = "CONFLICT"
+
+
+class DuplicateTask(Conflict):
+    """The owner already has a task for these bytes; `task_id` points at it."""
+
+    def __init__(self, task_id: object) -> None:
+        super().__init__("a task for this file already exists")
+        self.task_id = task_id
+
+
+class PayloadTooLarge(DomainError):
+    code = "PAYLOAD_TOO_LARGE"
+
+
+class RateLimited(DomainError):
+    code = "RATE_LIMITED"

@@ -1,0 +1,205 @@
+"""The ORM classes of the audit graph, nothing else."""
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from db.base import Base, IdMixin, JSONDocument, TimestampMixin, UTCDateTime
+from db.enums import EventType, Role, Severity, TaskStatus, Verdict
+
+
+def _enum(python_enum: type[enum.Enum], name: str) -> Enum:
+    # Portable VARCHAR + CHECK instead of a native PostgreSQL enum, so adding a
+    # value later is a plain migration on both databases.
+    return Enum(python_enum, name=name, native_enum=False, create_constraint=True, length=32)
+
+
+class User(IdMixin, TimestampMixin, Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        # Emails are stored lower-cased, which makes the plain unique constraint
+        # case-insensitive on both databases.
+        UniqueConstraint("email"),
+        CheckConstraint("email = lower(email)", name="email_lowercase"),
+    )
+
+    email: Mapped[str] = mapped_column(String(320))
+    hashed_password: Mapped[str] = mapped_column(String(255))
+    is_active: Mapped[bool] = mapped_column(default=True)
+    role: Mapped[Role] = mapped_column(_enum(Role, "role"), default=Role.USER)
+
+    tasks: Mapped[list["Task"]] = relationship(
+        back_populates="owner", lazy="raise", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Task(IdMixin, TimestampMixin, Base):
+    __tablename__ = "tasks"
+    __table_args__ = (
+        UniqueConstraint("user_id", "file_hash"),
+        Index(None, "created_at"),
+        Index(None, "user_id", "created_at", "id"),
+        Index(None, "status", "created_at", "id"),
+        CheckConstraint("file_size IS NULL OR file_size >= 0", name="file_size_non_negative"),
+        CheckConstraint("page_count IS NULL OR page_count >= 0", name="page_count_non_negative"),
+        CheckConstraint(
+            "(file_hash IS NOT NULL) OR (source_url IS NOT NULL)", name="has_file_or_url"
+        ),
+    )
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[TaskStatus] = mapped_column(
+        _enum(TaskStatus, "task_status"), default=TaskStatus.QUEUED, index=True
+    )
+    original_filename: Mapped[str | None] = mapped_column(String(255))
+    content_type: Mapped[str | None] = mapped_column(String(255))
+    file_path: Mapped[str | None] = mapped_column(String(1024))
+    file_size: Mapped[int | None] = mapped_column(BigInteger)
+    file_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    source_url: Mapped[str | None] = mapped_column(String(2048), index=True)
+    page_count: Mapped[int | None] = mapped_column(Integer)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The last sequence number handed to this task's events. Incrementing it
+    # locks the task row, which is what makes event sequences gap-free.
+    last_event_sequence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+    owner: Mapped[User] = relationship(back_populates="tasks", lazy="raise")
+    analysis: Mapped["Analysis | None"] = relationship(
+        back_populates="task", lazy="raise", cascade="all, delete-orphan", passive_deletes=True
+    )
+    events: Mapped[list["TaskEvent"]] = relationship(
+        back_populates="task", lazy="raise", cascade="all, delete-orphan", passive_deletes=True
+    )
+    artifacts: Mapped[list["Artifact"]] = relationship(
+        back_populates="task", lazy="raise", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Analysis(IdMixin, TimestampMixin, Base):
+    __tablename__ = "analyses"
+    __table_args__ = (
+        UniqueConstraint("task_id"),
+        CheckConstraint(
+            "compliance_score IS NULL OR (compliance_score >= 0 AND compliance_score <= 100)",
+            name="compliance_score_range",
+        ),
+        CheckConstraint(
+            "confidence_score IS NULL OR (confidence_score >= 0 AND confidence_score <= 1)",
+            name="confidence_score_range",
+        ),
+    )
+
+    task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    equipment_type: Mapped[str | None] = mapped_column(String(255))
+    test_type: Mapped[str | None] = mapped_column(String(255))
+    equipment_tag: Mapped[str | None] = mapped_column(String(255))
+    verdict: Mapped[Verdict] = mapped_column(_enum(Verdict, "verdict"), index=True)
+    compliance_score: Mapped[float | None] = mapped_column(Float)
+    confidence_score: Mapped[float | None] = mapped_column(Float)
+    summary: Mapped[str | None] = mapped_column(Text)
+    extraction_result: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    validation_result: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+
+    task: Mapped[Task] = relationship(back_populates="analysis", lazy="raise")
+    findings: Mapped[list["Finding"]] = relationship(
+        back_populates="analysis", lazy="raise", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Finding(IdMixin, TimestampMixin, Base):
+    __tablename__ = "findings"
+    __table_args__ = (
+        CheckConstraint(
+            "confidence IS NULL OR (confidence >= 0 AND confidence <= 1)",
+            name="confidence_range",
+        ),
+    )
+
+    analysis_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("analyses.id", ondelete="CASCADE"), index=True
+    )
+    severity: Mapped[Severity] = mapped_column(_enum(Severity, "severity"), index=True)
+    rule_id: Mapped[str] = mapped_column(String(64), index=True)
+    category: Mapped[str | None] = mapped_column(String(255))
+    message: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    remediation: Mapped[str | None] = mapped_column(Text)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    artifact_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("artifacts.id", ondelete="SET NULL"), index=True
+    )
+
+    analysis: Mapped[Analysis] = relationship(back_populates="findings", lazy="raise")
+    sources: Mapped[list["SourceReference"]] = relationship(
+        back_populates="finding", lazy="raise", cascade="all, delete-orphan", passive_deletes=True
+    )
+    artifact: Mapped["Artifact | None"] = relationship(lazy="raise")
+
+
+class SourceReference(IdMixin, TimestampMixin, Base):
+    __tablename__ = "source_references"
+    __table_args__ = (CheckConstraint("page_number >= 1", name="page_number_positive"),)
+
+    finding_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("findings.id", ondelete="CASCADE"), index=True
+    )
+    page_number: Mapped[int | None] = mapped_column(Integer)
+    section: Mapped[str | None] = mapped_column(String(255))
+    snippet: Mapped[str | None] = mapped_column(Text)
+
+    finding: Mapped[Finding] = relationship(back_populates="sources", lazy="raise")
+
+
+class TaskEvent(IdMixin, TimestampMixin, Base):
+    __tablename__ = "task_events"
+    __table_args__ = (
+        UniqueConstraint("task_id", "sequence"),
+        CheckConstraint("sequence >= 1", name="sequence_positive"),
+    )
+
+    task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    sequence: Mapped[int] = mapped_column(Integer)
+    type: Mapped[EventType] = mapped_column(_enum(EventType, "event_type"))
+    data: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
+
+    task: Mapped[Task] = relationship(back_populates="events", lazy="raise")
+
+
+class Artifact(IdMixin, TimestampMixin, Base):
+    __tablename__ = "artifacts"
+    __table_args__ = (
+        CheckConstraint("file_size >= 0", name="file_size_non_negative"),
+        CheckConstraint('"index" >= 0', name="index_non_negative"),
+    )
+
+    task_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tasks.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str | None] = mapped_column(String(255))
+    index: Mapped[int] = mapped_column(Integer, default=0)
+    content_type: Mapped[str] = mapped_column(String(255))
+    file_size: Mapped[int] = mapped_column(BigInteger)
+    file_path: Mapped[str] = mapped_column(String(1024))
+    file_hash: Mapped[str] = mapped_column(String(64))
+
+    task: Mapped[Task] = relationship(back_populates="artifacts", lazy="raise")

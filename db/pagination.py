@@ -1,0 +1,134 @@
+"""Keyset pagination: pages walk an order key plus id, never OFFSET."""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import ColumnElement, Select, bindparam, func, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.errors import InvalidInput
+
+RowT = TypeVar("RowT")
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """The columns a list is ordered by, the last of them unique (the id)."""
+
+    columns: tuple[ColumnElement[Any], ...]
+    descending: bool = False
+
+    def values_of(self, row: Any) -> tuple[Any, ...]:
+        return tuple(row._mapping[column.name] for column in self._labelled())
+
+    def _labelled(self) -> tuple[ColumnElement[Any], ...]:
+        return tuple(column.label(f"_key{i}") for i, column in enumerate(self.columns))
+
+    def bind(self, values: Sequence[Any]) -> ColumnElement[Any]:
+        # Typed parameters, so values are stored-form on every dialect (SQLite
+        # compares its timestamps as text).
+        return tuple_(
+            *(bindparam(None, value, type_=column.type) for value, column in zip(values, self.columns, strict=True))
+        )
+
+    def encode(self, values: Sequence[Any]) -> list[Any]:
+        return [_encode_value(value) for value in values]
+
+    def decode(self, raw: Any) -> tuple[Any, ...]:
+        if not isinstance(raw, list) or len(raw) != len(self.columns):
+            raise InvalidInput("the cursor does not belong to this list or ordering")
+        try:
+            return tuple(
+                _decode_value(value, column.type.python_type)
+                for value, column in zip(raw, self.columns, strict=True)
+            )
+        except (TypeError, ValueError):
+            raise InvalidInput("the cursor is malformed") from None
+
+
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def _decode_value(value: Any, python_type: type) -> Any:
+    if value is None:
+        return None
+    if python_type is datetime:
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            raise ValueError("cursor times carry an offset")
+        return parsed
+    if python_type is uuid.UUID:
+        return uuid.UUID(value)
+    if python_type is float and isinstance(value, int | float):
+        return float(value)
+    if python_type is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if python_type is str and isinstance(value, str):
+        return value
+    raise ValueError(f"unexpected cursor value {value!r}")
+
+
+@dataclass
+class Page(Generic[RowT]):
+    rows: list[RowT]
+    keys: list[tuple[Any, ...]]
+    has_next_page: bool
+    has_previous_page: bool
+
+
+async def keyset_page(
+    session: AsyncSession,
+    statement: Select[Any],
+    key: SortKey,
+    *,
+    first: int | None = None,
+    after: tuple[Any, ...] | None = None,
+    last: int | None = None,
+    before: tuple[Any, ...] | None = None,
+) -> Page[Any]:
+    """One page of `statement` in `key` order: `first` rows after a cursor, or `last` before one."""
+    if first is not None and last is not None:
+        raise InvalidInput("pass either first or last, not both")
+    backward = last is not None
+    limit = last if backward else first
+    assert limit is not None, "the caller supplies a default page size"
+    if limit < 0:
+        raise InvalidInput("page sizes cannot be negative")
+
+    labelled = key._labelled()
+    key_tuple = tuple_(*key.columns)
+    statement = statement.add_columns(*labelled)
+    if after is not None:
+        bound = key.bind(after)
+        statement = statement.where(key_tuple < bound if key.descending else key_tuple > bound)
+    if before is not None:
+        bound = key.bind(before)
+        statement = statement.where(key_tuple > bound if key.descending else key_tuple < bound)
+    # Walking backward reads the reversed order and flips the page afterwards.
+    descending = key.descending != backward
+    statement = statement.order_by(*(c.desc() if descending else c.asc() for c in key.columns))
+    rows = list((await session.execute(statement.limit(limit + 1))).all())
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    if backward:
+        rows.reverse()
+    keys = [key.values_of(row) for row in rows]
+    return Page(
+        rows=rows,
+        keys=keys,
+        has_next_page=has_more if not backward else before is not None,
+        has_previous_page=has_more if backward else after is not None,
+    )
+
+
+async def count_rows(session: AsyncSession, statement: Select[Any]) -> int:
+    total = await session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
+    return int(total or 0)

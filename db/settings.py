@@ -1,0 +1,76 @@
+"""The one settings object read by the app, the CLI and Alembic."""
+
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEVELOPMENT_SECRET_KEY = "development-only-secret-key-do-not-use-in-production"
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Path("data")
+    # Empty means the embedded default: a SQLite file inside data_dir.
+    database_url_override: str | None = Field(default=None, alias="DATABASE_URL")
+    secret_key: str = DEVELOPMENT_SECRET_KEY
+    token_ttl_seconds: int = Field(default=12 * 3600, gt=0)
+
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    max_page_size: int = Field(default=100, gt=0)
+    max_query_depth: int = Field(default=12, gt=0)
+    max_query_tokens: int = Field(default=5000, gt=0)
+    max_aliases: int = Field(default=30, ge=0)
+    introspection_enabled: bool = True
+
+    login_max_failures: int = Field(default=5, gt=0)
+    login_lockout_seconds: float = Field(default=300.0, gt=0)
+
+    cors_allowed_origins: Annotated[list[str], NoDecode] = []
+    websocket_allowed_origins: Annotated[list[str], NoDecode] = []
+
+    db_pool_size: int = Field(default=10, gt=0)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_pre_ping: bool = True
+    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+
+    @field_validator("cors_allowed_origins", "websocket_allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        # The environment carries a list as one comma-separated string.
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @cached_property
+    def database_url(self) -> str:
+        if self.database_url_override:
+            return self.database_url_override
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'auditgraph.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def upload_dir(self) -> Path:
+        return self.data_dir / "files"
+
+    def check_production_ready(self) -> None:
+        """Refuse to run in production with a secret anyone could know or guess."""
+        if self.environment != "production":
+            return
+        if self.secret_key == DEVELOPMENT_SECRET_KEY or len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
+            raise RuntimeError(
+                f"SECRET_KEY must be set to a random value of at least {MIN_SECRET_KEY_LENGTH} "
+                "characters when ENVIRONMENT=production"
+            )

@@ -1,0 +1,215 @@
+"""Task rules: creation with deduplication, the lifecycle as compare-and-set, and the work queue."""
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.access import Viewer
+from db.base import utcnow
+from db.enums import EventType, TaskStatus
+from db.errors import Conflict, DuplicateTask, InvalidInput, InvalidTransition, NotFound
+from db.events import add_event
+from db.models import Task
+
+ALLOWED_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
+    TaskStatus.QUEUED: frozenset({TaskStatus.PROCESSING, TaskStatus.CANCELLED}),
+    TaskStatus.PROCESSING: frozenset(
+        {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED}
+    ),
+    TaskStatus.FAILED: frozenset({TaskStatus.QUEUED}),
+    TaskStatus.COMPLETED: frozenset(),
+    TaskStatus.CANCELLED: frozenset(),
+}
+OPEN_STATUSES = frozenset({TaskStatus.QUEUED, TaskStatus.PROCESSING})
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    """What the storage layer learned while writing an upload."""
+
+    original_filename: str
+    content_type: str
+    file_size: int
+    file_hash: str
+    file_path: str
+    page_count: int | None = None
+
+
+def parse_status(value: str | TaskStatus) -> TaskStatus:
+    try:
+        return TaskStatus(value)
+    except ValueError:
+        raise InvalidInput(
+            f"unknown task status {value!r}; expected one of {', '.join(TaskStatus)}"
+        ) from None
+
+
+async def get_task(session: AsyncSession, task_id: uuid.UUID, viewer: Viewer) -> Task:
+    """The task if this viewer may see it; another user's task is reported as missing."""
+    task = await session.scalar(select(Task).where(Task.id == task_id, viewer.visible_tasks()))
+    if task is None:
+        raise NotFound("task not found")
+    return task
+
+
+async def create_file_task(session: AsyncSession, owner_id: uuid.UUID, file: StoredFile) -> Task:
+    """A QUEUED task for stored bytes; the same bytes from the same owner raise DuplicateTask."""
+    now = utcnow()
+    task = Task(
+        id=uuid.uuid4(),
+        user_id=owner_id,
+        status=TaskStatus.QUEUED,
+        original_filename=file.original_filename,
+        content_type=file.content_type,
+        file_path=file.file_path,
+        file_size=file.file_size,
+        file_hash=file.file_hash,
+        page_count=file.page_count,
+        last_event_sequence=1,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        # The unique (user_id, file_hash) constraint decides, so concurrent
+        # uploads of the same bytes cannot both win; the savepoint keeps the
+        # caller's transaction usable after the refusal.
+        async with session.begin_nested():
+            session.add(task)
+            await session.flush()
+    except IntegrityError:
+        existing = await session.scalar(
+            select(Task.id).where(Task.user_id == owner_id, Task.file_hash == file.file_hash)
+        )
+        if existing is None:
+            raise
+        raise DuplicateTask(existing) from None
+    add_event(session, task.id, 1, EventType.CREATED, {"status": TaskStatus.QUEUED.value})
+    await session.flush()
+    return task
+
+
+async def create_url_task(session: AsyncSession, owner_id: uuid.UUID, url: str) -> tuple[Task, bool]:
+    """A task auditing a web page; an open task of the owner's for the same URL is returned instead."""
+    open_task = await session.scalar(
+        select(Task)
+        .where(
+            Task.user_id == owner_id, Task.source_url == url, Task.status.in_(OPEN_STATUSES)
+        )
+        .order_by(Task.created_at)
+        .limit(1)
+    )
+    if open_task is not None:
+        return open_task, True
+    now = utcnow()
+    task = Task(
+        id=uuid.uuid4(),
+        user_id=owner_id,
+        status=TaskStatus.QUEUED,
+        source_url=url,
+        last_event_sequence=1,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(task)
+    add_event(session, task.id, 1, EventType.CREATED, {"status": TaskStatus.QUEUED.value})
+    await session.flush()
+    return task, False
+
+
+def _lifecycle_values(
+    to_status: TaskStatus, error_message: str | None
+) -> dict[str, Any]:
+    now = utcnow()
+    values: dict[str, Any] = {
+        "status": to_status,
+        "updated_at": now,
+        "last_event_sequence": Task.last_event_sequence + 1,
+    }
+    if to_status is TaskStatus.PROCESSING:
+        values |= {"started_at": now, "completed_at": None, "error_message": None}
+    elif to_status is TaskStatus.QUEUED:
+        values |= {"started_at": None, "completed_at": None, "error_message": None}
+    else:
+        values |= {"completed_at": now}
+    if to_status is TaskStatus.FAILED:
+        values["error_message"] = error_message
+    return values
+
+
+async def transition_task(
+    session: AsyncSession,
+    task_id: uuid.UUID,
+    to_status: str | TaskStatus,
+    *,
+    viewer: Viewer,
+    expected_status: str | TaskStatus | None = None,
+    error_message: str | None = None,
+) -> Task:
+    """Move a task along the lifecycle, appending a STATUS_CHANGED event in the same transaction."""
+    target = parse_status(to_status)
+    expected = parse_status(expected_status) if expected_status is not None else None
+    if error_message is not None and target is not TaskStatus.FAILED:
+        raise InvalidInput("an error message can only accompany a move to FAILED")
+
+    # Lock the row first so the answer below names the state that really blocked us.
+    current = await session.scalar(
+        select(Task.status).where(Task.id == task_id, viewer.visible_tasks()).with_for_update()
+    )
+    if current is None:
+        raise NotFound("task not found")
+    if expected is not None and current is not expected:
+        raise Conflict(f"task is {current}, not the expected {expected}")
+    if target not in ALLOWED_TRANSITIONS[current]:
+        raise InvalidTransition(current, target)
+
+    # The status in the WHERE clause makes this a compare-and-set even where
+    # the lock above is a no-op (SQLite serialises writers instead).
+    task = await session.scalar(
+        update(Task)
+        .where(Task.id == task_id, Task.status == current)
+        .values(_lifecycle_values(target, error_message))
+        .returning(Task)
+        .execution_options(populate_existing=True)
+    )
+    if task is None:
+        raise Conflict("task changed while it was being updated; retry")
+    data: dict[str, Any] = {"from": current.value, "to": target.value}
+    if error_message is not None:
+        data["errorMessage"] = error_message
+    add_event(session, task.id, task.last_event_sequence, EventType.STATUS_CHANGED, data)
+    await session.flush()
+    return task
+
+
+async def claim_next_task(session: AsyncSession, worker_id: uuid.UUID | None = None) -> Task | None:
+    """Hand the oldest QUEUED task to one worker, never to two."""
+    oldest_queued = (
+        select(Task.id)
+        .where(Task.status == TaskStatus.QUEUED)
+        .order_by(Task.created_at, Task.id)
+        .limit(1)
+        # PostgreSQL: concurrent claimers skip each other's rows instead of
+        # queueing on them. SQLite ignores this; its writers hold the database
+        # lock for the whole (IMMEDIATE) transaction.
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    task = await session.scalar(
+        update(Task)
+        .where(Task.id == oldest_queued, Task.status == TaskStatus.QUEUED)
+        .values(_lifecycle_values(TaskStatus.PROCESSING, None))
+        .returning(Task)
+        .execution_options(populate_existing=True)
+    )
+    if task is None:
+        return None
+    data: dict[str, Any] = {"from": TaskStatus.QUEUED.value, "to": TaskStatus.PROCESSING.value}
+    if worker_id is not None:
+        data["workerId"] = str(worker_id)
+    add_event(session, task.id, task.last_event_sequence, EventType.STATUS_CHANGED, data)
+    await session.flush()
+    return task

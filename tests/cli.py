@@ -1,0 +1,39 @@
+"""Running the `auditgraph` command the way an operator does, in a child process."""
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli_environment(**settings: str) -> dict[str, str]:
+    environment = {
+        key: value for key, value in os.environ.items()
+        if key not in {"DATABASE_URL", "DATA_DIR", "SECRET_KEY", "ENVIRONMENT"}
+    }
+    return environment | settings
+
+
+def run_cli(*args: str, input: str | None = None, **settings: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "graph.cli", *args],
+        cwd=PROJECT_ROOT, env=cli_environment(**settings), input=input,
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+def start_cli(*args: str, **settings: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "graph.cli", *args],
+        cwd=PROJECT_ROOT, env=cli_environment(**settings),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -1,0 +1,90 @@
+"""Small row factories: each writes one thing through the domain operations where one exists."""
+
+import hashlib
+import uuid
+from itertools import count
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.access import SYSTEM
+from db.analyses import record_analysis
+from db.enums import Role, TaskStatus
+from db.models import Analysis, Task, User
+from db.tasks import StoredFile, create_file_task, transition_task
+
+_serial = count(1)
+
+
+async def make_user(session: AsyncSession, *, role: Role = Role.USER, email: str | None = None,
+                    is_active: bool = True) -> User:
+    user = User(
+        id=uuid.uuid4(),
+        email=email or f"user{next(_serial)}@example.com",
+        hashed_password="not-a-real-hash",
+        role=role,
+        is_active=is_active,
+    )
+    session.add(user)
+    await session.flush()
+    return user
+
+
+def stored_file(content: bytes | None = None, **overrides: Any) -> StoredFile:
+    content = content if content is not None else f"file {next(_serial)}".encode()
+    digest = hashlib.sha256(content).hexdigest()
+    facts: dict[str, Any] = {
+        "original_filename": "report.pdf",
+        "content_type": "application/pdf",
+        "file_size": len(content),
+        "file_hash": digest,
+        "file_path": f"{digest[:2]}/{digest}",
+    } | overrides
+    return StoredFile(**facts)
+
+
+async def make_task(session: AsyncSession, owner: User, **overrides: Any) -> Task:
+    return await create_file_task(session, owner.id, stored_file(**overrides))
+
+
+async def make_processing_task(session: AsyncSession, owner: User, **overrides: Any) -> Task:
+    task = await make_task(session, owner, **overrides)
+    return await transition_task(session, task.id, TaskStatus.PROCESSING, viewer=SYSTEM)
+
+
+def analysis_input(**overrides: Any) -> dict[str, Any]:
+    return {
+        "verdict": "REVIEW",
+        "equipment_type": "transformer",
+        "test_type": "insulation resistance",
+        "compliance_score": 72.5,
+        "confidence_score": 0.9,
+        "summary": "two findings",
+        "extraction_result": {"pages": 3},
+        "findings": [
+            {
+                "severity": "CRITICAL",
+                "rule_id": "GND-01",
+                "category": "grounding",
+                "message": "ground resistance above limit",
+                "evidence": {"measured": 12.5, "limit": 10},
+                "remediation": "re-bond the ground",
+                "confidence": 0.8,
+                "sources": [{"page_number": 2, "section": "4.1", "snippet": "12.5 ohm"}],
+            },
+            {
+                "severity": "MINOR",
+                "rule_id": "DOC-03",
+                "message": "signature missing",
+                "sources": [],
+            },
+        ],
+    } | overrides
+
+
+async def make_analysed_task(session: AsyncSession, owner: User, **analysis: Any) -> tuple[Task, Analysis]:
+    task = await make_processing_task(session, owner)
+    recorded = await record_analysis(session, task.id, analysis_input(**analysis), viewer=SYSTEM)
+    return task, recorded
+
+
