@@ -3,10 +3,10 @@
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, true
+from sqlalchemy import ColumnElement, select, true
 
 from db.enums import Role
-from db.models import Task
+from db.models import Analysis, Task
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,3 +27,26 @@ class Viewer:
 
 # The pipeline and the operator's CLI act as the system: every row is in scope.
 SYSTEM = Viewer(user_id=None, role=Role.ADMIN)
+
+
+def task_scope(viewer: Viewer, task_id: ColumnElement[uuid.UUID]) -> ColumnElement[bool]:
+    """Limit rows that hang off a task (by `task_id`) to tasks the viewer may see."""
+    if viewer.sees_every_task:
+        return true()
+    return task_id.in_(select(Task.id).where(Task.user_id == viewer.user_id))
+
+
+def analysis_scope(viewer: Viewer, analysis_id: ColumnElement[uuid.UUID]) -> ColumnElement[bool]:
+    """Limit rows that hang off an analysis to analyses of tasks the viewer may see."""
+    if viewer.sees_every_task:
+        return true()
+    return analysis_id.in_(
+        select(Analysis.id).join(Task, Task.id == Analysis.task_id).where(Task.user_id == viewer.user_id)
+    )
+
+
+def user_scope(viewer: Viewer, user_id: ColumnElement[uuid.UUID]) -> ColumnElement[bool]:
+    """A USER sees only themselves; workers see owners of the tasks they handle; admins everyone."""
+    if viewer.sees_every_task:
+        return true()
+    return user_id == viewer.user_id

@@ -7,7 +7,9 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, bindparam, func, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+Executor = AsyncSession | AsyncConnection
 
 from db.errors import InvalidInput
 
@@ -85,7 +87,7 @@ class Page(Generic[RowT]):
 
 
 async def keyset_page(
-    session: AsyncSession,
+    session: Executor,
     statement: Select[Any],
     key: SortKey,
     *,
@@ -129,6 +131,6 @@ async def keyset_page(
     )
 
 
-async def count_rows(session: AsyncSession, statement: Select[Any]) -> int:
+async def count_rows(session: Executor, statement: Select[Any]) -> int:
     total = await session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
     return int(total or 0)

@@ -5,18 +5,32 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
-from starlette.routing import Route
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 
 from db import migrations
 from db.engine import Database
 from db.settings import Settings
 from graph.health import healthz, readyz
+from graph.schema import build_schema
+from graph.throttle import LoginThrottle
+from graph.view import AuditGraphView
 
 logger = logging.getLogger("auditgraph")
 
 
+class GraphQLEndpoint:
+    """Hands HTTP and WebSocket requests to the view the lifespan built."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await scope["app"].state.graphql(scope, receive, send)
+
+
 def create_app(settings: Settings) -> Starlette:
     settings.check_production_ready()
+    schema = build_schema(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -24,13 +38,39 @@ def create_app(settings: Settings) -> Starlette:
         app.state.settings = settings
         app.state.database = database
         app.state.schema_head = migrations.head_revision()
+        app.state.graphql = AuditGraphView(
+            schema=schema,
+            settings=settings,
+            database=database,
+            throttle=LoginThrottle(settings.login_max_failures, settings.login_lockout_seconds),
+            broker=None,
+            graphql_ide="graphiql",
+            allowed_origins=settings.websocket_allowed_origins,
+        )
         try:
             yield
         finally:
             await database.dispose()
 
+    middleware = []
+    if settings.cors_allowed_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_allowed_origins,
+                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_headers=["authorization", "content-type", "apollo-require-preflight",
+                               "x-apollo-operation-name"],
+            )
+        )
     return Starlette(
-        routes=[Route("/healthz", healthz), Route("/readyz", readyz)],
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/graphql", GraphQLEndpoint()),
+            WebSocketRoute("/graphql", GraphQLEndpoint()),
+        ],
+        middleware=middleware,
         lifespan=lifespan,
     )
 

@@ -2,13 +2,17 @@
 
 import argparse
 import asyncio
+import getpass
 import sys
 
 import uvicorn
 
 from db import migrations
-from db.engine import create_engine
+from db.engine import Database, create_engine
+from db.enums import Role
+from db.errors import DomainError
 from db.settings import Settings
+from db.users import register_user
 
 
 async def _migrate(settings: Settings, direction: str, revision: str) -> None:
@@ -48,6 +52,34 @@ def migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _create_user(settings: Settings, email: str, password: str, role: Role) -> str:
+    database = Database.from_settings(settings)
+    try:
+        async with database.transaction() as session:
+            user = await register_user(session, email, password, role)
+        return user.email
+    finally:
+        await database.dispose()
+
+
+def create_user(settings: Settings, args: argparse.Namespace) -> int:
+    # Never from argv: it would sit in the shell history and the process list.
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat password: ") != password:
+            print("the passwords differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    try:
+        email = asyncio.run(_create_user(settings, args.email, password, Role(args.role)))
+    except DomainError as error:
+        print(error.message, file=sys.stderr)
+        return 2
+    print(f"created {args.role} {email}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="auditgraph", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -62,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     migrate_parser.add_argument("direction", choices=["upgrade", "downgrade"], nargs="?", default="upgrade")
     migrate_parser.add_argument("revision", nargs="?")
     migrate_parser.set_defaults(handler=migrate)
+
+    user_parser = commands.add_parser("create-user", help="create an account; the password is read from stdin")
+    user_parser.add_argument("--email", required=True)
+    user_parser.add_argument("--role", choices=[role.value for role in Role], default=Role.USER.value)
+    user_parser.set_defaults(handler=create_user)
     return parser
 
 

@@ -14,11 +14,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
+import httpx
 import pytest
+from asgi_lifespan import LifespanManager
+from starlette.applications import Starlette
 
 from db import migrations
 from db.engine import Database, create_engine
 from db.settings import Settings
+from graph.app import create_app
+from tests.api import Api
 from tests.throwaway_postgres import PostgresServer, PostgresUnavailable, throwaway_postgres
 
 T = TypeVar("T")
@@ -152,3 +157,22 @@ async def db(settings: Settings) -> AsyncIterator[Database]:
     database = Database.from_settings(settings)
     yield database
     await database.dispose()
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[Starlette]:
+    application = create_app(settings)
+    async with LifespanManager(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        yield http
+
+
+@pytest.fixture
+def api(client: httpx.AsyncClient, app: Starlette) -> Api:
+    return Api(client=client, database=app.state.database)

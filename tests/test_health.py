@@ -1,22 +1,8 @@
-from collections.abc import AsyncIterator
-
 import httpx
-import pytest
-from asgi_lifespan import LifespanManager
 
 from db import migrations
 from db.engine import create_engine
 from db.settings import Settings
-from graph.app import create_app
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client
 
 
 async def test_healthz_answers_while_the_process_is_alive(client: httpx.AsyncClient) -> None:

@@ -1,0 +1,111 @@
+"""What lists of tasks and findings hold and in which order: filters and keyset sort keys."""
+
+import uuid
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, exists, func, select
+
+from db.access import Viewer
+from db.enums import Severity, TaskStatus, Verdict
+from db.errors import Forbidden
+from db.models import Analysis, Finding, Task
+from db.pagination import SortKey
+
+
+@dataclass(frozen=True)
+class TaskCriteria:
+    statuses: Collection[TaskStatus] | None = None
+    verdicts: Collection[Verdict] | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    filename_contains: str | None = None
+    finding_severities: Collection[Severity] | None = None
+    owner_id: uuid.UUID | None = None
+    source_url: str | None = None
+
+
+TASK_ORDERINGS: dict[str, Any] = {
+    "CREATED_AT": Task.created_at,
+    "UPDATED_AT": Task.updated_at,
+    # Tasks without a size (URL audits) or a score sort as -1, before every real value.
+    "FILE_SIZE": func.coalesce(Task.file_size, -1),
+    "COMPLIANCE_SCORE": func.coalesce(Analysis.compliance_score, -1.0),
+}
+
+
+def task_sort_key(field: str, descending: bool) -> SortKey:
+    return SortKey(columns=(TASK_ORDERINGS[field], Task.id), descending=descending)
+
+
+def task_list(
+    viewer: Viewer, criteria: TaskCriteria, columns: tuple[Any, ...], *, order_field: str = "CREATED_AT"
+) -> Select[Any]:
+    if criteria.owner_id is not None and not viewer.sees_every_task and criteria.owner_id != viewer.user_id:
+        raise Forbidden("only workers and admins can list another user's tasks")
+    statement = select(*columns).select_from(Task).where(viewer.visible_tasks(), *_task_conditions(criteria))
+    if order_field == "COMPLIANCE_SCORE":
+        statement = statement.outerjoin(Analysis, Analysis.task_id == Task.id)
+    return statement
+
+
+def _task_conditions(criteria: TaskCriteria) -> list[Any]:
+    conditions: list[Any] = []
+    if criteria.statuses is not None:
+        conditions.append(Task.status.in_(list(criteria.statuses)))
+    if criteria.verdicts is not None:
+        conditions.append(
+            exists().where(Analysis.task_id == Task.id, Analysis.verdict.in_(list(criteria.verdicts)))
+        )
+    if criteria.created_after is not None:
+        conditions.append(Task.created_at >= criteria.created_after)
+    if criteria.created_before is not None:
+        conditions.append(Task.created_at < criteria.created_before)
+    if criteria.filename_contains:
+        conditions.append(Task.original_filename.icontains(criteria.filename_contains, autoescape=True))
+    if criteria.finding_severities is not None:
+        conditions.append(
+            exists()
+            .where(Analysis.task_id == Task.id, Finding.analysis_id == Analysis.id)
+            .where(Finding.severity.in_(list(criteria.finding_severities)))
+        )
+    if criteria.owner_id is not None:
+        conditions.append(Task.user_id == criteria.owner_id)
+    if criteria.source_url is not None:
+        conditions.append(Task.source_url == criteria.source_url)
+    return conditions
+
+
+@dataclass(frozen=True)
+class FindingCriteria:
+    severities: Collection[Severity] | None = None
+    rule_id: str | None = None
+    category: str | None = None
+    verdicts: Collection[Verdict] | None = None
+    task_statuses: Collection[TaskStatus] | None = None
+
+
+FINDING_SORT_KEY = SortKey(columns=(Finding.created_at, Finding.id), descending=True)
+
+
+def finding_list(viewer: Viewer, criteria: FindingCriteria, columns: tuple[Any, ...]) -> Select[Any]:
+    statement = (
+        select(*columns)
+        .select_from(Finding)
+        .join(Analysis, Analysis.id == Finding.analysis_id)
+        .join(Task, Task.id == Analysis.task_id)
+        .where(viewer.visible_tasks())
+    )
+    if criteria.severities is not None:
+        statement = statement.where(Finding.severity.in_(list(criteria.severities)))
+    if criteria.rule_id is not None:
+        statement = statement.where(Finding.rule_id == criteria.rule_id)
+    if criteria.category is not None:
+        statement = statement.where(Finding.category == criteria.category)
+    if criteria.verdicts is not None:
+        statement = statement.where(Analysis.verdict.in_(list(criteria.verdicts)))
+    if criteria.task_statuses is not None:
+        statement = statement.where(Task.status.in_(list(criteria.task_statuses)))
+    return statement

@@ -1,0 +1,45 @@
+"""The per-request context every resolver reads through `Info`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import strawberry
+
+from db.access import Viewer
+from db.engine import Database
+from db.errors import Unauthenticated
+from db.settings import Settings
+
+if TYPE_CHECKING:
+    from graph.loaders import Loaders
+    from graph.throttle import LoginThrottle
+
+
+@dataclass
+class Context:
+    request: Any
+    response: Any
+    settings: Settings
+    database: Database
+    throttle: LoginThrottle
+    broker: Any
+    loaders: Loaders
+    viewer: Viewer | None
+    # Why authentication failed (bad or expired token), reported by the
+    # permission check instead of a bare "not signed in".
+    auth_error: str | None = None
+
+    def require_viewer(self) -> Viewer:
+        if self.viewer is None:
+            raise Unauthenticated(self.auth_error or "sign in to do this")
+        return self.viewer
+
+    @property
+    def client_address(self) -> str:
+        client = getattr(self.request, "client", None)
+        return client.host if client else "unknown"
+
+
+Info = strawberry.Info[Context, None]

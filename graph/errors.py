@@ -1,0 +1,60 @@
+"""The one place where failures become GraphQL errors with `extensions.code`."""
+
+import logging
+from collections.abc import Iterator
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from db.errors import DomainError, DuplicateTask, InvalidTransition
+from graph.relay import to_global_id
+
+logger = logging.getLogger("auditgraph.errors")
+
+INTERNAL_MESSAGE = "An unexpected error occurred."
+
+
+def public_error(error: GraphQLError) -> GraphQLError:
+    original = error.original_error
+    if isinstance(original, DomainError):
+        return _with_code(error, original.message, original.code, _details(original))
+    if original is None:
+        # Raised by GraphQL itself (syntax, validation, variable coercion) or by
+        # a permission class, which sets its own code.
+        code = (error.extensions or {}).get("code", "BAD_USER_INPUT")
+        return _with_code(error, error.message, code, {})
+    if isinstance(original, GraphQLError):
+        return public_error(original)
+    logger.error("unexpected error at %s", error.path, exc_info=original)
+    return _with_code(error, INTERNAL_MESSAGE, "INTERNAL_SERVER_ERROR", {})
+
+
+def _details(error: DomainError) -> dict[str, object]:
+    if isinstance(error, InvalidTransition):
+        return {"currentStatus": str(error.current), "requestedStatus": str(error.requested)}
+    if isinstance(error, DuplicateTask):
+        return {"taskId": to_global_id("Task", error.task_id)}  # type: ignore[arg-type]
+    return {}
+
+
+def _with_code(error: GraphQLError, message: str, code: str, details: dict[str, object]) -> GraphQLError:
+    return GraphQLError(
+        message=message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=None,
+        extensions={"code": code, **details},
+    )
+
+
+class ErrorCodes(SchemaExtension):
+    """Gives every error a code and masks anything unexpected; the detail goes to the log only."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = [public_error(error) for error in errors]  # type: ignore[union-attr]

@@ -1,0 +1,113 @@
+"""Relay conventions: global ids, the Node interface, and keyset-backed connections."""
+
+import base64
+import binascii
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+import orjson
+import strawberry
+
+from db.errors import InvalidInput
+from db.pagination import Page, SortKey
+
+NodeT = TypeVar("NodeT")
+DEFAULT_PAGE_SIZE = 20
+
+
+def to_global_id(type_name: str, pk: uuid.UUID) -> strawberry.ID:
+    return strawberry.ID(base64.b64encode(f"{type_name}:{pk}".encode()).decode())
+
+
+def from_global_id(global_id: str, expected_type: str | None = None) -> tuple[str, uuid.UUID]:
+    try:
+        type_name, _, raw = base64.b64decode(global_id, validate=True).decode().partition(":")
+        pk = uuid.UUID(raw)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidInput(f"{global_id!r} is not a valid id") from None
+    if expected_type is not None and type_name != expected_type:
+        raise InvalidInput(f"{global_id!r} is not the id of a {expected_type}")
+    return type_name, pk
+
+
+@strawberry.interface(description="An object with a globally unique id.")
+class Node:
+    id: strawberry.ID
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type
+class Edge(Generic[NodeT]):
+    cursor: str
+    node: NodeT
+
+
+@strawberry.type
+class Connection(Generic[NodeT]):
+    edges: list[Edge[NodeT]]
+    page_info: PageInfo
+    _count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field(description="How many items the whole list holds, across every page.")
+    async def total_count(self) -> int:
+        # Counted only when asked for: most page requests never need it.
+        return await self._count()
+
+
+def page_size(first: int | None, last: int | None, maximum: int) -> tuple[int | None, int | None]:
+    """Check first/last against the maximum; with neither, the first page of the default size."""
+    if first is not None and last is not None:
+        raise InvalidInput("pass either first or last, not both")
+    for name, value in (("first", first), ("last", last)):
+        if value is not None and not 0 <= value <= maximum:
+            raise InvalidInput(f"{name} must be between 0 and {maximum}")
+    if first is None and last is None:
+        first = min(DEFAULT_PAGE_SIZE, maximum)
+    return first, last
+
+
+def encode_cursor(ordering: str, key: SortKey, values: tuple[Any, ...]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([ordering, key.encode(values)])).decode()
+
+
+def decode_cursor(cursor: str | None, ordering: str, key: SortKey) -> tuple[Any, ...] | None:
+    if cursor is None:
+        return None
+    try:
+        tag, raw = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (binascii.Error, ValueError, TypeError):
+        raise InvalidInput("the cursor is malformed") from None
+    if tag != ordering:
+        raise InvalidInput("the cursor belongs to another list or ordering")
+    return key.decode(raw)
+
+
+def connection_from_page(
+    page: Page[Any],
+    nodes: list[NodeT],
+    ordering: str,
+    key: SortKey,
+    count: Callable[[], Awaitable[int]],
+) -> Connection[NodeT]:
+    edges = [
+        Edge(cursor=encode_cursor(ordering, key, values), node=node)
+        for values, node in zip(page.keys, nodes, strict=True)
+    ]
+    return Connection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=page.has_next_page,
+            has_previous_page=page.has_previous_page,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+        _count=count,
+    )

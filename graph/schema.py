@@ -1,0 +1,78 @@
+"""The root types composed from the domains, and the schema with its protective extensions."""
+
+from collections.abc import Callable
+
+import strawberry
+from strawberry.extensions import (
+    AddValidationRules,
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.extensions.base_extension import SchemaExtension
+from strawberry.schema.config import StrawberryConfig
+
+from db.settings import Settings
+from graph.analyses.queries import FindingQueries
+from graph.dashboard.queries import DashboardQueries
+from graph.errors import ErrorCodes
+from graph.node import NodeQueries
+from graph.scalars import SCALARS
+from graph.tasks.queries import TaskQueries
+from graph.users.mutations import UserMutations
+from graph.users.queries import UserQueries
+
+DOCUMENT_CACHE_SIZE = 512
+
+
+@strawberry.type
+class Query(NodeQueries, UserQueries, TaskQueries, FindingQueries, DashboardQueries):
+    pass
+
+
+@strawberry.type
+class Mutation(UserMutations):
+    pass
+
+
+class AuditGraphSchema(strawberry.Schema):
+    def process_errors(self, errors: list[object], execution_context: object = None) -> None:
+        # ErrorCodes already logged what was unexpected; expected errors are
+        # the client's business, not the server log's.
+        return None
+
+
+def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+    settings = settings or Settings(_env_file=None)
+    # The limit rules are built once: ValidationCache keys on the rule
+    # classes, so rebuilding them per request would defeat the cache.
+    limit_rules = [
+        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+    ]
+    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
+        ErrorCodes,
+        lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
+        lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
+        lambda: AddValidationRules(limit_rules),
+        lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+    ]
+    if not settings.introspection_enabled:
+        extensions.append(DisableIntrospection)
+    return AuditGraphSchema(
+        query=Query,
+        mutation=Mutation,
+        extensions=extensions,  # type: ignore[arg-type]
+        config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),
+    )
+
+
+def export_sdl() -> str:
+    return build_schema().as_str() + "\n"
+
+
+if __name__ == "__main__":
+    print(export_sdl(), end="")

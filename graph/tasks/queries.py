@@ -1,0 +1,133 @@
+import re
+import uuid
+
+import strawberry
+from sqlalchemy import select
+
+from db import models
+from db.listing import TaskCriteria, task_list, task_sort_key
+from db.errors import InvalidInput
+from db.pagination import Page, SortKey, count_rows, keyset_page
+from graph.context import Info
+from graph.enums import SortDirection
+from graph.permissions import IsAuthenticated
+from graph.relay import Connection, connection_from_page, decode_cursor, from_global_id, page_size
+from graph.tasks.types import TASK_COLUMNS, Task, TaskEvent, TaskFilter, TaskOrder
+
+SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
+EVENT_SORT_KEY = SortKey(columns=(models.TaskEvent.sequence,))
+
+
+def task_criteria(filter: TaskFilter | None, owner_id: uuid.UUID | None = None) -> TaskCriteria:
+    if filter is None:
+        return TaskCriteria(owner_id=owner_id)
+    filter_owner = from_global_id(filter.owner_id, "User")[1] if filter.owner_id else None
+    if owner_id is not None and filter_owner is not None and owner_id != filter_owner:
+        filter_owner = uuid.UUID(int=0)  # two different owners: nobody's tasks
+    return TaskCriteria(
+        statuses=filter.status,
+        verdicts=filter.verdict,
+        created_after=filter.created_after,
+        created_before=filter.created_before,
+        filename_contains=filter.filename_contains,
+        finding_severities=filter.has_findings_of_severity,
+        owner_id=owner_id or filter_owner,
+        source_url=filter.source_url,
+    )
+
+
+async def task_connection(
+    info: Info,
+    filter: TaskFilter | None,
+    order_by: TaskOrder | None,
+    *,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+    owner_id: uuid.UUID | None = None,
+) -> Connection[Task]:
+    context = info.context
+    viewer = context.require_viewer()
+    first, last = page_size(first, last, context.settings.max_page_size)
+    order = order_by or TaskOrder()
+    key = task_sort_key(order.field.value, order.direction is SortDirection.DESC)
+    tag = f"tasks:{order.field.value}:{order.direction.value}"
+    statement = task_list(viewer, task_criteria(filter, owner_id), TASK_COLUMNS, order_field=order.field.value)
+    async with context.database.sessions() as session:
+        page = await keyset_page(
+            session, statement, key,
+            first=first, after=decode_cursor(after, tag, key),
+            last=last, before=decode_cursor(before, tag, key),
+        )
+
+    async def count() -> int:
+        async with context.database.sessions() as session:
+            return await count_rows(session, statement)
+
+    tasks = [Task.from_row(row) for row in page.rows]
+    for task in tasks:
+        context.loaders.task_by_id.prime(task.pk, task)
+    return connection_from_page(page, tasks, tag, key, count)
+
+
+async def event_connection(info: Info, task: Task, *, first: int | None, after: str | None) -> Connection[TaskEvent]:
+    context = info.context
+    limit, _ = page_size(first, None, context.settings.max_page_size)
+    assert limit is not None
+    tag = f"events:{task.pk}"
+    cursor = decode_cursor(after, tag, EVENT_SORT_KEY)
+    after_sequence = cursor[0] if cursor else 0
+    # One more than asked tells whether another page follows.
+    events = await context.loaders.event_page_by_task.load((task.pk, after_sequence, limit + 1))
+    page_events = events[:limit]
+    page = Page(
+        rows=page_events,
+        keys=[(event.sequence,) for event in page_events],
+        has_next_page=len(events) > limit,
+        has_previous_page=after_sequence > 0,
+    )
+
+    async def count() -> int:
+        # Sequences are gap-free and events are never deleted, so the last
+        # number handed out is the count.
+        return task.event_count
+
+    return connection_from_page(page, page_events, tag, EVENT_SORT_KEY, count)
+
+
+@strawberry.type
+class TaskQueries:
+    @strawberry.field(permission_classes=[IsAuthenticated])
+    async def task(self, info: Info, id: strawberry.ID) -> Task | None:
+        _, pk = from_global_id(id, "Task")
+        return await info.context.loaders.task_by_id.load(pk)
+
+    @strawberry.field(
+        permission_classes=[IsAuthenticated],
+        description="The viewer's own task for the file with this SHA-256 (hex).",
+    )
+    async def task_by_hash(self, info: Info, sha256: str) -> Task | None:
+        if not SHA256_HEX.match(sha256):
+            raise InvalidInput("sha256 must be 64 hexadecimal characters")
+        viewer = info.context.require_viewer()
+        statement = select(*TASK_COLUMNS).where(
+            models.Task.user_id == viewer.user_id, models.Task.file_hash == sha256.lower()
+        )
+        async with info.context.database.sessions() as session:
+            row = (await session.execute(statement)).one_or_none()
+        return Task.from_row(row) if row else None
+
+    @strawberry.field(permission_classes=[IsAuthenticated])
+    async def tasks(
+        self,
+        info: Info,
+        filter: TaskFilter | None = None,
+        order_by: TaskOrder | None = None,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[Task]:
+        return await task_connection(info, filter, order_by, first=first, after=after, last=last, before=before)
+

@@ -1,0 +1,48 @@
+import strawberry
+from sqlalchemy import select
+
+from db import models
+from db.errors import Unauthenticated
+from db.users import authenticate, register_user, set_user_active
+from graph.context import Info
+from graph.permissions import IsAdmin
+from graph.relay import from_global_id
+from graph.tokens import issue_token
+from graph.users.types import USER_COLUMNS, AuthPayload, User
+
+
+async def _user(info: Info, user_id: object) -> User:
+    async with info.context.database.engine.connect() as connection:
+        row = (await connection.execute(select(*USER_COLUMNS).where(models.User.id == user_id))).one()
+    return User.from_row(row)
+
+
+@strawberry.type
+class UserMutations:
+    @strawberry.mutation(description="Create a USER account and sign it in.")
+    async def register(self, info: Info, email: str, password: str) -> AuthPayload:
+        async with info.context.database.transaction() as session:
+            user = await register_user(session, email, password)
+        token, expires = issue_token(user.id, info.context.settings)
+        return AuthPayload(token=token, expires_at=expires, user=await _user(info, user.id))
+
+    @strawberry.mutation(description="Exchange an email and password for a bearer token.")
+    async def login(self, info: Info, email: str, password: str) -> AuthPayload:
+        context = info.context
+        await context.throttle.check(email, context.client_address)
+        try:
+            async with context.database.transaction() as session:
+                user = await authenticate(session, email, password)
+        except Unauthenticated:
+            await context.throttle.record_failure(email, context.client_address)
+            raise
+        await context.throttle.record_success(email)
+        token, expires = issue_token(user.id, context.settings)
+        return AuthPayload(token=token, expires_at=expires, user=await _user(info, user.id))
+
+    @strawberry.mutation(permission_classes=[IsAdmin], description="Activate or deactivate an account (ADMIN).")
+    async def set_user_active(self, info: Info, user_id: strawberry.ID, active: bool) -> User:
+        _, pk = from_global_id(user_id, "User")
+        async with info.context.database.transaction() as session:
+            await set_user_active(session, pk, active)
+        return await _user(info, pk)

@@ -1,0 +1,38 @@
+import strawberry
+from sqlalchemy import select
+
+from db import models
+from db.pagination import SortKey, count_rows, keyset_page
+from graph.context import Info
+from graph.permissions import IsAdmin, IsAuthenticated
+from graph.relay import Connection, connection_from_page, decode_cursor, page_size
+from graph.users.types import USER_COLUMNS, User
+
+USER_SORT_KEY = SortKey(columns=(models.User.created_at, models.User.id))
+
+
+@strawberry.type
+class UserQueries:
+    @strawberry.field(permission_classes=[IsAuthenticated], description="The signed-in user.")
+    async def me(self, info: Info) -> User | None:
+        viewer = info.context.require_viewer()
+        assert viewer.user_id is not None
+        return await info.context.loaders.user_by_id.load(viewer.user_id)
+
+    @strawberry.field(permission_classes=[IsAdmin], description="Every account, oldest first (ADMIN).")
+    async def users(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[User]:
+        context = info.context
+        first, _ = page_size(first, None, context.settings.max_page_size)
+        statement = select(*USER_COLUMNS)
+        async with context.database.engine.connect() as connection:
+            page = await keyset_page(
+                connection, statement, USER_SORT_KEY, first=first,
+                after=decode_cursor(after, "users", USER_SORT_KEY),
+            )
+
+        async def count() -> int:
+            async with context.database.engine.connect() as connection:
+                return await count_rows(connection, statement)
+
+        users = [User.from_row(row) for row in page.rows]
+        return connection_from_page(page, users, "users", USER_SORT_KEY, count)
