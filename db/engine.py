@@ -1,13 +1,20 @@
 """The engine and the session factories, built from settings."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
+from db.events import EventNotice, announce_events
 from db.settings import Settings
 
 
@@ -53,6 +60,12 @@ class Database:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     write_sessions: async_sessionmaker[AsyncSession]
+    # Single-statement reads (loaders, pages, counts): on PostgreSQL in
+    # autocommit, which spares each one a BEGIN and a ROLLBACK round trip.
+    reader: AsyncEngine
+    # Told of the events of every committed write transaction (the in-process
+    # broker listens here; on PostgreSQL the NOTIFY inside the commit suffices).
+    commit_listeners: list[Callable[[list[EventNotice]], None]] = field(default_factory=list, compare=False)
 
     @classmethod
     def from_engine(cls, engine: AsyncEngine) -> "Database":
@@ -61,6 +74,7 @@ class Database:
             engine=engine,
             sessions=async_sessionmaker(engine, expire_on_commit=False),
             write_sessions=async_sessionmaker(write_engine, expire_on_commit=False),
+            reader=engine if engine.dialect.name == "sqlite" else engine.execution_options(isolation_level="AUTOCOMMIT"),
         )
 
     @classmethod
@@ -76,6 +90,14 @@ class Database:
         """A session inside one write transaction, committed on success, rolled back on error."""
         async with self.write_sessions.begin() as session:
             yield session
+            notices = await announce_events(session)
+        if notices:
+            for listener in self.commit_listeners:
+                listener(notices)
+
+    def read(self) -> AsyncConnection:
+        """A connection for one read statement; use it as `async with database.read() as connection`."""
+        return self.reader.connect()
 
     async def dispose(self) -> None:
         await self.engine.dispose()

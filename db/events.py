@@ -1,9 +1,11 @@
 """The append-only task event log: gap-free per-task sequences, published after commit."""
 
 import uuid
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Self
 
-from sqlalchemy import update
+import orjson
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.base import utcnow
@@ -12,6 +14,8 @@ from db.errors import NotFound
 from db.models import Task, TaskEvent
 
 PENDING_EVENTS = "auditgraph.pending_events"
+# The PostgreSQL LISTEN/NOTIFY channel every committed event is announced on.
+EVENT_CHANNEL = "auditgraph_task_events"
 
 
 def add_event(
@@ -47,3 +51,47 @@ async def append_event(
 
 def pending_events(session: AsyncSession) -> list[TaskEvent]:
     return list(session.info.get(PENDING_EVENTS, ()))
+
+
+@dataclass(frozen=True, slots=True)
+class EventNotice:
+    """That an event was committed: ids only, so a notification stays far below PostgreSQL's 8000-byte cap."""
+
+    task_id: uuid.UUID
+    sequence: int
+    owner_id: uuid.UUID
+
+    def encode(self) -> str:
+        return orjson.dumps([str(self.task_id), self.sequence, str(self.owner_id)]).decode()
+
+    @classmethod
+    def decode(cls, payload: str) -> Self:
+        task_id, sequence, owner_id = orjson.loads(payload)
+        return cls(uuid.UUID(task_id), int(sequence), uuid.UUID(owner_id))
+
+
+async def announce_events(session: AsyncSession) -> list[EventNotice]:
+    """Name the session's staged events just before commit; on PostgreSQL also NOTIFY them.
+
+    A NOTIFY issued inside the transaction is delivered only if it commits, so
+    every listener on every host hears of an event exactly when it is durable.
+    """
+    events = pending_events(session)
+    if not events:
+        return []
+    owners = dict(
+        (await session.execute(
+            select(Task.id, Task.user_id).where(Task.id.in_({event.task_id for event in events}))
+        )).all()
+    )
+    # A task deleted in the same transaction took its events with it.
+    notices = [
+        EventNotice(event.task_id, event.sequence, owners[event.task_id])
+        for event in events if event.task_id in owners
+    ]
+    assert session.bind is not None
+    if session.bind.dialect.name == "postgresql":
+        for notice in notices:
+            await session.execute(select(func.pg_notify(EVENT_CHANNEL, notice.encode())))
+    session.info.pop(PENDING_EVENTS, None)
+    return notices

@@ -47,6 +47,11 @@ class AnalysisInput(_Input):
     findings: list[FindingInput] = Field(default_factory=list, max_length=10_000)
 
 
+class ArtifactInput(_Input):
+    kind: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+    label: ShortText | None = None
+
+
 def validate_input(model: type[ModelT], data: ModelT | dict[str, Any]) -> ModelT:
     """Check raw input against its model, reporting every problem as one clear InvalidInput."""
     if isinstance(data, model):

@@ -4,16 +4,17 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from pydantic import HttpUrl, TypeAdapter, ValidationError
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.access import Viewer
 from db.base import utcnow
-from db.enums import EventType, TaskStatus
-from db.errors import Conflict, DuplicateTask, InvalidInput, InvalidTransition, NotFound
-from db.events import add_event
-from db.models import Task
+from db.enums import EventType, Role, TaskStatus
+from db.errors import Conflict, DuplicateTask, Forbidden, InvalidInput, InvalidTransition, NotFound
+from db.events import add_event, append_event
+from db.models import Artifact, Task, TaskEvent
 
 ALLOWED_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.QUEUED: frozenset({TaskStatus.PROCESSING, TaskStatus.CANCELLED}),
@@ -25,6 +26,9 @@ ALLOWED_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.CANCELLED: frozenset(),
 }
 OPEN_STATUSES = frozenset({TaskStatus.QUEUED, TaskStatus.PROCESSING})
+MAX_PROGRESS_MESSAGE_LENGTH = 1000
+MAX_URL_LENGTH = 2048
+_http_url: TypeAdapter[HttpUrl] = TypeAdapter(HttpUrl)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +94,19 @@ async def create_file_task(session: AsyncSession, owner_id: uuid.UUID, file: Sto
     add_event(session, task.id, 1, EventType.CREATED, {"status": TaskStatus.QUEUED.value})
     await session.flush()
     return task
+
+
+def normalize_url(url: str) -> str:
+    """An absolute http(s) URL in canonical form: lower-case host, no default port, no fragment."""
+    candidate = url.strip()
+    try:
+        parsed = _http_url.validate_python(candidate)
+    except ValidationError:
+        raise InvalidInput("give an absolute http:// or https:// URL") from None
+    normalized = str(parsed).split("#", 1)[0]
+    if len(normalized) > MAX_URL_LENGTH:
+        raise InvalidInput(f"a URL has at most {MAX_URL_LENGTH} characters")
+    return normalized
 
 
 async def create_url_task(session: AsyncSession, owner_id: uuid.UUID, url: str) -> tuple[Task, bool]:
@@ -213,3 +230,36 @@ async def claim_next_task(session: AsyncSession, worker_id: uuid.UUID | None = N
     add_event(session, task.id, task.last_event_sequence, EventType.STATUS_CHANGED, data)
     await session.flush()
     return task
+
+
+async def report_progress(
+    session: AsyncSession, task_id: uuid.UUID, percent: int, message: str | None = None, *, viewer: Viewer
+) -> TaskEvent:
+    """Append a PROGRESS event to a task that is being processed."""
+    if not 0 <= percent <= 100:
+        raise InvalidInput("percent must be between 0 and 100")
+    if message is not None and len(message) > MAX_PROGRESS_MESSAGE_LENGTH:
+        raise InvalidInput(f"a progress message has at most {MAX_PROGRESS_MESSAGE_LENGTH} characters")
+    status = await session.scalar(
+        select(Task.status).where(Task.id == task_id, viewer.visible_tasks()).with_for_update()
+    )
+    if status is None:
+        raise NotFound("task not found")
+    if status is not TaskStatus.PROCESSING:
+        raise Conflict(f"progress can be reported only while a task is PROCESSING, not {status}")
+    return await append_event(session, task_id, EventType.PROGRESS, {"percent": percent, "message": message})
+
+
+async def delete_task(session: AsyncSession, task_id: uuid.UUID, *, viewer: Viewer) -> list[str]:
+    """Delete a task and everything beneath it; returns the stored files its rows referenced.
+
+    The caller removes those files after the commit, if nothing else references them.
+    """
+    task = await get_task(session, task_id, viewer)
+    if task.user_id != viewer.user_id and viewer.role is not Role.ADMIN:
+        raise Forbidden("only the task's owner or an ADMIN can delete it")
+    artifact_paths = await session.scalars(select(Artifact.file_path).where(Artifact.task_id == task_id))
+    paths = [*artifact_paths, *([task.file_path] if task.file_path else [])]
+    # The foreign keys cascade to analyses, findings, sources, events and artifacts.
+    await session.execute(delete(Task).where(Task.id == task_id))
+    return paths

@@ -7,7 +7,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from db.enums import Role
 from db.errors import Conflict, InvalidInput, NotFound, Unauthenticated
@@ -77,8 +77,9 @@ async def authenticate(session: AsyncSession, email: str, password: str) -> User
     return user
 
 
-async def active_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
-    return await session.scalar(select(User).where(User.id == user_id, User.is_active.is_(True)))
+async def active_role(connection: AsyncConnection, user_id: uuid.UUID) -> Role | None:
+    """The role of an active user, or None: the one lookup every authenticated request makes."""
+    return await connection.scalar(select(User.role).where(User.id == user_id, User.is_active.is_(True)))
 
 
 async def set_user_active(session: AsyncSession, user_id: uuid.UUID, active: bool) -> User:

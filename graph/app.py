@@ -13,12 +13,15 @@ from starlette.types import Receive, Scope, Send
 from db import migrations
 from db.engine import Database
 from db.settings import Settings
+from graph.broker import create_broker
+from graph.downloads import download_artifact, download_task_file
 from graph.health import healthz, readyz
 from graph.schema import build_schema
 from graph.throttle import LoginThrottle
 from graph.view import AuditGraphView
 
 logger = logging.getLogger("auditgraph")
+WEBSOCKET_KEEP_ALIVE_SECONDS = 15.0
 
 
 class GraphQLEndpoint:
@@ -35,6 +38,9 @@ def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         database = Database.from_settings(settings)
+        broker = create_broker(database, settings)
+        await broker.start()
+        app.state.broker = broker
         app.state.settings = settings
         app.state.database = database
         app.state.schema_head = migrations.head_revision()
@@ -43,13 +49,19 @@ def create_app(settings: Settings) -> Starlette:
             settings=settings,
             database=database,
             throttle=LoginThrottle(settings.login_max_failures, settings.login_lockout_seconds),
-            broker=None,
+            broker=broker,
             graphql_ide="graphiql",
             allowed_origins=settings.websocket_allowed_origins,
+            # Uploads only together with the CSRF check in AuditGraphView.run.
+            multipart_uploads_enabled=True,
+            # graphql-ws "ka" messages; graphql-transport-ws answers client pings.
+            keep_alive=True,
+            keep_alive_interval=WEBSOCKET_KEEP_ALIVE_SECONDS,
         )
         try:
             yield
         finally:
+            await broker.stop()
             await database.dispose()
 
     middleware = []
@@ -67,6 +79,8 @@ def create_app(settings: Settings) -> Starlette:
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/files/tasks/{task_id:uuid}", download_task_file),
+            Route("/files/artifacts/{artifact_id:uuid}", download_artifact),
             Route("/graphql", GraphQLEndpoint()),
             WebSocketRoute("/graphql", GraphQLEndpoint()),
         ],

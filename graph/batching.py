@@ -24,7 +24,7 @@ class BatchLoader(DataLoader, Generic[K, V]):  # type: ignore[type-arg]
     async def fetch(self, statement: Select[Any]) -> list[Row[Any]]:
         # A connection per batch, not a shared session: aiodataloader runs
         # batches concurrently, and an AsyncSession cannot be shared.
-        async with self.database.engine.connect() as connection:
+        async with self.database.read() as connection:
             return list((await connection.execute(statement)).all())
 
 

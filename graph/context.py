@@ -30,6 +30,8 @@ class Context:
     # Why authentication failed (bad or expired token), reported by the
     # permission check instead of a bare "not signed in".
     auth_error: str | None = None
+    # The connection_init payload of a WebSocket, set by Strawberry before on_ws_connect.
+    connection_params: dict[str, Any] | None = None
 
     def require_viewer(self) -> Viewer:
         if self.viewer is None:

@@ -21,8 +21,10 @@ def public_error(error: GraphQLError) -> GraphQLError:
     if original is None:
         # Raised by GraphQL itself (syntax, validation, variable coercion) or by
         # a permission class, which sets its own code.
-        code = (error.extensions or {}).get("code", "BAD_USER_INPUT")
-        return _with_code(error, error.message, code, {})
+        # Kept whole, so an error that already passed through here keeps its details.
+        extensions = dict(error.extensions or {})
+        code = extensions.pop("code", "BAD_USER_INPUT")
+        return _with_code(error, error.message, code, extensions)
     if isinstance(original, GraphQLError):
         return public_error(original)
     logger.error("unexpected error at %s", error.path, exc_info=original)

@@ -1,6 +1,7 @@
 """The root types composed from the domains, and the schema with its protective extensions."""
 
 from collections.abc import Callable
+from typing import Any
 
 import strawberry
 from strawberry.extensions import (
@@ -16,12 +17,15 @@ from strawberry.extensions.base_extension import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 
 from db.settings import Settings
+from graph.analyses.mutations import AnalysisMutations
 from graph.analyses.queries import FindingQueries
 from graph.dashboard.queries import DashboardQueries
-from graph.errors import ErrorCodes
+from graph.errors import ErrorCodes, public_error
 from graph.node import NodeQueries
 from graph.scalars import SCALARS
+from graph.tasks.mutations import TaskMutations
 from graph.tasks.queries import TaskQueries
+from graph.tasks.subscriptions import TaskSubscriptions
 from graph.users.mutations import UserMutations
 from graph.users.queries import UserQueries
 
@@ -34,7 +38,12 @@ class Query(NodeQueries, UserQueries, TaskQueries, FindingQueries, DashboardQuer
 
 
 @strawberry.type
-class Mutation(UserMutations):
+class Mutation(UserMutations, TaskMutations, AnalysisMutations):
+    pass
+
+
+@strawberry.type
+class Subscription(TaskSubscriptions):
     pass
 
 
@@ -43,6 +52,14 @@ class AuditGraphSchema(strawberry.Schema):
         # ErrorCodes already logged what was unexpected; expected errors are
         # the client's business, not the server log's.
         return None
+
+    async def _handle_execution_result(self, context: Any, result: Any, extensions_runner: Any,
+                                       **options: Any) -> Any:
+        # A subscription yields many results inside one operation, each past
+        # ErrorCodes.on_operation: give every one of them codes and masking too.
+        if getattr(result, "errors", None):
+            result.errors = [public_error(error) for error in result.errors]
+        return await super()._handle_execution_result(context, result, extensions_runner, **options)
 
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
@@ -65,6 +82,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     return AuditGraphSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=extensions,  # type: ignore[arg-type]
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),
     )

@@ -7,16 +7,19 @@ from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET
 
 from db.access import Viewer
 from db.engine import Database
 from db.enums import Role
-from db.errors import Unauthenticated
+from db.errors import PayloadTooLarge, Unauthenticated
 from db.settings import Settings
-from db.users import active_user
+from db.users import active_role
 from graph.context import Context
 from graph.loaders import Loaders
+from graph.multipart import check_csrf_header, is_multipart, limit_body, payload_too_large
 from graph.throttle import LoginThrottle
 from graph.tokens import bearer_token, read_token
 
@@ -29,11 +32,26 @@ async def viewer_from_token(token: str | None, database: Database, settings: Set
     if token is None:
         return None
     user_id = read_token(token, settings)
-    async with database.sessions() as session:
-        user = await active_user(session, user_id)
-    if user is None:
+    async with database.read() as connection:
+        role = await active_role(connection, user_id)
+    if role is None:
         raise Unauthenticated("the token's user no longer exists or is inactive")
-    return Viewer(user_id=user.id, role=user.role)
+    return Viewer(user_id=user_id, role=role)
+
+
+def connection_token(params: dict[str, Any] | None, websocket: Any) -> str | None:
+    """The token of a connection_init payload ({"authorization": "Bearer ..."} or {"token": ...}),
+    else of the handshake's Authorization header (clients that are not browsers can send one)."""
+    params = params or {}
+    authorization = params.get("authorization") or params.get("Authorization")
+    if isinstance(authorization, str):
+        return bearer_token(authorization)
+    token = params.get("token")
+    if isinstance(token, str) and token.strip():
+        return token.strip()
+    if authorization is not None or token is not None:
+        raise Unauthenticated("pass the token as a string")
+    return bearer_token(getattr(websocket, "headers", {}).get("authorization"))
 
 
 class AuditGraphView(GraphQL):  # type: ignore[type-arg]
@@ -50,6 +68,19 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
 
     def decode_json(self, data: str | bytes) -> object:
         return orjson.loads(data)
+
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        if not (isinstance(request, Request) and is_multipart(request)):
+            return await super().run(request, context, root_value)
+        check_csrf_header(request)
+        try:
+            request = limit_body(request, self.settings.max_upload_bytes)
+            return await super().run(request, context, root_value)
+        except PayloadTooLarge as error:
+            return payload_too_large(error)
+        finally:
+            # Closes the spooled upload files as soon as the response is ready.
+            await request.close()
 
     async def execute_operation(self, request: Any, request_adapter: Any, request_data: Any,
                                 context: Context, root_value: Any, sub_response: Any) -> Any:
@@ -71,6 +102,25 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
             except Unauthenticated as error:
                 auth_error = error.message
         return self.make_context(request, response, viewer, auth_error)
+
+    async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
+        """Authenticate a WebSocket from its connection_init payload; refuse it without a good token.
+
+        The protocol then closes the socket (graphql-transport-ws: 4403;
+        graphql-ws: connection_error, then close 1011) instead of leaving a
+        client waiting on a subscription that could never be answered.
+        """
+        try:
+            viewer = await viewer_from_token(
+                connection_token(context.connection_params, context.request), self.database, self.settings
+            )
+        except Unauthenticated as error:
+            raise ConnectionRejectionError({"message": error.message, "code": "UNAUTHENTICATED"}) from None
+        if viewer is None:
+            raise ConnectionRejectionError({"message": "sign in to subscribe", "code": "UNAUTHENTICATED"})
+        context.viewer = viewer
+        context.loaders = Loaders(self.database, viewer)
+        return None
 
     def make_context(self, request: Any, response: Any, viewer: Viewer | None, auth_error: str | None) -> Context:
         return Context(

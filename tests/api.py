@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 
 from db.engine import Database
 from db.enums import Role
@@ -30,6 +31,22 @@ class Api:
         body = await self.post(query, variables, token)
         assert "errors" not in body, body["errors"]
         return body["data"]
+
+    async def upload(self, query: str, variables: dict[str, Any], files: dict[str, tuple[str, bytes]],
+                     token: str | None = None, headers: dict[str, str] | None = None) -> httpx.Response:
+        """A GraphQL multipart request: each key of `files` is a variable path such as "file"."""
+        names = {str(number): path for number, path in enumerate(files)}
+        operations = {"query": query, "variables": variables}
+        file_map = {number: [f"variables.{path}"] for number, path in names.items()}
+        sent = {"Apollo-Require-Preflight": "true"} if headers is None else headers
+        if token:
+            sent = {**sent, "Authorization": f"Bearer {token}"}
+        return await self.client.post(
+            "/graphql",
+            data={"operations": orjson.dumps(operations).decode(), "map": orjson.dumps(file_map).decode()},
+            files={number: files[path] for number, path in names.items()},
+            headers=sent,
+        )
 
     async def sign_up(self, email: str, role: Role = Role.USER) -> str:
         """Create an account of any role directly (as an operator would), then log in over HTTP."""

@@ -37,14 +37,14 @@ class FindingQueries:
         )
         statement = finding_list(viewer, criteria, FINDING_COLUMNS)
         tag = "findings"
-        async with context.database.engine.connect() as connection:
+        async with context.database.read() as connection:
             page = await keyset_page(
                 connection, statement, FINDING_SORT_KEY, first=first,
                 after=decode_cursor(after, tag, FINDING_SORT_KEY),
             )
 
         async def count() -> int:
-            async with context.database.engine.connect() as connection:
+            async with context.database.read() as connection:
                 return await count_rows(connection, statement)
 
         findings = [Finding.from_row(row) for row in page.rows]

@@ -54,16 +54,16 @@ async def task_connection(
     key = task_sort_key(order.field.value, order.direction is SortDirection.DESC)
     tag = f"tasks:{order.field.value}:{order.direction.value}"
     statement = task_list(viewer, task_criteria(filter, owner_id), TASK_COLUMNS, order_field=order.field.value)
-    async with context.database.sessions() as session:
+    async with context.database.read() as connection:
         page = await keyset_page(
-            session, statement, key,
+            connection, statement, key,
             first=first, after=decode_cursor(after, tag, key),
             last=last, before=decode_cursor(before, tag, key),
         )
 
     async def count() -> int:
-        async with context.database.sessions() as session:
-            return await count_rows(session, statement)
+        async with context.database.read() as connection:
+            return await count_rows(connection, statement)
 
     tasks = [Task.from_row(row) for row in page.rows]
     for task in tasks:
@@ -114,8 +114,8 @@ class TaskQueries:
         statement = select(*TASK_COLUMNS).where(
             models.Task.user_id == viewer.user_id, models.Task.file_hash == sha256.lower()
         )
-        async with info.context.database.sessions() as session:
-            row = (await session.execute(statement)).one_or_none()
+        async with info.context.database.read() as connection:
+            row = (await connection.execute(statement)).one_or_none()
         return Task.from_row(row) if row else None
 
     @strawberry.field(permission_classes=[IsAuthenticated])

@@ -12,7 +12,7 @@ from graph.users.types import USER_COLUMNS, AuthPayload, User
 
 
 async def _user(info: Info, user_id: object) -> User:
-    async with info.context.database.engine.connect() as connection:
+    async with info.context.database.read() as connection:
         row = (await connection.execute(select(*USER_COLUMNS).where(models.User.id == user_id))).one()
     return User.from_row(row)
 

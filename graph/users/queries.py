@@ -24,14 +24,14 @@ class UserQueries:
         context = info.context
         first, _ = page_size(first, None, context.settings.max_page_size)
         statement = select(*USER_COLUMNS)
-        async with context.database.engine.connect() as connection:
+        async with context.database.read() as connection:
             page = await keyset_page(
                 connection, statement, USER_SORT_KEY, first=first,
                 after=decode_cursor(after, "users", USER_SORT_KEY),
             )
 
         async def count() -> int:
-            async with context.database.engine.connect() as connection:
+            async with context.database.read() as connection:
                 return await count_rows(connection, statement)
 
         users = [User.from_row(row) for row in page.rows]

@@ -1,0 +1,64 @@
+"""Artifacts: files the pipeline attaches to a task, numbered per task."""
+
+import uuid
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.access import Viewer
+from db.base import utcnow
+from db.enums import EventType
+from db.errors import NotFound
+from db.events import add_event
+from db.inputs import ArtifactInput, validate_input
+from db.models import Artifact, Task
+from db.tasks import StoredFile
+
+
+async def create_artifact(
+    session: AsyncSession,
+    task_id: uuid.UUID,
+    file: StoredFile,
+    *,
+    kind: str,
+    label: str | None = None,
+    viewer: Viewer,
+) -> Artifact:
+    """Attach a stored file to a task as its next artifact, with an ARTIFACT_ADDED event."""
+    facts = validate_input(ArtifactInput, {"kind": kind, "label": label})
+    # Taking the event sequence locks the task row, so concurrent attachers get
+    # distinct indexes.
+    sequence = await session.scalar(
+        update(Task)
+        .where(Task.id == task_id, viewer.visible_tasks())
+        .values(last_event_sequence=Task.last_event_sequence + 1, updated_at=utcnow())
+        .returning(Task.last_event_sequence)
+    )
+    if sequence is None:
+        raise NotFound("task not found")
+    index = await session.scalar(
+        select(func.coalesce(func.max(Artifact.index) + 1, 0)).where(Artifact.task_id == task_id)
+    )
+    now = utcnow()
+    artifact = Artifact(
+        id=uuid.uuid4(),
+        task_id=task_id,
+        kind=facts.kind,
+        label=facts.label,
+        index=index,
+        content_type=file.content_type,
+        file_size=file.file_size,
+        file_path=file.file_path,
+        file_hash=file.file_hash,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(artifact)
+    add_event(
+        session,
+        task_id,
+        sequence,
+        EventType.ARTIFACT_ADDED,
+        {"artifactId": str(artifact.id), "kind": artifact.kind, "label": artifact.label, "index": index},
+    )
+    await session.flush()
+    return artifact

@@ -1,0 +1,237 @@
+"""Fan-out of committed task events to subscribers: in-process on SQLite, LISTEN/NOTIFY on PostgreSQL.
+
+The broker carries notices (ids only), never event rows: the task_events log
+is the truth, and a subscriber that missed notices (a full queue, a listener
+that lost its connection) re-reads the log after the last sequence it
+delivered, so nothing is ever lost and nothing repeats.
+"""
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Final
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from db.engine import Database
+from db.events import EVENT_CHANNEL, EventNotice
+from db.settings import Settings
+
+logger = logging.getLogger("auditgraph.broker")
+
+# Enough for bursts; a subscriber further behind re-reads the log instead.
+INBOX_SIZE = 256
+RESYNC: Final = object()
+
+
+class Inbox:
+    """One subscriber's bounded queue of notices.
+
+    Overflow policy: a notice that does not fit is dropped and the inbox is
+    marked behind; its subscriber then re-reads the log after what it last
+    delivered, which recovers every dropped notice without blocking the broker.
+    """
+
+    def __init__(self, maxsize: int = INBOX_SIZE) -> None:
+        self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize)
+        self._behind = False
+
+    def offer(self, notice: EventNotice) -> None:
+        try:
+            self._queue.put_nowait(notice)
+        except asyncio.QueueFull:
+            self._behind = True
+
+    def resync(self) -> None:
+        """Notices may have been missed: make the subscriber re-read the log."""
+        self._behind = True
+        with suppress(asyncio.QueueFull):
+            # Wakes a subscriber waiting on an empty queue; a full one is awake anyway.
+            self._queue.put_nowait(RESYNC)
+
+    async def next_batch(self) -> tuple[list[EventNotice], bool]:
+        """Wait for news; return the queued notices and whether the log must be re-read."""
+        items = [await self._queue.get()]
+        while not self._queue.empty():
+            items.append(self._queue.get_nowait())
+        behind, self._behind = self._behind, False
+        notices = [item for item in items if isinstance(item, EventNotice)]
+        return notices, behind
+
+
+class Broker:
+    """Routes notices to the inboxes that asked for a task, an owner, or everything."""
+
+    def __init__(self, inbox_size: int = INBOX_SIZE) -> None:
+        self.inbox_size = inbox_size
+        self._by_task: dict[uuid.UUID, set[Inbox]] = {}
+        self._by_owner: dict[uuid.UUID, set[Inbox]] = {}
+        self._everything: set[Inbox] = set()
+
+    @property
+    def subscriber_count(self) -> int:
+        return (
+            sum(map(len, self._by_task.values())) + sum(map(len, self._by_owner.values()))
+            + len(self._everything)
+        )
+
+    @contextmanager
+    def subscribe(self, *, task_id: uuid.UUID | None = None, owner_id: uuid.UUID | None = None) -> Iterator[Inbox]:
+        """An inbox for one task's events, one owner's, or (with neither) every event."""
+        inbox = Inbox(self.inbox_size)
+        if task_id is not None:
+            routes, key = self._by_task, task_id
+        elif owner_id is not None:
+            routes, key = self._by_owner, owner_id
+        else:
+            routes, key = None, None
+        if routes is None:
+            self._everything.add(inbox)
+        else:
+            routes.setdefault(key, set()).add(inbox)  # type: ignore[arg-type]
+        try:
+            yield inbox
+        finally:
+            if routes is None:
+                self._everything.discard(inbox)
+            else:
+                members = routes[key]  # type: ignore[index]
+                members.discard(inbox)
+                if not members:
+                    del routes[key]  # type: ignore[arg-type]
+
+    def publish(self, notices: list[EventNotice]) -> None:
+        for notice in notices:
+            for inbox in (
+                *self._by_task.get(notice.task_id, ()), *self._by_owner.get(notice.owner_id, ()), *self._everything
+            ):
+                inbox.offer(notice)
+
+    def resync_all(self) -> None:
+        for inbox in (*self._everything, *(i for s in self._by_task.values() for i in s),
+                      *(i for s in self._by_owner.values() for i in s)):
+            inbox.resync()
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+
+class InProcessBroker(Broker):
+    """The embedded default's broker: one process, told by the Database after each commit."""
+
+    def __init__(self, database: Database, inbox_size: int = INBOX_SIZE) -> None:
+        super().__init__(inbox_size)
+        self.database = database
+
+    async def start(self) -> None:
+        self.database.commit_listeners.append(self.publish)
+
+    async def stop(self) -> None:
+        with suppress(ValueError):
+            self.database.commit_listeners.remove(self.publish)
+
+
+class PostgresBroker(Broker):
+    """LISTENs on a dedicated asyncpg connection, so a commit on any worker on any host reaches us.
+
+    The NOTIFY is issued by the writing transaction itself (db.events.announce_events),
+    so this process's own writes arrive the same way as everyone else's. When
+    the connection drops it is re-established and every subscriber re-reads the log.
+    """
+
+    def __init__(self, dsn: str, inbox_size: int = INBOX_SIZE, *, health_interval: float = 10.0,
+                 retry_delay: float = 0.5) -> None:
+        super().__init__(inbox_size)
+        self.dsn = dsn
+        self.health_interval = health_interval
+        self.retry_delay = retry_delay
+        self._connection: asyncpg.Connection | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+        self.reconnects = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "PostgresBroker":
+        url = make_url(settings.database_url).set(drivername="postgresql")
+        return cls(url.render_as_string(hide_password=False))
+
+    async def start(self) -> None:
+        self._supervisor = asyncio.create_task(self._supervise(), name="auditgraph-event-listener")
+        # Serve only once listening, so no subscriber starts before notices can arrive.
+        waiter = asyncio.create_task(self._connected.wait())
+        await asyncio.wait({waiter, self._supervisor}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if self._supervisor.done():
+            self._supervisor.result()
+
+    async def stop(self) -> None:
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._supervisor
+        await self._close()
+
+    async def _close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None and not connection.is_closed():
+            with suppress(Exception):
+                await asyncio.wait_for(connection.close(), timeout=2)
+
+    def _on_notification(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            notice = EventNotice.decode(payload)
+        except (ValueError, TypeError):
+            logger.warning("ignoring a malformed event notification")
+            return
+        self.publish([notice])
+
+    async def _supervise(self) -> None:
+        first = True
+        while True:
+            lost = asyncio.Event()
+            try:
+                self._connection = await asyncpg.connect(self.dsn)
+                self._connection.add_termination_listener(lambda _connection: lost.set())
+                await self._connection.add_listener(EVENT_CHANNEL, self._on_notification)
+            except Exception as error:  # noqa: BLE001 - whatever it was, try again
+                if first and not self._connected.is_set():
+                    raise
+                logger.warning("event listener cannot connect (%s); retrying", error)
+                await asyncio.sleep(self.retry_delay)
+                continue
+            if not first:
+                self.reconnects += 1
+                logger.info("event listener reconnected; subscribers re-read the log")
+                # Whatever was committed while we were deaf is in the log.
+                self.resync_all()
+            first = False
+            self._connected.set()
+            await self._watch(lost)
+            await self._close()
+
+    async def _watch(self, lost: asyncio.Event) -> None:
+        """Return once the connection is gone: closed under us, or silent to a health check."""
+        while not lost.is_set():
+            with suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(lost.wait(), timeout=self.health_interval)
+                return
+            connection = self._connection
+            try:
+                assert connection is not None
+                await asyncio.wait_for(connection.fetchval("SELECT 1"), timeout=self.health_interval)
+            except Exception as error:  # noqa: BLE001 - any failure means: reconnect
+                logger.warning("event listener connection lost (%s)", error)
+                return
+
+
+def create_broker(database: Database, settings: Settings) -> Broker:
+    """Chosen by the database: the broker must see every worker's writes."""
+    if database.dialect == "postgresql":
+        return PostgresBroker.from_settings(settings)
+    return InProcessBroker(database)

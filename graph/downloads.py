@@ -1,0 +1,93 @@
+"""Downloads of stored files: a task's original and its artifacts, for whoever may read the task."""
+
+import logging
+import mimetypes
+import uuid
+
+from sqlalchemy import select
+from starlette.requests import Request
+from starlette.responses import FileResponse, PlainTextResponse, Response
+
+from db.access import Viewer, task_scope
+from db.engine import Database
+from db.errors import Unauthenticated
+from db.models import Artifact, Task
+from db.settings import Settings
+from db.storage import stored_path
+from graph.tokens import bearer_token
+from graph.view import viewer_from_token
+
+logger = logging.getLogger("auditgraph.downloads")
+
+# Served as attachments that the browser must not reinterpret: an uploaded
+# file is never rendered as a page of this origin.
+FILE_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"}
+
+
+def _not_found() -> Response:
+    # Another user's file and a missing one look the same.
+    return PlainTextResponse("Not Found", status_code=404)
+
+
+async def _viewer(request: Request) -> Viewer | Response:
+    settings: Settings = request.app.state.settings
+    database: Database = request.app.state.database
+    try:
+        viewer = await viewer_from_token(bearer_token(request.headers.get("authorization")), database, settings)
+    except Unauthenticated as error:
+        viewer, reason = None, error.message
+    else:
+        reason = "send a bearer token in the Authorization header"
+    if viewer is None:
+        return PlainTextResponse(reason, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+    return viewer
+
+
+def _file(request: Request, relative_path: str, content_type: str | None, filename: str) -> Response:
+    settings: Settings = request.app.state.settings
+    path = stored_path(settings.upload_dir, relative_path)
+    if not path.is_file():
+        logger.error("stored file %s is missing", relative_path)
+        return _not_found()
+    return FileResponse(
+        path, media_type=content_type or "application/octet-stream", filename=filename, headers=FILE_HEADERS
+    )
+
+
+async def download_task_file(request: Request) -> Response:
+    viewer = await _viewer(request)
+    if isinstance(viewer, Response):
+        return viewer
+    task_id: uuid.UUID = request.path_params["task_id"]
+    database: Database = request.app.state.database
+    async with database.sessions() as session:
+        row = (
+            await session.execute(
+                select(Task.file_path, Task.content_type, Task.original_filename).where(
+                    Task.id == task_id, Task.file_path.is_not(None), viewer.visible_tasks()
+                )
+            )
+        ).one_or_none()
+    if row is None:
+        return _not_found()
+    return _file(request, row.file_path, row.content_type, row.original_filename or "download")
+
+
+async def download_artifact(request: Request) -> Response:
+    viewer = await _viewer(request)
+    if isinstance(viewer, Response):
+        return viewer
+    artifact_id: uuid.UUID = request.path_params["artifact_id"]
+    database: Database = request.app.state.database
+    async with database.sessions() as session:
+        row = (
+            await session.execute(
+                select(Artifact.file_path, Artifact.content_type, Artifact.kind, Artifact.index).where(
+                    Artifact.id == artifact_id, task_scope(viewer, Artifact.task_id)
+                )
+            )
+        ).one_or_none()
+    if row is None:
+        return _not_found()
+    extension = mimetypes.guess_extension(row.content_type) or ""
+    return _file(request, row.file_path, row.content_type, f"{row.kind}-{row.index}{extension}")

@@ -1,0 +1,203 @@
+"""Live task events: the log replayed first, then live notices, with no gap and no duplicate.
+
+A subscription subscribes to the broker *before* reading the log, so an event
+committed during the replay is announced to it; every read is "the log after
+the last sequence delivered", so the seam de-duplicates itself. Between events
+a subscription holds only its inbox: each read opens a connection and returns it.
+"""
+
+import uuid
+from collections.abc import AsyncGenerator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import strawberry
+from sqlalchemy import Select, and_, or_, select
+
+from db import models
+from db.access import Viewer, task_scope
+from db.engine import Database
+from db.errors import InvalidInput, NotFound
+from db.events import EventNotice
+from graph.broker import Broker
+from graph.context import Info
+from graph.loaders import Loaders
+from graph.permissions import IsAuthenticated
+from graph.relay import from_global_id
+from graph.tasks.types import EVENT_COLUMNS, TaskEvent
+
+READ_BATCH = 200
+# How far back a myTaskEvents subscriber that fell behind looks for events of
+# tasks it has not seen yet: an event's created_at is taken inside its
+# transaction, so it can precede the commit (and the missed notice) by this long.
+RESYNC_LOOKBACK = timedelta(seconds=60)
+
+
+async def _fetch(database: Database, statement: Select[Any]) -> list[TaskEvent]:
+    async with database.engine.connect() as connection:
+        return [TaskEvent.from_row(row) for row in await connection.execute(statement)]
+
+
+async def _task_log_after(database: Database, viewer: Viewer, task_id: uuid.UUID, after: int) -> list[TaskEvent]:
+    return await _fetch(
+        database,
+        select(*EVENT_COLUMNS)
+        .where(
+            models.TaskEvent.task_id == task_id,
+            models.TaskEvent.sequence > after,
+            task_scope(viewer, models.TaskEvent.task_id),
+        )
+        .order_by(models.TaskEvent.sequence)
+        .limit(READ_BATCH),
+    )
+
+
+async def _visible_last_sequence(database: Database, viewer: Viewer, task_id: uuid.UUID) -> int:
+    async with database.engine.connect() as connection:
+        last = await connection.scalar(
+            select(models.Task.last_event_sequence).where(models.Task.id == task_id, viewer.visible_tasks())
+        )
+    if last is None:
+        # Another user's task is reported as missing, exactly like a task that does not exist.
+        raise NotFound("task not found")
+    return last
+
+
+def _refresh_loaders(info: Info, viewer: Viewer) -> None:
+    # A connection lives for hours: fresh loaders per delivery, so a nested
+    # `task` is read as it is now, not as it was cached at the first event.
+    info.context.loaders = Loaders(info.context.database, viewer)
+
+
+async def task_event_stream(
+    info: Info, task_id: uuid.UUID, after_sequence: int | None
+) -> AsyncGenerator[TaskEvent, None]:
+    context = info.context
+    viewer = context.require_viewer()
+    broker: Broker = context.broker
+    with broker.subscribe(task_id=task_id) as inbox:
+        current = await _visible_last_sequence(context.database, viewer, task_id)
+        last = current if after_sequence is None else after_sequence
+        while True:
+            events = await _task_log_after(context.database, viewer, task_id, last)
+            if events:
+                _refresh_loaders(info, viewer)
+            for event in events:
+                yield event
+                last = event.sequence
+            if len(events) == READ_BATCH:
+                continue
+            # Sleep until a notice says the log grew past what we delivered.
+            while True:
+                notices, behind = await inbox.next_batch()
+                if behind or any(notice.sequence > last for notice in notices):
+                    break
+
+
+def _events_of_tasks_after(viewer: Viewer, after: dict[uuid.UUID, int]) -> Select[Any]:
+    return (
+        select(*EVENT_COLUMNS)
+        .where(
+            or_(*(
+                and_(models.TaskEvent.task_id == task_id, models.TaskEvent.sequence > sequence)
+                for task_id, sequence in after.items()
+            )),
+            task_scope(viewer, models.TaskEvent.task_id),
+        )
+        .order_by(models.TaskEvent.task_id, models.TaskEvent.sequence)
+    )
+
+
+def _events_since(viewer: Viewer, since: datetime) -> Select[Any]:
+    return (
+        select(*EVENT_COLUMNS)
+        .where(models.TaskEvent.created_at >= since, task_scope(viewer, models.TaskEvent.task_id))
+        .order_by(models.TaskEvent.created_at, models.TaskEvent.task_id, models.TaskEvent.sequence)
+    )
+
+
+def _unseen(events: Sequence[TaskEvent], delivered: dict[uuid.UUID, int]) -> list[TaskEvent]:
+    return [event for event in events if event.sequence > delivered.get(event.task_pk, 0)]
+
+
+async def my_task_event_stream(info: Info, since: datetime | None) -> AsyncGenerator[TaskEvent, None]:
+    context = info.context
+    viewer = context.require_viewer()
+    broker: Broker = context.broker
+    # The last sequence delivered per task: what makes every read de-duplicate.
+    delivered: dict[uuid.UUID, int] = {}
+    started = datetime.now(UTC)
+    floor = since or started
+    owner = None if viewer.sees_every_task else viewer.user_id
+    with broker.subscribe(owner_id=owner) as inbox:
+        pending = await _fetch(context.database, _events_since(viewer, since)) if since else []
+        while True:
+            events = _unseen(pending, delivered)
+            if events:
+                _refresh_loaders(info, viewer)
+            for event in events:
+                if event.sequence > delivered.get(event.task_pk, 0):
+                    yield event
+                    delivered[event.task_pk] = event.sequence
+            pending = await _next_my_events(context.database, viewer, inbox, delivered, floor)
+
+
+async def _next_my_events(
+    database: Database, viewer: Viewer, inbox: Any, delivered: dict[uuid.UUID, int], floor: datetime
+) -> list[TaskEvent]:
+    while True:
+        notices, behind = await inbox.next_batch()
+        if behind:
+            # Notices were lost: recent events of every visible task, filtered by what was delivered.
+            since = max(floor, datetime.now(UTC) - RESYNC_LOOKBACK)
+            known = await _fetch(database, _events_of_tasks_after(viewer, delivered)) if delivered else []
+            recent = await _fetch(database, _events_since(viewer, since))
+            return sorted({e.pk: e for e in (*known, *recent)}.values(), key=lambda e: (e.task_pk, e.sequence))
+        after = _read_points(notices, delivered)
+        if after:
+            return await _fetch(database, _events_of_tasks_after(viewer, after))
+
+
+def _read_points(notices: list[EventNotice], delivered: dict[uuid.UUID, int]) -> dict[uuid.UUID, int]:
+    """Per task, the sequence to read after: the last delivered, or just before the first notice of a new task."""
+    after: dict[uuid.UUID, int] = {}
+    for notice in notices:
+        start = delivered.get(notice.task_id, notice.sequence - 1)
+        if notice.sequence > start:
+            after[notice.task_id] = min(after.get(notice.task_id, start), start)
+    return after
+
+
+@strawberry.type
+class TaskSubscriptions:
+    @strawberry.subscription(
+        permission_classes=[IsAuthenticated],
+        description=(
+            "A task's events as they are committed. With afterSequence, the stored events after "
+            "that sequence come first: reconnect with the last sequence you received and you miss "
+            "nothing and receive nothing twice. Without it, only events from now on."
+        ),
+    )
+    async def task_events(
+        self, info: Info, task_id: strawberry.ID, after_sequence: int | None = None
+    ) -> AsyncGenerator[TaskEvent, None]:
+        _, pk = from_global_id(task_id, "Task")
+        if after_sequence is not None and after_sequence < 0:
+            raise InvalidInput("afterSequence must not be negative")
+        async for event in task_event_stream(info, pk, after_sequence):
+            yield event
+
+    @strawberry.subscription(
+        permission_classes=[IsAuthenticated],
+        description=(
+            "Events of every task the viewer may see (a USER: their own; WORKER and ADMIN: all). "
+            "With since, stored events created at or after that instant come first (resume with the "
+            "createdAt of the last event you received and skip the (taskId, sequence) pairs you "
+            "already hold); for exact per-task resumption use taskEvents(afterSequence)."
+        ),
+    )
+    async def my_task_events(
+        self, info: Info, since: datetime | None = None
+    ) -> AsyncGenerator[TaskEvent, None]:
+        async for event in my_task_event_stream(info, since):
+            yield event

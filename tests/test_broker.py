@@ -1,0 +1,139 @@
+"""The event broker: routing, bounded inboxes, publish-after-commit, and a listener that survives a lost connection."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from db.engine import Database
+from db.enums import EventType
+from db.events import EventNotice, append_event
+from db.settings import Settings
+from graph.broker import Broker, Inbox, PostgresBroker, create_broker
+from tests.factories import make_task, make_user
+
+TIMEOUT = 10.0
+
+
+def notice(task_id: uuid.UUID | None = None, sequence: int = 1, owner_id: uuid.UUID | None = None) -> EventNotice:
+    return EventNotice(task_id or uuid.uuid4(), sequence, owner_id or uuid.uuid4())
+
+
+@pytest.fixture
+async def broker(db: Database, settings: Settings) -> AsyncIterator[Broker]:
+    chosen = create_broker(db, settings)
+    await chosen.start()
+    yield chosen
+    await chosen.stop()
+
+
+async def test_an_inbox_hands_over_everything_queued_at_once() -> None:
+    # given
+    inbox = Inbox(maxsize=4)
+    first, second = notice(sequence=1), notice(sequence=2)
+    inbox.offer(first)
+    inbox.offer(second)
+
+    # when
+    batch = await inbox.next_batch()
+
+    # then
+    assert batch == ([first, second], False)
+
+
+async def test_a_full_inbox_drops_the_notice_and_marks_its_subscriber_behind() -> None:
+    # given
+    inbox = Inbox(maxsize=1)
+    inbox.offer(notice(sequence=1))
+
+    # when
+    inbox.offer(notice(sequence=2))
+
+    # then
+    notices, behind = await inbox.next_batch()
+    assert ([n.sequence for n in notices], behind) == ([1], True)
+
+
+async def test_a_resync_wakes_a_subscriber_waiting_on_an_empty_inbox() -> None:
+    # given
+    inbox = Inbox()
+    waiting = asyncio.create_task(inbox.next_batch())
+    await asyncio.sleep(0)
+
+    # when
+    inbox.resync()
+
+    # then
+    assert await asyncio.wait_for(waiting, TIMEOUT) == ([], True)
+
+
+async def test_notices_reach_the_task_the_owner_and_everything_subscribers_only() -> None:
+    # given
+    broker = Broker()
+    task_id, owner_id = uuid.uuid4(), uuid.uuid4()
+    with broker.subscribe(task_id=task_id) as by_task, broker.subscribe(owner_id=owner_id) as by_owner, \
+            broker.subscribe(task_id=uuid.uuid4()) as other_task, broker.subscribe() as everything:
+        # when
+        broker.publish([notice(task_id, 2, owner_id)])
+
+        # then
+        for inbox in (by_task, by_owner, everything):
+            assert [n.sequence for n in (await inbox.next_batch())[0]] == [2]
+        assert other_task._queue.empty()
+
+
+def test_leaving_a_subscription_forgets_its_inbox() -> None:
+    broker = Broker()
+    with broker.subscribe(task_id=uuid.uuid4()), broker.subscribe(owner_id=uuid.uuid4()), broker.subscribe():
+        assert broker.subscriber_count == 3
+    assert broker.subscriber_count == 0
+
+
+async def test_events_are_published_only_once_their_transaction_commits(db: Database, broker: Broker) -> None:
+    # given
+    async with db.transaction() as session:
+        owner = await make_user(session)
+        task_id = (await make_task(session, owner)).id
+
+    with broker.subscribe(task_id=task_id) as inbox:
+        # when
+        async with db.transaction() as session:
+            await append_event(session, task_id, EventType.PROGRESS)
+            await asyncio.sleep(0.1)
+            heard_before_commit = not inbox._queue.empty()
+        notices, _ = await asyncio.wait_for(inbox.next_batch(), TIMEOUT)
+
+    # then
+    assert not heard_before_commit
+    assert notices == [EventNotice(task_id, 2, owner.id)]
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_a_lost_listener_connection_is_reestablished_and_subscribers_told_to_reread(
+    db: Database, settings: Settings
+) -> None:
+    # given
+    broker = PostgresBroker.from_settings(settings)
+    await broker.start()
+    try:
+        with broker.subscribe() as inbox:
+            assert broker._connection is not None
+            pid = broker._connection.get_server_pid()
+
+            # when: the server kills the listener's backend
+            killer = await asyncpg.connect(broker.dsn)
+            await killer.execute("SELECT pg_terminate_backend($1)", pid)
+            await killer.close()
+
+            # then: the subscriber is told to re-read the log, and live notices flow again
+            assert (await asyncio.wait_for(inbox.next_batch(), TIMEOUT))[1] is True
+            async with db.transaction() as session:
+                owner = await make_user(session)
+                task_id = (await make_task(session, owner)).id
+            notices, _ = await asyncio.wait_for(inbox.next_batch(), TIMEOUT)
+            assert notices == [EventNotice(task_id, 1, owner.id)]
+            assert broker.reconnects == 1
+    finally:
+        await broker.stop()

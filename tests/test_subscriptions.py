@@ -1,0 +1,415 @@
+"""Live task events over real WebSockets against a real uvicorn, on both protocols and both databases."""
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from db.access import SYSTEM
+from db.engine import Database
+from db.enums import EventType, Role, TaskStatus
+from db.events import append_event
+from db.models import User
+from db.settings import Settings
+from db.tasks import claim_next_task, transition_task
+from db.analyses import record_analysis
+from graph.relay import to_global_id
+from graph.tokens import issue_token
+from tests.cli import free_port, start_cli
+from tests.conftest import make_settings
+from tests.factories import analysis_input, make_task, make_user
+from tests.live import LEGACY_WS, PROTOCOLS, TRANSPORT_WS, LiveServer, Refused, bearer, graphql_socket, live_server
+
+TASK_EVENTS = """
+subscription($taskId: ID!, $after: Int) {
+  taskEvents(taskId: $taskId, afterSequence: $after) { id sequence type data createdAt taskId }
+}
+"""
+MY_TASK_EVENTS = """
+subscription($since: DateTime) { myTaskEvents(since: $since) { sequence type taskId } }
+"""
+
+
+@pytest.fixture
+async def server(settings: Settings) -> AsyncIterator[LiveServer]:
+    async with live_server(settings) as running:
+        yield running
+
+
+@pytest.fixture(params=PROTOCOLS)
+def protocol(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def database(server: LiveServer) -> Database:
+    # The server's own Database: on SQLite its commits reach the in-process broker.
+    return server.app.state.database
+
+
+async def account(server: LiveServer, role: Role = Role.USER) -> tuple[User, str]:
+    async with database(server).transaction() as session:
+        user = await make_user(session, role=role)
+    return user, issue_token(user.id, server.app.state.settings)[0]
+
+
+async def queued_task(server: LiveServer, owner: User) -> uuid.UUID:
+    async with database(server).transaction() as session:
+        return (await make_task(session, owner)).id
+
+
+async def progress(db: Database, task_id: uuid.UUID, count: int = 1) -> None:
+    async with db.transaction() as session:
+        for step in range(count):
+            await append_event(session, task_id, EventType.PROGRESS, {"step": step})
+
+
+async def received(socket: Any, count: int) -> list[dict[str, Any]]:
+    events = []
+    for _ in range(count):
+        payload = await socket.next()
+        assert "errors" not in payload, payload
+        events.append(next(iter(payload["data"].values())))
+    return events
+
+
+async def test_a_subscriber_receives_the_whole_lifecycle_in_order(server: LiveServer, protocol: str) -> None:
+    # given
+    owner, token = await account(server)
+    task_id = await queued_task(server, owner)
+    worker, _ = await account(server, Role.WORKER)
+    db = database(server)
+
+    async with graphql_socket(server.ws_url, protocol, bearer(token)) as socket:
+        await socket.subscribe(TASK_EVENTS, {"taskId": to_global_id("Task", task_id), "after": 1})
+
+        # when
+        async with db.transaction() as session:
+            assert (await claim_next_task(session, worker.id)).id == task_id
+        async with db.transaction() as session:
+            await append_event(session, task_id, EventType.PROGRESS, {"percent": 50})
+        async with db.transaction() as session:
+            await record_analysis(session, task_id, analysis_input(verdict="APPROVED"), viewer=SYSTEM)
+        async with db.transaction() as session:
+            await transition_task(session, task_id, TaskStatus.COMPLETED, viewer=SYSTEM)
+        events = await received(socket, 4)
+
+    # then
+    assert [(e["sequence"], e["type"]) for e in events] == [
+        (2, "STATUS_CHANGED"), (3, "PROGRESS"), (4, "ANALYSIS_RECORDED"), (5, "STATUS_CHANGED"),
+    ]
+    assert events[0]["data"] == {"from": "QUEUED", "to": "PROCESSING", "workerId": str(worker.id)}
+    assert events[1]["data"] == {"percent": 50}
+    assert events[2]["data"]["verdict"] == "APPROVED" and events[2]["data"]["findingCount"] == 2
+    assert events[3]["data"] == {"from": "PROCESSING", "to": "COMPLETED"}
+    assert {e["taskId"] for e in events} == {to_global_id("Task", task_id)}
+
+
+async def test_a_reconnecting_subscriber_gets_what_it_missed_once_then_live_events(
+    server: LiveServer, protocol: str
+) -> None:
+    # given: the subscriber saw event 2, then dropped while 3 and 4 were written
+    owner, token = await account(server)
+    task_id = await queued_task(server, owner)
+    variables = {"taskId": to_global_id("Task", task_id), "after": 1}
+    async with graphql_socket(server.ws_url, protocol, bearer(token)) as socket:
+        await socket.subscribe(TASK_EVENTS, variables)
+        await progress(database(server), task_id)
+        last_seen = (await received(socket, 1))[0]["sequence"]
+    await progress(database(server), task_id, count=2)
+
+    # when
+    async with graphql_socket(server.ws_url, protocol, bearer(token)) as socket:
+        await socket.subscribe(TASK_EVENTS, variables | {"after": last_seen})
+        replayed = await received(socket, 2)
+        await progress(database(server), task_id)
+        live = await received(socket, 1)
+        nothing_more = await socket.silent()
+
+    # then
+    assert [e["sequence"] for e in replayed + live] == [3, 4, 5]
+    assert nothing_more
+
+
+async def test_events_written_during_the_replay_arrive_without_gap_or_duplicate(server: LiveServer) -> None:
+    # given
+    owner, token = await account(server)
+    task_id = await queued_task(server, owner)
+    await progress(database(server), task_id, count=30)
+
+    async def keep_writing() -> None:
+        for _ in range(20):
+            await progress(database(server), task_id)
+
+    # when
+    async with graphql_socket(server.ws_url, TRANSPORT_WS, bearer(token)) as socket:
+        writer = asyncio.create_task(keep_writing())
+        await socket.subscribe(TASK_EVENTS, {"taskId": to_global_id("Task", task_id), "after": 0})
+        events = await received(socket, 51)
+        await writer
+        nothing_more = await socket.silent()
+
+    # then
+    assert [e["sequence"] for e in events] == list(range(1, 52))
+    assert nothing_more
+
+
+async def test_without_after_sequence_only_new_events_arrive(server: LiveServer) -> None:
+    # given
+    owner, token = await account(server)
+    task_id = await queued_task(server, owner)
+
+    async with graphql_socket(server.ws_url, TRANSPORT_WS, bearer(token)) as socket:
+        await socket.subscribe(TASK_EVENTS, {"taskId": to_global_id("Task", task_id)})
+        await asyncio.sleep(0.2)  # let the subscription start before the write
+
+        # when
+        await progress(database(server), task_id)
+        events = await received(socket, 1)
+
+    # then
+    assert [e["sequence"] for e in events] == [2]
+
+
+async def test_a_rolled_back_event_is_never_delivered(server: LiveServer) -> None:
+    # given
+    owner, token = await account(server)
+    task_id = await queued_task(server, owner)
+    async with graphql_socket(server.ws_url, TRANSPORT_WS, bearer(token)) as socket:
+        await socket.subscribe(TASK_EVENTS, {"taskId": to_global_id("Task", task_id), "after": 1})
+
+        # when
+        with pytest.raises(RuntimeError):
+            async with database(server).transaction() as session:
+                await append_event(session, task_id, EventType.PROGRESS, {"doomed": True})
+                raise RuntimeError("the request failed")
+        await progress(database(server), task_id)
+        events = await received(socket, 1)
+
+    # then
+    assert [(e["sequence"], e["data"]) for e in events] == [(2, {"step": 0})]
+
+
+async def test_a_slow_subscriber_whose_queue_overflows_still_receives_everything(server: LiveServer) -> None:
+    # given: room for one notice only
+    server.app.state.broker.inbox_size = 1
+    owner, token = await account(server)
+    task_id = await queued_task(server, owner)
+
+    async with graphql_socket(server.ws_url, TRANSPORT_WS, bearer(token)) as socket:
+        await socket.subscribe(TASK_EVENTS, {"taskId": to_global_id("Task", task_id), "after": 1})
+        await asyncio.sleep(0.2)
+
+        # when: many notices at once, in several transactions
+        for _ in range(5):
+            await progress(database(server), task_id, count=5)
+        events = await received(socket, 25)
+        nothing_more = await socket.silent()
+
+    # then
+    assert [e["sequence"] for e in events] == list(range(2, 27))
+    assert nothing_more
+
+
+async def test_a_connection_without_a_token_is_refused(server: LiveServer, protocol: str) -> None:
+    with pytest.raises(Refused) as refused:
+        async with graphql_socket(server.ws_url, protocol, {}) as socket:
+            await socket.receive()
+
+    assert refused.value.code == 4403 if protocol == TRANSPORT_WS else refused.value.payload["code"] == "UNAUTHENTICATED"
+
+
+async def test_a_connection_with_a_bad_token_is_refused(server: LiveServer, protocol: str) -> None:
+    with pytest.raises(Refused) as refused:
+        async with graphql_socket(server.ws_url, protocol, {"token": "not-a-token"}) as socket:
+            await socket.receive()
+
+    if protocol == LEGACY_WS:
+        assert refused.value.payload == {"message": "the token is invalid", "code": "UNAUTHENTICATED"}
+    else:
+        assert refused.value.code == 4403
+
+
+async def test_the_token_may_travel_as_a_bare_token_field(server: LiveServer) -> None:
+    # given
+    owner, token = await account(server)
+    task_id = await queued_task(server, owner)
+
+    # when
+    async with graphql_socket(server.ws_url, LEGACY_WS, {"token": token}) as socket:
+        await socket.subscribe(TASK_EVENTS, {"taskId": to_global_id("Task", task_id), "after": 0})
+        events = await received(socket, 1)
+
+    # then
+    assert events[0]["type"] == "CREATED"
+
+
+async def test_a_user_cannot_subscribe_to_someone_elses_task(server: LiveServer, protocol: str) -> None:
+    # given
+    owner, _ = await account(server)
+    task_id = await queued_task(server, owner)
+    _, stranger_token = await account(server)
+
+    # when
+    async with graphql_socket(server.ws_url, protocol, bearer(stranger_token)) as socket:
+        await socket.subscribe(TASK_EVENTS, {"taskId": to_global_id("Task", task_id), "after": 0})
+        payload = await socket.next()
+
+    # then: refused, and told nothing of the task's existence
+    assert payload.get("data") is None
+    assert [error["extensions"]["code"] for error in payload["errors"]] == ["NOT_FOUND"]
+
+
+async def test_my_task_events_never_carries_another_users_events(server: LiveServer, protocol: str) -> None:
+    # given
+    me, token = await account(server)
+    someone, _ = await account(server)
+    mine = await queued_task(server, me)
+    theirs = await queued_task(server, someone)
+
+    async with graphql_socket(server.ws_url, protocol, bearer(token)) as socket:
+        await socket.subscribe(MY_TASK_EVENTS)
+        await asyncio.sleep(0.2)
+
+        # when
+        await progress(database(server), theirs)
+        await progress(database(server), mine)
+        events = await received(socket, 1)
+        nothing_more = await socket.silent()
+
+    # then
+    assert [(e["taskId"], e["sequence"]) for e in events] == [(to_global_id("Task", mine), 2)]
+    assert nothing_more
+
+
+async def test_a_workers_my_task_events_carries_every_task(server: LiveServer) -> None:
+    # given
+    _, worker_token = await account(server, Role.WORKER)
+    first, second = (await account(server))[0], (await account(server))[0]
+    first_task, second_task = await queued_task(server, first), await queued_task(server, second)
+
+    async with graphql_socket(server.ws_url, TRANSPORT_WS, bearer(worker_token)) as socket:
+        await socket.subscribe(MY_TASK_EVENTS)
+        await asyncio.sleep(0.2)
+
+        # when
+        await progress(database(server), first_task)
+        await progress(database(server), second_task)
+        events = await received(socket, 2)
+
+    # then
+    assert {e["taskId"] for e in events} == {to_global_id("Task", first_task), to_global_id("Task", second_task)}
+
+
+async def test_my_task_events_since_replays_the_viewers_recent_events_first(server: LiveServer) -> None:
+    # given
+    me, token = await account(server)
+    task_id = await queued_task(server, me)
+    await progress(database(server), task_id, count=2)
+
+    # when
+    async with graphql_socket(server.ws_url, TRANSPORT_WS, bearer(token)) as socket:
+        await socket.subscribe(MY_TASK_EVENTS, {"since": "2000-01-01T00:00:00+00:00"})
+        replayed = await received(socket, 3)
+        await progress(database(server), task_id)
+        live = await received(socket, 1)
+
+    # then
+    assert [e["sequence"] for e in replayed + live] == [1, 2, 3, 4]
+
+
+async def test_a_closed_socket_frees_its_subscription(server: LiveServer) -> None:
+    # given
+    owner, token = await account(server)
+    task_id = await queued_task(server, owner)
+    broker = server.app.state.broker
+    async with graphql_socket(server.ws_url, LEGACY_WS, bearer(token)) as socket:
+        await socket.subscribe(TASK_EVENTS, {"taskId": to_global_id("Task", task_id), "after": 0})
+        await received(socket, 1)
+        assert broker.subscriber_count == 1
+
+    # when: the socket is gone
+    deadline = time.monotonic() + 5
+    while broker.subscriber_count and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+
+    # then
+    assert broker.subscriber_count == 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_a_page_on_an_unlisted_origin_cannot_open_a_socket(server: LiveServer) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(server.ws_url, subprotocols=[TRANSPORT_WS],  # type: ignore[list-item]
+                           additional_headers={"Origin": "https://evil.example"}):
+            pass
+
+    assert refused.value.response.status_code == 403
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_same_origin_and_configured_origins_may_open_a_socket(database_url: str, data_dir: Any) -> None:
+    settings = make_settings(database_url, data_dir, websocket_allowed_origins=["https://app.example"])
+    async with live_server(settings) as server:
+        owner, token = await account(server)
+        for origin in ("https://app.example", f"http://127.0.0.1:{server.port}"):
+            async with graphql_socket(server.ws_url, TRANSPORT_WS, bearer(token), origin=origin) as socket:
+                await socket.subscribe(TASK_EVENTS, {"taskId": to_global_id("Task", await queued_task(server, owner)),
+                                                     "after": 0})
+                assert (await received(socket, 1))[0]["type"] == "CREATED"
+
+
+@pytest.fixture
+def two_servers(settings: Settings) -> Iterator[tuple[int, int]]:
+    environment = {"DATABASE_URL": settings.database_url, "DATA_DIR": str(settings.data_dir),
+                   "SECRET_KEY": settings.secret_key, "LOG_LEVEL": "warning"}
+    ports = free_port(), free_port()
+    processes = [start_cli("serve", "--port", str(port), **environment) for port in ports]
+    try:
+        for port, process in zip(ports, processes):
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert process.poll() is None, process.stdout.read() if process.stdout else ""
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.1)
+        yield ports
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_a_write_anywhere_reaches_subscribers_on_every_server_process(
+    two_servers: tuple[int, int], db: Database, settings: Settings
+) -> None:
+    # given: a subscriber on each of two uvicorn processes sharing one PostgreSQL
+    async with db.transaction() as session:
+        owner = await make_user(session)
+        task_id = (await make_task(session, owner)).id
+    token = issue_token(owner.id, settings)[0]
+    variables = {"taskId": to_global_id("Task", task_id), "after": 1}
+    urls = [f"ws://127.0.0.1:{port}/graphql" for port in two_servers]
+    async with graphql_socket(urls[0], TRANSPORT_WS, bearer(token)) as on_a, \
+            graphql_socket(urls[1], LEGACY_WS, bearer(token)) as on_b:
+        await on_a.subscribe(TASK_EVENTS, variables)
+        await on_b.subscribe(TASK_EVENTS, variables)
+
+        # when: a third process (this test) writes and commits
+        async with db.transaction() as session:
+            await claim_next_task(session)
+        events = [await received(on_a, 1), await received(on_b, 1)]
+
+    # then
+    assert [[(e["sequence"], e["type"]) for e in got] for got in events] == [[(2, "STATUS_CHANGED")]] * 2
