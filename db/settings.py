@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     max_query_tokens: int = Field(default=5000, gt=0)
     max_aliases: int = Field(default=30, ge=0)
     introspection_enabled: bool = True
+    # Runs common queries from cached plans instead of graphql-core's executor
+    # (graph/compiled.py); off switches back to the standard path everywhere.
+    compiled_execution: bool = True
 
     login_max_failures: int = Field(default=5, gt=0)
     login_lockout_seconds: float = Field(default=300.0, gt=0)

@@ -1,5 +1,6 @@
 """The ASGI application: create_app(settings) builds everything in its lifespan."""
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ from graph.view import AuditGraphView
 
 logger = logging.getLogger("auditgraph")
 WEBSOCKET_KEEP_ALIVE_SECONDS = 15.0
+GC_YOUNG_THRESHOLD = 20_000
 
 
 class GraphQLEndpoint:
@@ -29,6 +31,19 @@ class GraphQLEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await scope["app"].state.graphql(scope, receive, send)
+
+
+def settle_garbage_collector() -> None:
+    """Keep full collections rare and short once everything long-lived exists.
+
+    A request allocates thousands of short-lived objects; with the default
+    thresholds that triggers a full collection every few requests, each
+    walking every module, type and plan in memory (tens of milliseconds of
+    p99). Freezing moves what start-up built out of the collector's sight.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -58,6 +73,7 @@ def create_app(settings: Settings) -> Starlette:
             keep_alive=True,
             keep_alive_interval=WEBSOCKET_KEEP_ALIVE_SECONDS,
         )
+        settle_garbage_collector()
         try:
             yield
         finally:

@@ -19,6 +19,7 @@ from strawberry.schema.config import StrawberryConfig
 from db.settings import Settings
 from graph.analyses.mutations import AnalysisMutations
 from graph.analyses.queries import FindingQueries
+from graph.compiled import CompiledExecution, PlanCache
 from graph.dashboard.queries import DashboardQueries
 from graph.errors import ErrorCodes, public_error
 from graph.node import NodeQueries
@@ -64,6 +65,7 @@ class AuditGraphSchema(strawberry.Schema):
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or Settings(_env_file=None)
+    plans = PlanCache(maxsize=DOCUMENT_CACHE_SIZE)
     # The limit rules are built once: ValidationCache keys on the rule
     # classes, so rebuilding them per request would defeat the cache.
     limit_rules = [
@@ -77,6 +79,8 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         lambda: AddValidationRules(limit_rules),
         lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
     ]
+    if settings.compiled_execution:
+        extensions.append(lambda: CompiledExecution(plans))
     if not settings.introspection_enabled:
         extensions.append(DisableIntrospection)
     return AuditGraphSchema(

@@ -1,0 +1,72 @@
+"""Compiled execution answers exactly as graphql-core does, and leaves to it what it cannot run."""
+
+from typing import Any
+
+import pytest
+from graphql import parse
+from sqlalchemy import select
+from starlette.applications import Starlette
+
+from db.access import Viewer
+from db.models import User
+from db.settings import Settings
+from graph.compiled import Unsupported, compile_query
+from graph.relay import to_global_id
+from graph.schema import build_schema
+from tests.api import Api
+from tests.factories import make_analysed_task, make_task
+
+QUERIES = [
+    """query($first: Int!) { tasks(first: $first, orderBy: {field: CREATED_AT, direction: DESC}) { totalCount
+         edges { cursor node { id status originalFilename fileSize createdAt startedAt
+           analysis { verdict complianceScore confidenceScore findingCounts { total critical }
+             findings { severity ruleId message remediation evidence sources { pageNumber snippet } } } } }
+         pageInfo { hasNextPage endCursor } } }""",
+    """fragment T on Task { id status owner { email __typename } }
+       query { a: tasks(first: 1) { edges { node { ...T ... on Task { fileHash } } } }
+               b: tasks(last: 2) { edges { node { ...T } } } me { email role } }""",
+    """query($id: ID!) { task(id: $id) { id analysis { findings(severity: [CRITICAL]) { ruleId } task { id } } events { edges { node { sequence type data } } } } }""",
+    """query($id: ID!) { node(id: $id) { id ... on Task { status } } }""",
+    """query($id: ID!, $skip: Boolean!) { task(id: $id) { id status @skip(if: $skip) } }""",
+    """{ tasks(first: 1000) { totalCount } }""",
+    """{ dashboard { totalTasks tasksByStatus { status count } } }""",
+]
+
+
+async def _execute(schema: Any, app: Starlette, viewer: Viewer, query: str, variables: dict[str, Any]) -> Any:
+    context = app.state.graphql.make_context(None, None, viewer, None)
+    result = await schema.execute(query, variable_values=variables, context_value=context)
+    return result.data, [(e.message, e.path, (e.extensions or {}).get("code")) for e in result.errors or []]
+
+
+@pytest.mark.parametrize("query", QUERIES, ids=range(len(QUERIES)))
+async def test_compiled_and_standard_execution_answer_the_same(api: Api, app: Starlette, settings: Settings, query: str) -> None:
+    # given
+    await api.sign_up("alice@example.com")
+    async with api.database.transaction() as session:
+        owner = await session.scalar(select(User).where(User.email == "alice@example.com"))
+        assert owner is not None
+        task, _ = await make_analysed_task(session, owner)
+        await make_analysed_task(session, owner)
+        await make_task(session, owner)
+    viewer = Viewer(owner.id, owner.role)
+    variables = {"first": 3, "id": to_global_id("Task", task.id), "skip": False}
+    compiled = build_schema(settings)
+    standard = build_schema(settings.model_copy(update={"compiled_execution": False}))
+
+    # when
+    fast = await _execute(compiled, app, viewer, query, variables)
+    slow = await _execute(standard, app, viewer, query, variables)
+
+    # then
+    assert fast == slow
+
+
+def test_the_dashboard_read_is_compiled_and_unsupported_shapes_are_not() -> None:
+    schema = build_schema()._schema
+    compile_query(schema, parse(QUERIES[0]), None)
+    compile_query(schema, parse(QUERIES[1]), None)
+    for unsupported in (QUERIES[3], QUERIES[4], "mutation { login(email: \"a\", password: \"b\") { token } }",
+                        "{ __schema { types { name } } }"):
+        with pytest.raises(Unsupported):
+            compile_query(schema, parse(unsupported), None)
