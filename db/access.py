@@ -3,7 +3,7 @@
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, select, true
+from sqlalchemy import BindParameter, ColumnElement, Uuid, bindparam, select, true
 
 from db.enums import Role
 from db.models import Analysis, Task
@@ -18,11 +18,20 @@ class Viewer:
     def sees_every_task(self) -> bool:
         return self.role in (Role.WORKER, Role.ADMIN)
 
+    @property
+    def id_parameter(self) -> BindParameter[uuid.UUID]:
+        # A named parameter, so a statement built once can be run for any viewer
+        # by passing {VIEWER_ID: viewer.user_id}; without it, nothing matches NULL.
+        return bindparam(VIEWER_ID, self.user_id, type_=Uuid())
+
     def visible_tasks(self) -> ColumnElement[bool]:
         """The WHERE clause that limits tasks (and everything beneath them) to this viewer."""
         if self.sees_every_task:
             return true()
-        return Task.user_id == self.user_id
+        return Task.user_id == self.id_parameter
+
+
+VIEWER_ID = "viewer_id"
 
 
 # The pipeline and the operator's CLI act as the system: every row is in scope.
@@ -33,7 +42,7 @@ def task_scope(viewer: Viewer, task_id: ColumnElement[uuid.UUID]) -> ColumnEleme
     """Limit rows that hang off a task (by `task_id`) to tasks the viewer may see."""
     if viewer.sees_every_task:
         return true()
-    return task_id.in_(select(Task.id).where(Task.user_id == viewer.user_id))
+    return task_id.in_(select(Task.id).where(Task.user_id == viewer.id_parameter))
 
 
 def analysis_scope(viewer: Viewer, analysis_id: ColumnElement[uuid.UUID]) -> ColumnElement[bool]:
@@ -41,7 +50,7 @@ def analysis_scope(viewer: Viewer, analysis_id: ColumnElement[uuid.UUID]) -> Col
     if viewer.sees_every_task:
         return true()
     return analysis_id.in_(
-        select(Analysis.id).join(Task, Task.id == Analysis.task_id).where(Task.user_id == viewer.user_id)
+        select(Analysis.id).join(Task, Task.id == Analysis.task_id).where(Task.user_id == viewer.id_parameter)
     )
 
 
@@ -49,4 +58,4 @@ def user_scope(viewer: Viewer, user_id: ColumnElement[uuid.UUID]) -> ColumnEleme
     """A USER sees only themselves; workers see owners of the tasks they handle; admins everyone."""
     if viewer.sees_every_task:
         return true()
-    return user_id == viewer.user_id
+    return user_id == viewer.id_parameter

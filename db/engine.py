@@ -60,26 +60,25 @@ class Database:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     write_sessions: async_sessionmaker[AsyncSession]
-    # Single-statement reads (loaders, pages, counts): on PostgreSQL in
-    # autocommit, which spares each one a BEGIN and a ROLLBACK round trip.
+    # Single-statement reads (loaders, pages, counts). On PostgreSQL a pool of
+    # its own whose connections are in autocommit from the start: a read costs
+    # one round trip, where a transaction adds BEGIN and ROLLBACK and the
+    # pre-ping of a transactional connection opens and closes one more.
     reader: AsyncEngine
     # Told of the events of every committed write transaction (the in-process
     # broker listens here; on PostgreSQL the NOTIFY inside the commit suffices).
     commit_listeners: list[Callable[[list[EventNotice]], None]] = field(default_factory=list, compare=False)
 
     @classmethod
-    def from_engine(cls, engine: AsyncEngine) -> "Database":
+    def from_settings(cls, settings: Settings) -> "Database":
+        engine = create_engine(settings)
         write_engine = engine.execution_options(sqlite_begin="IMMEDIATE")
         return cls(
             engine=engine,
             sessions=async_sessionmaker(engine, expire_on_commit=False),
             write_sessions=async_sessionmaker(write_engine, expire_on_commit=False),
-            reader=engine if engine.dialect.name == "sqlite" else engine.execution_options(isolation_level="AUTOCOMMIT"),
+            reader=engine if settings.is_sqlite else create_engine(settings, isolation_level="AUTOCOMMIT"),
         )
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> "Database":
-        return cls.from_engine(create_engine(settings))
 
     @property
     def dialect(self) -> str:
@@ -99,5 +98,10 @@ class Database:
         """A connection for one read statement; use it as `async with database.read() as connection`."""
         return self.reader.connect()
 
+    @property
+    def engines(self) -> tuple[AsyncEngine, ...]:
+        return (self.engine,) if self.reader is self.engine else (self.engine, self.reader)
+
     async def dispose(self) -> None:
-        await self.engine.dispose()
+        for engine in self.engines:
+            await engine.dispose()

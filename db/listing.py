@@ -1,5 +1,6 @@
 """What lists of tasks and findings hold and in which order: filters and keyset sort keys."""
 
+import functools
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ TASK_ORDERINGS: dict[str, Any] = {
 }
 
 
+@functools.cache
 def task_sort_key(field: str, descending: bool) -> SortKey:
     return SortKey(columns=(TASK_ORDERINGS[field], Task.id), descending=descending)
 

@@ -4,6 +4,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, bindparam, func, select, tuple_
@@ -24,9 +25,11 @@ class SortKey:
     descending: bool = False
 
     def values_of(self, row: Any) -> tuple[Any, ...]:
-        return tuple(row._mapping[column.name] for column in self._labelled())
+        # keyset_page selects the key's columns last.
+        return tuple(row[len(row) - len(self.columns):])
 
-    def _labelled(self) -> tuple[ColumnElement[Any], ...]:
+    @cached_property
+    def labelled(self) -> tuple[ColumnElement[Any], ...]:
         return tuple(column.label(f"_key{i}") for i, column in enumerate(self.columns))
 
     def bind(self, values: Sequence[Any]) -> ColumnElement[Any]:
@@ -105,9 +108,8 @@ async def keyset_page(
     if limit < 0:
         raise InvalidInput("page sizes cannot be negative")
 
-    labelled = key._labelled()
     key_tuple = tuple_(*key.columns)
-    statement = statement.add_columns(*labelled)
+    statement = statement.add_columns(*key.labelled)
     if after is not None:
         bound = key.bind(after)
         statement = statement.where(key_tuple < bound if key.descending else key_tuple > bound)

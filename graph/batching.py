@@ -1,31 +1,67 @@
 """The base of every DataLoader: one short-lived connection and one SELECT per batch."""
 
-from collections.abc import Hashable, Iterable
-from typing import Any, Generic, TypeVar
+import functools
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import Any, ClassVar, Generic, TypeVar
 
 from aiodataloader import DataLoader
-from sqlalchemy import Row, Select
+from sqlalchemy import ColumnElement, Row, Select, any_, bindparam
+from sqlalchemy.dialects.postgresql import ARRAY
 
-from db.access import Viewer
+from db.access import VIEWER_ID, Viewer
 from db.engine import Database
+from db.enums import Role
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
+KEYS = "keys"
+KeyMatch = Callable[[ColumnElement[Any]], ColumnElement[bool]]
+
+# Statements are built for the shape of a viewer's scope, not for one viewer:
+# the viewer's id is a parameter of each execution.
+_SCOPE_SHAPES = {False: Viewer(user_id=None, role=Role.USER), True: Viewer(user_id=None, role=Role.ADMIN)}
+
+
+def key_match(dialect: str) -> KeyMatch:
+    """`column` is one of the batch's keys, as a single parameter.
+
+    On PostgreSQL `= ANY($1)` with an array: one prepared statement serves every
+    batch size, where an expanded IN would be a new statement for each size.
+    """
+    if dialect == "postgresql":
+        return lambda column: column == any_(bindparam(KEYS, type_=ARRAY(column.type)))
+    return lambda column: column.in_(bindparam(KEYS, expanding=True))
+
 
 class BatchLoader(DataLoader, Generic[K, V]):  # type: ignore[type-arg]
-    """Built per request, so its cache never outlives one viewer's request."""
+    """Built per request, so its cache never outlives one viewer's request.
+
+    A loader names its statement in `statement`; it is built once per scope
+    shape and dialect and run with the batch's keys and the viewer's id.
+    """
+
+    statement: ClassVar[Callable[[Viewer, KeyMatch], Select[Any]]]
 
     def __init__(self, database: Database, viewer: Viewer) -> None:
         super().__init__()
         self.database = database
         self.viewer = viewer
 
-    async def fetch(self, statement: Select[Any]) -> list[Row[Any]]:
+    async def fetch(self, statement: Select[Any], parameters: dict[str, Any] | None = None) -> list[Row[Any]]:
         # A connection per batch, not a shared session: aiodataloader runs
         # batches concurrently, and an AsyncSession cannot be shared.
         async with self.database.read() as connection:
-            return list((await connection.execute(statement)).all())
+            return list((await connection.execute(statement, parameters)).all())
+
+    async def fetch_keys(self, keys: Sequence[K]) -> list[Row[Any]]:
+        statement = _prepared(type(self), self.viewer.sees_every_task, self.database.dialect)
+        return await self.fetch(statement, {KEYS: list(keys), VIEWER_ID: self.viewer.user_id})
+
+
+@functools.cache
+def _prepared(loader: type[BatchLoader[Any, Any]], sees_every_task: bool, dialect: str) -> Select[Any]:
+    return loader.statement(_SCOPE_SHAPES[sees_every_task], key_match(dialect))
 
 
 def one_per_key(keys: Iterable[K], values: dict[K, V]) -> list[V | None]:

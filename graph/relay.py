@@ -33,7 +33,12 @@ def from_global_id(global_id: str, expected_type: str | None = None) -> tuple[st
 
 @strawberry.interface(description="An object with a globally unique id.")
 class Node:
-    id: strawberry.ID
+    pk: strawberry.Private[uuid.UUID]
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        # Encoded when asked for: most nested objects of a page never are.
+        return to_global_id(self.__strawberry_definition__.name, self.pk)  # type: ignore[attr-defined]
 
 
 @strawberry.type

@@ -5,11 +5,12 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine
+
+from db.engine import Database
 
 
 @contextmanager
-def count_statements(engine: AsyncEngine) -> Iterator[list[str]]:
+def count_statements(database: Database) -> Iterator[list[str]]:
     """Collects every data statement (not BEGIN/COMMIT/ROLLBACK or PRAGMA) run while inside."""
     statements: list[str] = []
 
@@ -17,8 +18,10 @@ def count_statements(engine: AsyncEngine) -> Iterator[list[str]]:
         if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK", "PRAGMA")):
             statements.append(statement)
 
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    for engine in database.engines:
+        event.listen(engine.sync_engine, "before_cursor_execute", record)
     try:
         yield statements
     finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
+        for engine in database.engines:
+            event.remove(engine.sync_engine, "before_cursor_execute", record)

@@ -75,7 +75,7 @@ async def test_one_request_returns_tasks_owner_analysis_findings_sources_and_eve
 
 
 async def _statements_for(api: Api, token: str, tasks: int) -> int:
-    with count_statements(api.database.engine) as statements:
+    with count_statements(api.database) as statements:
         data = await api.data(NESTED, {"first": tasks}, token)
     assert len(data["tasks"]["edges"]) == tasks
     return len(statements)

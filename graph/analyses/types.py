@@ -8,47 +8,48 @@ from sqlalchemy import Row
 from db import models
 from graph.context import Info
 from graph.enums import Severity, Verdict
-from graph.relay import Node, to_global_id
+from graph.relay import Node
+from graph.rows import RowShape
 from graph.scalars import JSON
 from graph.tasks.types import Artifact, Task, decode_json, raw_json
 
-ANALYSIS_COLUMNS = (
-    models.Analysis.id,
-    models.Analysis.task_id,
-    models.Analysis.equipment_type,
-    models.Analysis.test_type,
-    models.Analysis.equipment_tag,
-    models.Analysis.verdict,
-    models.Analysis.compliance_score,
-    models.Analysis.confidence_score,
-    models.Analysis.summary,
-    raw_json(models.Analysis.extraction_result, "extraction_json"),
-    raw_json(models.Analysis.validation_result, "validation_json"),
-    models.Analysis.created_at,
-    models.Analysis.updated_at,
+ANALYSIS_COLUMNS = RowShape(
+    pk=models.Analysis.id,
+    task_pk=models.Analysis.task_id,
+    equipment_type=models.Analysis.equipment_type,
+    test_type=models.Analysis.test_type,
+    equipment_tag=models.Analysis.equipment_tag,
+    verdict=models.Analysis.verdict,
+    compliance_score=models.Analysis.compliance_score,
+    confidence_score=models.Analysis.confidence_score,
+    summary=models.Analysis.summary,
+    extraction_json=raw_json(models.Analysis.extraction_result, "extraction_json"),
+    validation_json=raw_json(models.Analysis.validation_result, "validation_json"),
+    created_at=models.Analysis.created_at,
+    updated_at=models.Analysis.updated_at,
 )
 
-FINDING_COLUMNS = (
-    models.Finding.id,
-    models.Finding.analysis_id,
-    models.Finding.severity,
-    models.Finding.rule_id,
-    models.Finding.category,
-    models.Finding.message,
-    raw_json(models.Finding.evidence, "evidence_json"),
-    models.Finding.remediation,
-    models.Finding.confidence,
-    models.Finding.artifact_id,
-    models.Finding.created_at,
-    models.Finding.updated_at,
+FINDING_COLUMNS = RowShape(
+    pk=models.Finding.id,
+    analysis_pk=models.Finding.analysis_id,
+    severity=models.Finding.severity,
+    rule_id=models.Finding.rule_id,
+    category=models.Finding.category,
+    message=models.Finding.message,
+    evidence_json=raw_json(models.Finding.evidence, "evidence_json"),
+    remediation=models.Finding.remediation,
+    confidence=models.Finding.confidence,
+    artifact_pk=models.Finding.artifact_id,
+    created_at=models.Finding.created_at,
+    updated_at=models.Finding.updated_at,
 )
 
-SOURCE_COLUMNS = (
-    models.SourceReference.id,
-    models.SourceReference.finding_id,
-    models.SourceReference.page_number,
-    models.SourceReference.section,
-    models.SourceReference.snippet,
+SOURCE_COLUMNS = RowShape(
+    pk=models.SourceReference.id,
+    finding_pk=models.SourceReference.finding_id,
+    page_number=models.SourceReference.page_number,
+    section=models.SourceReference.section,
+    snippet=models.SourceReference.snippet,
 )
 
 
@@ -63,7 +64,6 @@ class FindingCounts:
 
 @strawberry.type
 class Analysis(Node):
-    id: strawberry.ID
     verdict: Verdict
     equipment_type: str | None
     test_type: str | None
@@ -80,22 +80,7 @@ class Analysis(Node):
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Self:
-        return cls(
-            id=to_global_id("Analysis", row.id),
-            pk=row.id,
-            task_pk=row.task_id,
-            equipment_type=row.equipment_type,
-            test_type=row.test_type,
-            equipment_tag=row.equipment_tag,
-            verdict=row.verdict,
-            compliance_score=row.compliance_score,
-            confidence_score=row.confidence_score,
-            summary=row.summary,
-            extraction_json=row.extraction_json,
-            validation_json=row.validation_json,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-        )
+        return cls(**ANALYSIS_COLUMNS.fields_of(row))
 
     @strawberry.field
     def extraction_result(self) -> JSON | None:
@@ -136,7 +121,6 @@ class Analysis(Node):
 
 @strawberry.type
 class Finding(Node):
-    id: strawberry.ID
     severity: Severity
     rule_id: str
     category: str | None
@@ -152,21 +136,7 @@ class Finding(Node):
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Self:
-        return cls(
-            id=to_global_id("Finding", row.id),
-            pk=row.id,
-            analysis_pk=row.analysis_id,
-            artifact_pk=row.artifact_id,
-            severity=row.severity,
-            rule_id=row.rule_id,
-            category=row.category,
-            message=row.message,
-            evidence_json=row.evidence_json,
-            remediation=row.remediation,
-            confidence=row.confidence,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-        )
+        return cls(**FINDING_COLUMNS.fields_of(row))
 
     @strawberry.field
     def evidence(self) -> JSON | None:
@@ -191,7 +161,6 @@ class Finding(Node):
 
 @strawberry.type
 class SourceReference(Node):
-    id: strawberry.ID
     page_number: int | None
     section: str | None
     snippet: str | None
@@ -200,14 +169,7 @@ class SourceReference(Node):
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Self:
-        return cls(
-            id=to_global_id("SourceReference", row.id),
-            pk=row.id,
-            finding_pk=row.finding_id,
-            page_number=row.page_number,
-            section=row.section,
-            snippet=row.snippet,
-        )
+        return cls(**SOURCE_COLUMNS.fields_of(row))
 
     @strawberry.field
     async def finding(self, info: Info) -> Finding:

@@ -1,30 +1,42 @@
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 
 from db import models
-from db.access import task_scope
-from graph.batching import BatchLoader, many_per_key, one_per_key
-from graph.tasks.types import ARTIFACT_COLUMNS, EVENT_COLUMNS, TASK_COLUMNS, Artifact, Task, TaskEvent
+from db.access import Viewer, task_scope
+from graph.batching import BatchLoader, KeyMatch, many_per_key, one_per_key
+from graph.tasks.types import (
+    ARTIFACT_COLUMNS,
+    EVENT_COLUMNS,
+    TASK_COLUMNS,
+    Artifact,
+    Task,
+    TaskEvent,
+)
 
 
 class TaskByIdLoader(BatchLoader[uuid.UUID, Task | None]):
+    @staticmethod
+    def statement(viewer: Viewer, key: KeyMatch) -> Select[Any]:
+        return select(*TASK_COLUMNS).where(key(models.Task.id), viewer.visible_tasks())
+
     async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[Task | None]:
-        rows = await self.fetch(
-            select(*TASK_COLUMNS).where(models.Task.id.in_(keys), self.viewer.visible_tasks())
-        )
-        return one_per_key(keys, {row.id: Task.from_row(row) for row in rows})
+        rows = await self.fetch_keys(keys)
+        return one_per_key(keys, {item.pk: item for item in map(Task.from_row, rows)})
 
 
 class TaskEventByIdLoader(BatchLoader[uuid.UUID, TaskEvent | None]):
-    async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[TaskEvent | None]:
-        rows = await self.fetch(
-            select(*EVENT_COLUMNS).where(
-                models.TaskEvent.id.in_(keys), task_scope(self.viewer, models.TaskEvent.task_id)
-            )
+    @staticmethod
+    def statement(viewer: Viewer, key: KeyMatch) -> Select[Any]:
+        return select(*EVENT_COLUMNS).where(
+            key(models.TaskEvent.id), task_scope(viewer, models.TaskEvent.task_id)
         )
-        return one_per_key(keys, {row.id: TaskEvent.from_row(row) for row in rows})
+
+    async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[TaskEvent | None]:
+        rows = await self.fetch_keys(keys)
+        return one_per_key(keys, {item.pk: item for item in map(TaskEvent.from_row, rows)})
 
 
 EventPageKey = tuple[uuid.UUID, int, int]
@@ -52,30 +64,36 @@ class EventPageByTaskLoader(BatchLoader[EventPageKey, list[TaskEvent]]):
                 .subquery()
             )
             rows = await self.fetch(
-                select(numbered)
+                select(*(column for column in numbered.c if column.key != "position"))
                 .where(numbered.c.position <= limit)
                 .order_by(numbered.c.task_id, numbered.c.sequence)
             )
-            grouped = many_per_key(task_ids, ((row.task_id, TaskEvent.from_row(row)) for row in rows))
+            grouped = many_per_key(task_ids, ((item.task_pk, item) for item in map(TaskEvent.from_row, rows)))
             pages.update({(task_id, after, limit): page for task_id, page in zip(task_ids, grouped)})
         return [pages.get(key, []) for key in keys]
 
 
 class ArtifactsByTaskIdLoader(BatchLoader[uuid.UUID, list[Artifact]]):
-    async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[list[Artifact]]:
-        rows = await self.fetch(
+    @staticmethod
+    def statement(viewer: Viewer, key: KeyMatch) -> Select[Any]:
+        return (
             select(*ARTIFACT_COLUMNS)
-            .where(models.Artifact.task_id.in_(keys), task_scope(self.viewer, models.Artifact.task_id))
+            .where(key(models.Artifact.task_id), task_scope(viewer, models.Artifact.task_id))
             .order_by(models.Artifact.index, models.Artifact.created_at, models.Artifact.id)
         )
-        return many_per_key(keys, ((row.task_id, Artifact.from_row(row)) for row in rows))
+
+    async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[list[Artifact]]:
+        rows = await self.fetch_keys(keys)
+        return many_per_key(keys, ((item.task_pk, item) for item in map(Artifact.from_row, rows)))
 
 
 class ArtifactByIdLoader(BatchLoader[uuid.UUID, Artifact | None]):
-    async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[Artifact | None]:
-        rows = await self.fetch(
-            select(*ARTIFACT_COLUMNS).where(
-                models.Artifact.id.in_(keys), task_scope(self.viewer, models.Artifact.task_id)
-            )
+    @staticmethod
+    def statement(viewer: Viewer, key: KeyMatch) -> Select[Any]:
+        return select(*ARTIFACT_COLUMNS).where(
+            key(models.Artifact.id), task_scope(viewer, models.Artifact.task_id)
         )
-        return one_per_key(keys, {row.id: Artifact.from_row(row) for row in rows})
+
+    async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[Artifact | None]:
+        rows = await self.fetch_keys(keys)
+        return one_per_key(keys, {item.pk: item for item in map(Artifact.from_row, rows)})

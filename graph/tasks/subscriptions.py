@@ -34,7 +34,7 @@ RESYNC_LOOKBACK = timedelta(seconds=60)
 
 
 async def _fetch(database: Database, statement: Select[Any]) -> list[TaskEvent]:
-    async with database.engine.connect() as connection:
+    async with database.read() as connection:
         return [TaskEvent.from_row(row) for row in await connection.execute(statement)]
 
 
@@ -53,7 +53,7 @@ async def _task_log_after(database: Database, viewer: Viewer, task_id: uuid.UUID
 
 
 async def _visible_last_sequence(database: Database, viewer: Viewer, task_id: uuid.UUID) -> int:
-    async with database.engine.connect() as connection:
+    async with database.read() as connection:
         last = await connection.scalar(
             select(models.Task.last_event_sequence).where(models.Task.id == task_id, viewer.visible_tasks())
         )

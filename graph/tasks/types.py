@@ -11,34 +11,34 @@ from db import models
 from graph.context import Info
 from graph.enums import EventType, Severity, SortDirection, TaskStatus, Verdict
 from graph.relay import Connection, Node, to_global_id
+from graph.rows import RowShape
 from graph.scalars import JSON, BigInt
 from graph.users.types import User
 
 if TYPE_CHECKING:
     from graph.analyses.types import Analysis
 
-TASK_COLUMNS = (
-    models.Task.id,
-    models.Task.user_id,
-    models.Task.status,
-    models.Task.original_filename,
-    models.Task.content_type,
-    models.Task.file_size,
-    models.Task.file_hash,
-    models.Task.source_url,
-    models.Task.page_count,
-    models.Task.error_message,
-    models.Task.started_at,
-    models.Task.completed_at,
-    models.Task.created_at,
-    models.Task.updated_at,
-    models.Task.last_event_sequence,
+TASK_COLUMNS = RowShape(
+    pk=models.Task.id,
+    owner_id=models.Task.user_id,
+    status=models.Task.status,
+    original_filename=models.Task.original_filename,
+    content_type=models.Task.content_type,
+    file_size=models.Task.file_size,
+    file_hash=models.Task.file_hash,
+    source_url=models.Task.source_url,
+    page_count=models.Task.page_count,
+    error_message=models.Task.error_message,
+    started_at=models.Task.started_at,
+    completed_at=models.Task.completed_at,
+    created_at=models.Task.created_at,
+    updated_at=models.Task.updated_at,
+    event_count=models.Task.last_event_sequence,
 )
 
 
 @strawberry.type
 class Task(Node):
-    id: strawberry.ID
     status: TaskStatus
     original_filename: str | None
     content_type: str | None
@@ -57,24 +57,7 @@ class Task(Node):
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Self:
-        return cls(
-            id=to_global_id("Task", row.id),
-            pk=row.id,
-            owner_id=row.user_id,
-            status=row.status,
-            original_filename=row.original_filename,
-            content_type=row.content_type,
-            file_size=row.file_size,
-            file_hash=row.file_hash,
-            source_url=row.source_url,
-            page_count=row.page_count,
-            error_message=row.error_message,
-            started_at=row.started_at,
-            completed_at=row.completed_at,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            event_count=row.last_event_sequence,
-        )
+        return cls(**TASK_COLUMNS.fields_of(row))
 
     @strawberry.field(description="Seconds from start to completion, or until now while processing.")
     def duration_seconds(self) -> float | None:
@@ -121,19 +104,18 @@ def raw_json(column: Any, name: str) -> Any:
     return cast(column, Text).label(name)
 
 
-EVENT_COLUMNS = (
-    models.TaskEvent.id,
-    models.TaskEvent.task_id,
-    models.TaskEvent.sequence,
-    models.TaskEvent.type,
-    raw_json(models.TaskEvent.data, "data_json"),
-    models.TaskEvent.created_at,
+EVENT_COLUMNS = RowShape(
+    pk=models.TaskEvent.id,
+    task_pk=models.TaskEvent.task_id,
+    sequence=models.TaskEvent.sequence,
+    type=models.TaskEvent.type,
+    data_json=raw_json(models.TaskEvent.data, "data_json"),
+    created_at=models.TaskEvent.created_at,
 )
 
 
 @strawberry.type
 class TaskEvent(Node):
-    id: strawberry.ID
     sequence: int
     type: EventType
     created_at: datetime
@@ -143,15 +125,7 @@ class TaskEvent(Node):
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Self:
-        return cls(
-            id=to_global_id("TaskEvent", row.id),
-            pk=row.id,
-            task_pk=row.task_id,
-            sequence=row.sequence,
-            type=row.type,
-            data_json=row.data_json,
-            created_at=row.created_at,
-        )
+        return cls(**EVENT_COLUMNS.fields_of(row))
 
     @strawberry.field
     def data(self) -> JSON:
@@ -166,21 +140,20 @@ class TaskEvent(Node):
         return await info.context.loaders.task_by_id.load(self.task_pk)
 
 
-ARTIFACT_COLUMNS = (
-    models.Artifact.id,
-    models.Artifact.task_id,
-    models.Artifact.kind,
-    models.Artifact.label,
-    models.Artifact.index,
-    models.Artifact.content_type,
-    models.Artifact.file_size,
-    models.Artifact.created_at,
+ARTIFACT_COLUMNS = RowShape(
+    pk=models.Artifact.id,
+    task_pk=models.Artifact.task_id,
+    kind=models.Artifact.kind,
+    label=models.Artifact.label,
+    index=models.Artifact.index,
+    content_type=models.Artifact.content_type,
+    file_size=models.Artifact.file_size,
+    created_at=models.Artifact.created_at,
 )
 
 
 @strawberry.type
 class Artifact(Node):
-    id: strawberry.ID
     kind: str
     label: str | None
     index: int
@@ -192,17 +165,7 @@ class Artifact(Node):
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Self:
-        return cls(
-            id=to_global_id("Artifact", row.id),
-            pk=row.id,
-            task_pk=row.task_id,
-            kind=row.kind,
-            label=row.label,
-            index=row.index,
-            content_type=row.content_type,
-            file_size=row.file_size,
-            created_at=row.created_at,
-        )
+        return cls(**ARTIFACT_COLUMNS.fields_of(row))
 
     @strawberry.field
     async def task(self, info: Info) -> Task | None:

@@ -1,19 +1,20 @@
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from db import models
-from db.access import user_scope
-from graph.batching import BatchLoader, one_per_key
+from db.access import Viewer, user_scope
+from graph.batching import BatchLoader, KeyMatch, one_per_key
 from graph.users.types import USER_COLUMNS, User
 
 
 class UserByIdLoader(BatchLoader[uuid.UUID, User | None]):
+    @staticmethod
+    def statement(viewer: Viewer, key: KeyMatch) -> Select[Any]:
+        return select(*USER_COLUMNS).where(key(models.User.id), user_scope(viewer, models.User.id))
+
     async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[User | None]:
-        rows = await self.fetch(
-            select(*USER_COLUMNS).where(
-                models.User.id.in_(keys), user_scope(self.viewer, models.User.id)
-            )
-        )
-        return one_per_key(keys, {row.id: User.from_row(row) for row in rows})
+        rows = await self.fetch_keys(keys)
+        return one_per_key(keys, {item.pk: item for item in map(User.from_row, rows)})

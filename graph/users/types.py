@@ -1,6 +1,6 @@
+import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Self
-import uuid
 
 import strawberry
 from sqlalchemy import Row
@@ -8,24 +8,24 @@ from sqlalchemy import Row
 from db import models
 from graph.context import Info
 from graph.enums import Role
-from graph.relay import Connection, Node, to_global_id
+from graph.relay import Connection, Node
+from graph.rows import RowShape
 
 if TYPE_CHECKING:
     from graph.tasks.types import Task, TaskFilter, TaskOrder
 
-USER_COLUMNS = (
-    models.User.id,
-    models.User.email,
-    models.User.role,
-    models.User.is_active,
-    models.User.created_at,
-    models.User.updated_at,
+USER_COLUMNS = RowShape(
+    pk=models.User.id,
+    email=models.User.email,
+    role=models.User.role,
+    is_active=models.User.is_active,
+    created_at=models.User.created_at,
+    updated_at=models.User.updated_at,
 )
 
 
 @strawberry.type
 class User(Node):
-    id: strawberry.ID
     email: str
     role: Role
     is_active: bool
@@ -35,15 +35,7 @@ class User(Node):
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Self:
-        return cls(
-            id=to_global_id("User", row.id),
-            pk=row.id,
-            email=row.email,
-            role=row.role,
-            is_active=row.is_active,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-        )
+        return cls(**USER_COLUMNS.fields_of(row))
 
     @strawberry.field(description="This user's tasks, newest first unless ordered otherwise.")
     async def tasks(
