@@ -24,7 +24,7 @@ from bench.pgstats import PostgresStats
 from bench.results import RunResults
 from bench.runner import LoadPlan, Runner
 from bench.seed import ForeignData, seed
-from bench.targets import LABELS, Kind, Target, make_target
+from bench.targets import Kind, Target, make_target
 from bench.workload import BENCH_USER_INDEX, MAIN_PAGE_SIZE, PAGE_SIZES, Scale
 from tests.throwaway_postgres import PostgresUnavailable, throwaway_postgres
 
@@ -60,6 +60,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repetitions", type=int, default=3, help="repetitions per server and page size")
     parser.add_argument("--connections", type=int, default=10, help="concurrent connections (default 10)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
+    parser.add_argument("--baseline", default="",
+                        help="comma-separated git revisions: each one's API is served on PostgreSQL beside "
+                             "the current one, to measure a change's effect in the same run")
     parser.add_argument("--quick", action="store_true",
                         help="3 s runs, 1 s warm-up, 2 s sequential, 2 repetitions: about two minutes")
     parser.add_argument("--no-record", action="store_true",
@@ -70,6 +73,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     try:
         args.kinds = [Kind(name.strip()) for name in args.servers.split(",") if name.strip()]
         args.page_size_list = sorted({int(size) for size in args.page_sizes.split(",") if size.strip()})
+        args.revisions = [revision.strip() for revision in args.baseline.split(",") if revision.strip()]
     except ValueError as error:
         parser.error(str(error))
     if not args.kinds or not args.page_size_list:
@@ -123,14 +127,15 @@ async def prepare_sqlite(databases: Databases, scale: Scale) -> None:
     databases.sqlite_url, databases.sqlite_dir = url, folder
 
 
-async def describe_run(args: argparse.Namespace, scale: Scale, databases: Databases) -> RunResults:
+async def describe_run(args: argparse.Namespace, scale: Scale, databases: Databases,
+                       targets: list[Target]) -> RunResults:
     load = machine.background_load()
     if load > 0.15:
         print(f"warning: {load:.0%} of the CPUs are busy with other processes; "
               "the figures will be lower and noisier than on a quiet machine", flush=True)
     postgres_version = await databases.stats.server_version() if databases.stats else None
     return RunResults(
-        servers={kind.value: LABELS[kind] for kind in args.kinds},
+        servers={target.name: target.label for target in targets},
         page_sizes=args.page_size_list,
         main_page_size=MAIN_PAGE_SIZE if MAIN_PAGE_SIZE in args.page_size_list else args.page_size_list[0],
         settings={"database": scale.describe(), "uvicorn workers": str(args.workers),
@@ -147,18 +152,21 @@ async def benchmark(args: argparse.Namespace) -> RunResults:
                     repetitions=args.repetitions, connections=args.connections, threads=args.threads)
     async with AsyncExitStack() as stack:
         databases = Databases()
-        if any(kind is not Kind.GRAPHQL_SQLITE for kind in args.kinds):
+        if args.revisions or any(kind is not Kind.GRAPHQL_SQLITE for kind in args.kinds):
             await start_postgres(stack, databases, scale)
         if Kind.GRAPHQL_SQLITE in args.kinds:
             await prepare_sqlite(databases, scale)
-        results = await describe_run(args, scale, databases)
 
+        servers = [(kind, None) for kind in args.kinds]
+        servers += [(Kind.GRAPHQL_POSTGRES, revision) for revision in args.revisions]
         targets: list[Target] = []
-        for kind in args.kinds:
+        for kind, revision in servers:
             target = make_target(kind, postgres_url=databases.postgres_url, sqlite_url=databases.sqlite_url,
-                                 sqlite_dir=databases.sqlite_dir, work_dir=WORK_DIR, workers=args.workers)
+                                 sqlite_dir=databases.sqlite_dir, work_dir=WORK_DIR, workers=args.workers,
+                                 revision=revision)
             stack.callback(target.server.stop)
             targets.append(target)
+        results = await describe_run(args, scale, databases, targets)
 
         runner = Runner(results, plan, databases.stats, BENCH_USER_INDEX, WORK_DIR / "scripts")
         print(f"starting {len(targets)} server(s)…", flush=True)

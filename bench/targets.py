@@ -1,6 +1,7 @@
 """The servers a run compares: how each is started and how it is given a bearer token."""
 
 import os
+import subprocess
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -42,14 +43,15 @@ class Target:
     server: ServerProcess
     database_url: str  # the database the replies are checked against
     token: str | None = None
+    revision: str | None = None  # an earlier commit of the API, served beside the current one
 
     @property
     def name(self) -> str:
-        return self.kind.value
+        return self.kind.value if self.revision is None else f"{self.kind.value}@{self.revision}"
 
     @property
     def label(self) -> str:
-        return LABELS[self.kind]
+        return LABELS[self.kind] if self.revision is None else f"{LABELS[self.kind]} at {self.revision}"
 
     @property
     def on_postgres(self) -> bool:
@@ -67,8 +69,21 @@ def _environment(**values: str) -> dict[str, str]:
     return inherited | {"PYTHONUNBUFFERED": "1"} | values
 
 
+def export_revision(revision: str, work_dir: Path) -> tuple[str, Path]:
+    """The project's files at `revision`, unpacked under work_dir: (short commit, folder)."""
+    short = subprocess.run(["git", "rev-parse", "--short", f"{revision}^{{commit}}"], cwd=PROJECT_ROOT,
+                           check=True, capture_output=True, text=True).stdout.strip()
+    folder = work_dir / "revisions" / short
+    if not (folder / "graph").is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", short], cwd=PROJECT_ROOT, check=True, capture_output=True)
+        subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return short, folder
+
+
 def make_target(kind: Kind, *, postgres_url: str | None, sqlite_url: str | None, sqlite_dir: Path | None,
-                work_dir: Path, workers: int) -> Target:
+                work_dir: Path, workers: int, revision: str | None = None) -> Target:
+    """A server of `kind`; with `revision`, the API as that commit had it (its folder first on the path)."""
     port = free_port()
     if kind is Kind.FLOOR:
         assert postgres_url is not None
@@ -84,9 +99,13 @@ def make_target(kind: Kind, *, postgres_url: str | None, sqlite_url: str | None,
         app = API_FACTORY
         env = _environment(DATABASE_URL=database_url, DATA_DIR=str(data_dir), SECRET_KEY=SECRET_KEY,
                            ENVIRONMENT="production", LOG_LEVEL="warning")
-    server = ServerProcess(name=kind.value, argv=uvicorn_argv(app, PROJECT_ROOT, port, workers), env=env,
-                           port=port, log_path=work_dir / "logs" / f"{kind.value}.log", cwd=PROJECT_ROOT)
-    return Target(kind=kind, server=server, database_url=database_url)
+    root, short = PROJECT_ROOT, None
+    if revision is not None:
+        short, root = export_revision(revision, work_dir)
+    target = Target(kind=kind, server=None, database_url=database_url, revision=short)  # type: ignore[arg-type]
+    target.server = ServerProcess(name=target.name, argv=uvicorn_argv(app, root, port, workers), env=env,
+                                  port=port, log_path=work_dir / "logs" / f"{target.name}.log", cwd=root)
+    return target
 
 
 async def _user_id(database_url: str, email: str) -> str:
