@@ -11,6 +11,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from db.access import VIEWER_ID, Viewer
 from db.engine import Database
 from db.enums import Role
+from graph.rows import RowShape
+from graph.selection import Selection
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -37,16 +39,21 @@ def key_match(dialect: str) -> KeyMatch:
 class BatchLoader(DataLoader, Generic[K, V]):  # type: ignore[type-arg]
     """Built per request, so its cache never outlives one viewer's request.
 
-    A loader names its statement in `statement`; it is built once per scope
-    shape and dialect and run with the batch's keys and the viewer's id.
+    A loader of `node` objects names its statement in `statement`, selecting
+    the columns it is given (those of `shape` that the request's document
+    needs); it is built once per scope shape, dialect and column set and run
+    with the batch's keys and the viewer's id.
     """
 
-    statement: ClassVar[Callable[[Viewer, KeyMatch], Select[Any]]]
+    node: ClassVar[type]
+    shape: ClassVar[RowShape]
+    statement: ClassVar[Callable[[Viewer, KeyMatch, tuple[Any, ...]], Select[Any]]]
 
-    def __init__(self, database: Database, viewer: Viewer) -> None:
+    def __init__(self, database: Database, viewer: Viewer, selection: Selection | None = None) -> None:
         super().__init__()
         self.database = database
         self.viewer = viewer
+        self.selection = selection or Selection()
 
     async def fetch(self, statement: Select[Any], parameters: dict[str, Any] | None = None) -> list[Row[Any]]:
         # A connection per batch, not a shared session: aiodataloader runs
@@ -54,14 +61,18 @@ class BatchLoader(DataLoader, Generic[K, V]):  # type: ignore[type-arg]
         async with self.database.read() as connection:
             return list((await connection.execute(statement, parameters)).all())
 
-    async def fetch_keys(self, keys: Sequence[K]) -> list[Row[Any]]:
-        statement = _prepared(type(self), self.viewer.sees_every_task, self.database.dialect)
-        return await self.fetch(statement, {KEYS: list(keys), VIEWER_ID: self.viewer.user_id})
+    async def load_nodes(self, keys: Sequence[K]) -> list[Any]:
+        """The `node` objects of the rows matching these keys, in no particular order."""
+        names = self.selection.names(self.shape, self.node.__strawberry_definition__.name)  # type: ignore[attr-defined]
+        statement = _prepared(type(self), self.viewer.sees_every_task, self.database.dialect, names)
+        rows = await self.fetch(statement, {KEYS: list(keys), VIEWER_ID: self.viewer.user_id})
+        return [self.shape.build(self.node, row, names) for row in rows]
 
 
-@functools.cache
-def _prepared(loader: type[BatchLoader[Any, Any]], sees_every_task: bool, dialect: str) -> Select[Any]:
-    return loader.statement(_SCOPE_SHAPES[sees_every_task], key_match(dialect))
+@functools.lru_cache(maxsize=1024)
+def _prepared(loader: type[BatchLoader[Any, Any]], sees_every_task: bool, dialect: str,
+              names: tuple[str, ...]) -> Select[Any]:
+    return loader.statement(_SCOPE_SHAPES[sees_every_task], key_match(dialect), loader.shape.columns_for(names))
 
 
 def one_per_key(keys: Iterable[K], values: dict[K, V]) -> list[V | None]:

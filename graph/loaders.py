@@ -10,6 +10,7 @@ from graph.analyses.loaders import (
     SourceByIdLoader,
     SourcesByFindingIdLoader,
 )
+from graph.selection import Selection
 from graph.tasks.loaders import (
     ArtifactByIdLoader,
     ArtifactsByTaskIdLoader,
@@ -22,18 +23,20 @@ from graph.users.loaders import UserByIdLoader
 
 class Loaders:
     def __init__(self, database: Database, viewer: Viewer) -> None:
-        self.user_by_id = UserByIdLoader(database, viewer)
-        self.task_by_id = TaskByIdLoader(database, viewer)
-        self.task_event_by_id = TaskEventByIdLoader(database, viewer)
-        self.event_page_by_task = EventPageByTaskLoader(database, viewer)
-        self.artifacts_by_task_id = ArtifactsByTaskIdLoader(database, viewer)
-        self.artifact_by_id = ArtifactByIdLoader(database, viewer)
-        self.analysis_by_id = AnalysisByIdLoader(database, viewer)
-        self.analysis_by_task_id = AnalysisByTaskIdLoader(database, viewer)
-        self.findings_by_analysis_id = FindingsByAnalysisIdLoader(database, viewer)
-        self.finding_by_id = FindingByIdLoader(database, viewer)
-        self.sources_by_finding_id = SourcesByFindingIdLoader(database, viewer)
-        self.source_by_id = SourceByIdLoader(database, viewer)
+        # Filled in once the document is parsed (graph/selection.py).
+        self.selection = selection = Selection()
+        self.user_by_id = UserByIdLoader(database, viewer, selection)
+        self.task_by_id = TaskByIdLoader(database, viewer, selection)
+        self.task_event_by_id = TaskEventByIdLoader(database, viewer, selection)
+        self.event_page_by_task = EventPageByTaskLoader(database, viewer, selection)
+        self.artifacts_by_task_id = ArtifactsByTaskIdLoader(database, viewer, selection)
+        self.artifact_by_id = ArtifactByIdLoader(database, viewer, selection)
+        self.analysis_by_id = AnalysisByIdLoader(database, viewer, selection)
+        self.analysis_by_task_id = AnalysisByTaskIdLoader(database, viewer, selection)
+        self.findings_by_analysis_id = FindingsByAnalysisIdLoader(database, viewer, selection)
+        self.finding_by_id = FindingByIdLoader(database, viewer, selection)
+        self.sources_by_finding_id = SourcesByFindingIdLoader(database, viewer, selection)
+        self.source_by_id = SourceByIdLoader(database, viewer, selection)
 
     def by_type(self, type_name: str) -> object | None:
         """The by-id loader behind `node(id)` for a Node type name."""

@@ -1,25 +1,55 @@
 """The columns a GraphQL type is built from, paired with the fields they fill."""
 
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class RowShape:
     """`RowShape(pk=models.Task.id, owner_id=models.Task.user_id, ...)`: `select(*shape)`,
-    then build with `Type(**shape.fields_of(row))`.
+    then `Type.from_row(row)`.
 
-    Rows are read by position: reading a SQLAlchemy Row by attribute costs
-    about half a microsecond a column, for every column of every row of a page.
+    A request selects only the columns its document asks for (`names_for`):
+    decoding columns nobody reads was a large share of a page's cost. `always`
+    are the keys resolvers and loaders rely on; `needs` says which columns a
+    resolver field reads. A field the shape knows nothing of loads every column.
     """
 
-    def __init__(self, **columns: Any) -> None:
+    def __init__(self, *, always: Iterable[str] = ("pk",), needs: Mapping[str, Iterable[str]] | None = None,
+                 **columns: Any) -> None:
         self.names = tuple(columns)
         self.columns = tuple(columns.values())
-
-    def fields_of(self, row: Sequence[Any]) -> dict[str, Any]:
-        # A row may carry more columns after the shape's (a page's sort keys);
-        # one with fewer fails in the type's constructor.
-        return dict(zip(self.names, row))
+        self._column_of = columns
+        self.always = frozenset(always)
+        self.needs = {field: frozenset(names) for field, names in (needs or {}).items()}
+        assert self.always <= set(self.names), "always-selected fields must be columns"
+        assert all(names <= set(self.names) for names in self.needs.values()), "needs must name columns"
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.columns)
+
+    def names_for(self, fields: Iterable[str]) -> tuple[str, ...]:
+        """The columns that serve these fields (Python names of the type's GraphQL fields), in shape order."""
+        wanted = set(self.always)
+        for field in fields:
+            if field in self.needs:
+                wanted |= self.needs[field]
+            elif field in self._column_of:
+                wanted.add(field)
+            else:
+                return self.names
+        return tuple(name for name in self.names if name in wanted)
+
+    def columns_for(self, names: Sequence[str]) -> tuple[Any, ...]:
+        return tuple(self._column_of[name] for name in names)
+
+    def build(self, cls: type[T], row: Sequence[Any], names: Sequence[str] | None = None) -> T:
+        # Rows are read by position (reading a Row by attribute costs about half
+        # a microsecond a column), and the dataclass __init__ is skipped: a field
+        # that was not selected is then missing, so touching it fails loudly
+        # instead of answering None. A row may carry more columns after these
+        # (a page's sort keys).
+        instance = object.__new__(cls)
+        instance.__dict__.update(zip(self.names if names is None else names, row))
+        return instance

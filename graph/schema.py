@@ -24,6 +24,7 @@ from graph.dashboard.queries import DashboardQueries
 from graph.errors import ErrorCodes, public_error
 from graph.node import NodeQueries
 from graph.scalars import SCALARS
+from graph.selection import FieldsCache, SelectedColumns
 from graph.tasks.mutations import TaskMutations
 from graph.tasks.queries import TaskQueries
 from graph.tasks.subscriptions import TaskSubscriptions
@@ -66,6 +67,7 @@ class AuditGraphSchema(strawberry.Schema):
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or Settings(_env_file=None)
     plans = PlanCache(maxsize=DOCUMENT_CACHE_SIZE)
+    selections = FieldsCache(maxsize=DOCUMENT_CACHE_SIZE)
     # The limit rules are built once: ValidationCache keys on the rule
     # classes, so rebuilding them per request would defeat the cache.
     limit_rules = [
@@ -78,6 +80,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
         lambda: AddValidationRules(limit_rules),
         lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+        lambda: SelectedColumns(selections),
     ]
     if settings.compiled_execution:
         extensions.append(lambda: CompiledExecution(plans))

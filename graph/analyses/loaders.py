@@ -22,80 +22,83 @@ SEVERITY_RANK = case(
 )
 
 
+Columns = tuple[Any, ...]
+
+
 class AnalysisByIdLoader(BatchLoader[uuid.UUID, Analysis | None]):
+    node, shape = Analysis, ANALYSIS_COLUMNS
+
     @staticmethod
-    def statement(viewer: Viewer, key: KeyMatch) -> Select[Any]:
-        return select(*ANALYSIS_COLUMNS).where(
-            key(models.Analysis.id), task_scope(viewer, models.Analysis.task_id)
-        )
+    def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select[Any]:
+        return select(*columns).where(key(models.Analysis.id), task_scope(viewer, models.Analysis.task_id))
 
     async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[Analysis | None]:
-        rows = await self.fetch_keys(keys)
-        return one_per_key(keys, {item.pk: item for item in map(Analysis.from_row, rows)})
+        return one_per_key(keys, {analysis.pk: analysis for analysis in await self.load_nodes(keys)})
 
 
 class AnalysisByTaskIdLoader(BatchLoader[uuid.UUID, Analysis | None]):
+    node, shape = Analysis, ANALYSIS_COLUMNS
+
     @staticmethod
-    def statement(viewer: Viewer, key: KeyMatch) -> Select[Any]:
-        return select(*ANALYSIS_COLUMNS).where(
-            key(models.Analysis.task_id), task_scope(viewer, models.Analysis.task_id)
-        )
+    def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select[Any]:
+        return select(*columns).where(key(models.Analysis.task_id), task_scope(viewer, models.Analysis.task_id))
 
     async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[Analysis | None]:
-        rows = await self.fetch_keys(keys)
-        return one_per_key(keys, {item.task_pk: item for item in map(Analysis.from_row, rows)})
+        return one_per_key(keys, {analysis.task_pk: analysis for analysis in await self.load_nodes(keys)})
 
 
 class FindingsByAnalysisIdLoader(BatchLoader[uuid.UUID, list[Finding]]):
+    node, shape = Finding, FINDING_COLUMNS
+
     @staticmethod
-    def statement(viewer: Viewer, key: KeyMatch) -> Select[Any]:
+    def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select[Any]:
         return (
-            select(*FINDING_COLUMNS)
+            select(*columns)
             .where(key(models.Finding.analysis_id), analysis_scope(viewer, models.Finding.analysis_id))
             .order_by(SEVERITY_RANK, models.Finding.rule_id, models.Finding.id)
         )
 
     async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[list[Finding]]:
-        rows = await self.fetch_keys(keys)
-        return many_per_key(keys, ((item.analysis_pk, item) for item in map(Finding.from_row, rows)))
+        return many_per_key(keys, ((finding.analysis_pk, finding) for finding in await self.load_nodes(keys)))
 
 
 class FindingByIdLoader(BatchLoader[uuid.UUID, Finding | None]):
+    node, shape = Finding, FINDING_COLUMNS
+
     @staticmethod
-    def statement(viewer: Viewer, key: KeyMatch) -> Select[Any]:
-        return select(*FINDING_COLUMNS).where(
-            key(models.Finding.id), analysis_scope(viewer, models.Finding.analysis_id)
-        )
+    def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select[Any]:
+        return select(*columns).where(key(models.Finding.id), analysis_scope(viewer, models.Finding.analysis_id))
 
     async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[Finding | None]:
-        rows = await self.fetch_keys(keys)
-        return one_per_key(keys, {item.pk: item for item in map(Finding.from_row, rows)})
+        return one_per_key(keys, {finding.pk: finding for finding in await self.load_nodes(keys)})
 
 
 class SourcesByFindingIdLoader(BatchLoader[uuid.UUID, list[SourceReference]]):
+    node, shape = SourceReference, SOURCE_COLUMNS
+
     @staticmethod
-    def statement(viewer: Viewer, key: KeyMatch) -> Select[Any]:
+    def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select[Any]:
         return (
-            select(*SOURCE_COLUMNS)
+            select(*columns)
             .join(models.Finding, models.Finding.id == models.SourceReference.finding_id)
             .where(key(models.SourceReference.finding_id), analysis_scope(viewer, models.Finding.analysis_id))
             .order_by(models.SourceReference.page_number, models.SourceReference.id)
         )
 
     async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[list[SourceReference]]:
-        rows = await self.fetch_keys(keys)
-        return many_per_key(keys, ((item.finding_pk, item) for item in map(SourceReference.from_row, rows)))
+        return many_per_key(keys, ((source.finding_pk, source) for source in await self.load_nodes(keys)))
 
 
 class SourceByIdLoader(BatchLoader[uuid.UUID, SourceReference | None]):
+    node, shape = SourceReference, SOURCE_COLUMNS
+
     @staticmethod
-    def statement(viewer: Viewer, key: KeyMatch) -> Select[Any]:
+    def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select[Any]:
         return (
-            select(*SOURCE_COLUMNS)
+            select(*columns)
             .join(models.Finding, models.Finding.id == models.SourceReference.finding_id)
             .where(key(models.SourceReference.id), analysis_scope(viewer, models.Finding.analysis_id))
         )
 
     async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[SourceReference | None]:
-        rows = await self.fetch_keys(keys)
-        return one_per_key(keys, {item.pk: item for item in map(SourceReference.from_row, rows)})
+        return one_per_key(keys, {source.pk: source for source in await self.load_nodes(keys)})

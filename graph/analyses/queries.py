@@ -35,7 +35,8 @@ class FindingQueries:
             verdicts=filter.verdict,
             task_statuses=filter.task_status,
         )
-        statement = finding_list(viewer, criteria, FINDING_COLUMNS)
+        names = context.loaders.selection.names(FINDING_COLUMNS, "Finding")
+        statement = finding_list(viewer, criteria, FINDING_COLUMNS.columns_for(names))
         tag = "findings"
         async with context.database.read() as connection:
             page = await keyset_page(
@@ -47,5 +48,5 @@ class FindingQueries:
             async with context.database.read() as connection:
                 return await count_rows(connection, statement)
 
-        findings = [Finding.from_row(row) for row in page.rows]
+        findings = [Finding.from_row(row, names) for row in page.rows]
         return connection_from_page(page, findings, tag, FINDING_SORT_KEY, count)

@@ -1,4 +1,5 @@
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Self
 
@@ -14,6 +15,15 @@ from graph.scalars import JSON
 from graph.tasks.types import Artifact, Task, decode_json, raw_json
 
 ANALYSIS_COLUMNS = RowShape(
+    always=("pk", "task_pk"),
+    needs={
+        "id": (),
+        "extraction_result": ("extraction_json",),
+        "validation_result": ("validation_json",),
+        "task": (),
+        "findings": (),
+        "finding_counts": (),
+    },
     pk=models.Analysis.id,
     task_pk=models.Analysis.task_id,
     equipment_type=models.Analysis.equipment_type,
@@ -30,6 +40,14 @@ ANALYSIS_COLUMNS = RowShape(
 )
 
 FINDING_COLUMNS = RowShape(
+    always=("pk", "analysis_pk", "severity"),
+    needs={
+        "id": (),
+        "evidence": ("evidence_json",),
+        "analysis": (),
+        "sources": (),
+        "artifact": ("artifact_pk",),
+    },
     pk=models.Finding.id,
     analysis_pk=models.Finding.analysis_id,
     severity=models.Finding.severity,
@@ -45,6 +63,11 @@ FINDING_COLUMNS = RowShape(
 )
 
 SOURCE_COLUMNS = RowShape(
+    always=("pk", "finding_pk"),
+    needs={
+        "id": (),
+        "finding": (),
+    },
     pk=models.SourceReference.id,
     finding_pk=models.SourceReference.finding_id,
     page_number=models.SourceReference.page_number,
@@ -79,8 +102,8 @@ class Analysis(Node):
     validation_json: strawberry.Private[str | None]
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> Self:
-        return cls(**ANALYSIS_COLUMNS.fields_of(row))
+    def from_row(cls, row: Row[Any], names: Sequence[str] | None = None) -> Self:
+        return ANALYSIS_COLUMNS.build(cls, row, names)
 
     @strawberry.field
     def extraction_result(self) -> JSON | None:
@@ -135,8 +158,8 @@ class Finding(Node):
     evidence_json: strawberry.Private[str | None]
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> Self:
-        return cls(**FINDING_COLUMNS.fields_of(row))
+    def from_row(cls, row: Row[Any], names: Sequence[str] | None = None) -> Self:
+        return FINDING_COLUMNS.build(cls, row, names)
 
     @strawberry.field
     def evidence(self) -> JSON | None:
@@ -168,8 +191,8 @@ class SourceReference(Node):
     finding_pk: strawberry.Private[uuid.UUID]
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> Self:
-        return cls(**SOURCE_COLUMNS.fields_of(row))
+    def from_row(cls, row: Row[Any], names: Sequence[str] | None = None) -> Self:
+        return SOURCE_COLUMNS.build(cls, row, names)
 
     @strawberry.field
     async def finding(self, info: Info) -> Finding:

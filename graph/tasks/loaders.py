@@ -16,27 +16,29 @@ from graph.tasks.types import (
     TaskEvent,
 )
 
+Columns = tuple[Any, ...]
+
 
 class TaskByIdLoader(BatchLoader[uuid.UUID, Task | None]):
+    node, shape = Task, TASK_COLUMNS
+
     @staticmethod
-    def statement(viewer: Viewer, key: KeyMatch) -> Select[Any]:
-        return select(*TASK_COLUMNS).where(key(models.Task.id), viewer.visible_tasks())
+    def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select[Any]:
+        return select(*columns).where(key(models.Task.id), viewer.visible_tasks())
 
     async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[Task | None]:
-        rows = await self.fetch_keys(keys)
-        return one_per_key(keys, {item.pk: item for item in map(Task.from_row, rows)})
+        return one_per_key(keys, {task.pk: task for task in await self.load_nodes(keys)})
 
 
 class TaskEventByIdLoader(BatchLoader[uuid.UUID, TaskEvent | None]):
+    node, shape = TaskEvent, EVENT_COLUMNS
+
     @staticmethod
-    def statement(viewer: Viewer, key: KeyMatch) -> Select[Any]:
-        return select(*EVENT_COLUMNS).where(
-            key(models.TaskEvent.id), task_scope(viewer, models.TaskEvent.task_id)
-        )
+    def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select[Any]:
+        return select(*columns).where(key(models.TaskEvent.id), task_scope(viewer, models.TaskEvent.task_id))
 
     async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[TaskEvent | None]:
-        rows = await self.fetch_keys(keys)
-        return one_per_key(keys, {item.pk: item for item in map(TaskEvent.from_row, rows)})
+        return one_per_key(keys, {event.pk: event for event in await self.load_nodes(keys)})
 
 
 EventPageKey = tuple[uuid.UUID, int, int]
@@ -74,26 +76,26 @@ class EventPageByTaskLoader(BatchLoader[EventPageKey, list[TaskEvent]]):
 
 
 class ArtifactsByTaskIdLoader(BatchLoader[uuid.UUID, list[Artifact]]):
+    node, shape = Artifact, ARTIFACT_COLUMNS
+
     @staticmethod
-    def statement(viewer: Viewer, key: KeyMatch) -> Select[Any]:
+    def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select[Any]:
         return (
-            select(*ARTIFACT_COLUMNS)
+            select(*columns)
             .where(key(models.Artifact.task_id), task_scope(viewer, models.Artifact.task_id))
             .order_by(models.Artifact.index, models.Artifact.created_at, models.Artifact.id)
         )
 
     async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[list[Artifact]]:
-        rows = await self.fetch_keys(keys)
-        return many_per_key(keys, ((item.task_pk, item) for item in map(Artifact.from_row, rows)))
+        return many_per_key(keys, ((artifact.task_pk, artifact) for artifact in await self.load_nodes(keys)))
 
 
 class ArtifactByIdLoader(BatchLoader[uuid.UUID, Artifact | None]):
+    node, shape = Artifact, ARTIFACT_COLUMNS
+
     @staticmethod
-    def statement(viewer: Viewer, key: KeyMatch) -> Select[Any]:
-        return select(*ARTIFACT_COLUMNS).where(
-            key(models.Artifact.id), task_scope(viewer, models.Artifact.task_id)
-        )
+    def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select[Any]:
+        return select(*columns).where(key(models.Artifact.id), task_scope(viewer, models.Artifact.task_id))
 
     async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[Artifact | None]:
-        rows = await self.fetch_keys(keys)
-        return one_per_key(keys, {item.pk: item for item in map(Artifact.from_row, rows)})
+        return one_per_key(keys, {artifact.pk: artifact for artifact in await self.load_nodes(keys)})

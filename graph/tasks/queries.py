@@ -53,7 +53,9 @@ async def task_connection(
     order = order_by or TaskOrder()
     key = task_sort_key(order.field.value, order.direction is SortDirection.DESC)
     tag = f"tasks:{order.field.value}:{order.direction.value}"
-    statement = task_list(viewer, task_criteria(filter, owner_id), TASK_COLUMNS, order_field=order.field.value)
+    names = context.loaders.selection.names(TASK_COLUMNS, "Task")
+    statement = task_list(viewer, task_criteria(filter, owner_id), TASK_COLUMNS.columns_for(names),
+                          order_field=order.field.value)
     async with context.database.read() as connection:
         page = await keyset_page(
             connection, statement, key,
@@ -65,7 +67,7 @@ async def task_connection(
         async with context.database.read() as connection:
             return await count_rows(connection, statement)
 
-    tasks = [Task.from_row(row) for row in page.rows]
+    tasks = [Task.from_row(row, names) for row in page.rows]
     for task in tasks:
         context.loaders.task_by_id.prime(task.pk, task)
     return connection_from_page(page, tasks, tag, key, count)

@@ -1,4 +1,5 @@
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any, Self
@@ -19,6 +20,16 @@ if TYPE_CHECKING:
     from graph.analyses.types import Analysis
 
 TASK_COLUMNS = RowShape(
+    always=("pk", "owner_id"),
+    needs={
+        "id": (),
+        "duration_seconds": ("started_at", "completed_at"),
+        "owner": (),
+        "analysis": (),
+        "events": ("event_count",),
+        "artifacts": (),
+        "download_url": ("file_hash",),
+    },
     pk=models.Task.id,
     owner_id=models.Task.user_id,
     status=models.Task.status,
@@ -56,8 +67,8 @@ class Task(Node):
     event_count: strawberry.Private[int]
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> Self:
-        return cls(**TASK_COLUMNS.fields_of(row))
+    def from_row(cls, row: Row[Any], names: Sequence[str] | None = None) -> Self:
+        return TASK_COLUMNS.build(cls, row, names)
 
     @strawberry.field(description="Seconds from start to completion, or until now while processing.")
     def duration_seconds(self) -> float | None:
@@ -105,6 +116,13 @@ def raw_json(column: Any, name: str) -> Any:
 
 
 EVENT_COLUMNS = RowShape(
+    always=("pk", "task_pk"),
+    needs={
+        "id": (),
+        "data": ("data_json",),
+        "task_id": (),
+        "task": (),
+    },
     pk=models.TaskEvent.id,
     task_pk=models.TaskEvent.task_id,
     sequence=models.TaskEvent.sequence,
@@ -124,8 +142,8 @@ class TaskEvent(Node):
     data_json: strawberry.Private[str | None]
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> Self:
-        return cls(**EVENT_COLUMNS.fields_of(row))
+    def from_row(cls, row: Row[Any], names: Sequence[str] | None = None) -> Self:
+        return EVENT_COLUMNS.build(cls, row, names)
 
     @strawberry.field
     def data(self) -> JSON:
@@ -141,6 +159,12 @@ class TaskEvent(Node):
 
 
 ARTIFACT_COLUMNS = RowShape(
+    always=("pk", "task_pk"),
+    needs={
+        "id": (),
+        "task": (),
+        "download_url": (),
+    },
     pk=models.Artifact.id,
     task_pk=models.Artifact.task_id,
     kind=models.Artifact.kind,
@@ -164,8 +188,8 @@ class Artifact(Node):
     task_pk: strawberry.Private[uuid.UUID]
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> Self:
-        return cls(**ARTIFACT_COLUMNS.fields_of(row))
+    def from_row(cls, row: Row[Any], names: Sequence[str] | None = None) -> Self:
+        return ARTIFACT_COLUMNS.build(cls, row, names)
 
     @strawberry.field
     async def task(self, info: Info) -> Task | None:

@@ -11,10 +11,11 @@ from graph.users.types import USER_COLUMNS, User
 
 
 class UserByIdLoader(BatchLoader[uuid.UUID, User | None]):
+    node, shape = User, USER_COLUMNS
+
     @staticmethod
-    def statement(viewer: Viewer, key: KeyMatch) -> Select[Any]:
-        return select(*USER_COLUMNS).where(key(models.User.id), user_scope(viewer, models.User.id))
+    def statement(viewer: Viewer, key: KeyMatch, columns: tuple[Any, ...]) -> Select[Any]:
+        return select(*columns).where(key(models.User.id), user_scope(viewer, models.User.id))
 
     async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[User | None]:
-        rows = await self.fetch_keys(keys)
-        return one_per_key(keys, {item.pk: item for item in map(User.from_row, rows)})
+        return one_per_key(keys, {user.pk: user for user in await self.load_nodes(keys)})

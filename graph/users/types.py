@@ -1,4 +1,5 @@
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Self
 
@@ -15,6 +16,11 @@ if TYPE_CHECKING:
     from graph.tasks.types import Task, TaskFilter, TaskOrder
 
 USER_COLUMNS = RowShape(
+    always=("pk",),
+    needs={
+        "id": (),
+        "tasks": (),
+    },
     pk=models.User.id,
     email=models.User.email,
     role=models.User.role,
@@ -34,8 +40,8 @@ class User(Node):
     pk: strawberry.Private[uuid.UUID]
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> Self:
-        return cls(**USER_COLUMNS.fields_of(row))
+    def from_row(cls, row: Row[Any], names: Sequence[str] | None = None) -> Self:
+        return USER_COLUMNS.build(cls, row, names)
 
     @strawberry.field(description="This user's tasks, newest first unless ordered otherwise.")
     async def tasks(
