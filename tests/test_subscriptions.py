@@ -32,7 +32,9 @@ subscription($taskId: ID!, $after: Int) {
 }
 """
 MY_TASK_EVENTS = """
-subscription($since: DateTime) { myTaskEvents(since: $since) { sequence type taskId } }
+subscription($since: DateTime, $resume: [TaskSequenceInput!]) {
+  myTaskEvents(since: $since, afterSequences: $resume) { sequence type taskId }
+}
 """
 
 
@@ -321,6 +323,60 @@ async def test_my_task_events_since_replays_the_viewers_recent_events_first(serv
 
     # then
     assert [e["sequence"] for e in replayed + live] == [1, 2, 3, 4]
+
+
+async def test_my_task_events_resumes_each_listed_task_after_its_sequence(server: LiveServer, protocol: str) -> None:
+    # given: the subscriber had seen events 1 and 2 of the first task and 1 of the second
+    me, token = await account(server)
+    first, second = await queued_task(server, me), await queued_task(server, me)
+    await progress(database(server), first, count=3)
+    await progress(database(server), second, count=1)
+    resume = [{"taskId": to_global_id("Task", first), "afterSequence": 2},
+              {"taskId": to_global_id("Task", second), "afterSequence": 1}]
+
+    # when
+    async with graphql_socket(server.ws_url, protocol, bearer(token)) as socket:
+        await socket.subscribe(MY_TASK_EVENTS, {"resume": resume})
+        replayed = await received(socket, 3)
+        await progress(database(server), first)
+        live = await received(socket, 1)
+        nothing_more = await socket.silent()
+
+    # then: each task's missed events once, in order, then live ones
+    seen = [(e["taskId"], e["sequence"]) for e in replayed + live]
+    assert [sequence for task, sequence in seen if task == to_global_id("Task", first)] == [3, 4, 5]
+    assert [sequence for task, sequence in seen if task == to_global_id("Task", second)] == [2]
+    assert nothing_more
+
+
+async def test_my_task_events_never_resumes_into_someone_elses_task(server: LiveServer) -> None:
+    # given
+    _, token = await account(server)
+    someone, _ = await account(server)
+    theirs = await queued_task(server, someone)
+    await progress(database(server), theirs, count=2)
+
+    # when
+    async with graphql_socket(server.ws_url, TRANSPORT_WS, bearer(token)) as socket:
+        await socket.subscribe(MY_TASK_EVENTS, {"resume": [{"taskId": to_global_id("Task", theirs),
+                                                            "afterSequence": 0}]})
+        nothing = await socket.silent()
+
+    # then
+    assert nothing
+
+
+async def test_a_negative_resume_point_is_refused(server: LiveServer) -> None:
+    me, token = await account(server)
+    task_id = await queued_task(server, me)
+
+    async with graphql_socket(server.ws_url, TRANSPORT_WS, bearer(token)) as socket:
+        await socket.subscribe(MY_TASK_EVENTS, {"resume": [{"taskId": to_global_id("Task", task_id),
+                                                            "afterSequence": -1}]})
+        payload = await socket.next()
+
+    assert payload.get("data") is None
+    assert [error["extensions"]["code"] for error in payload["errors"]] == ["BAD_USER_INPUT"]
 
 
 async def test_a_closed_socket_frees_its_subscription(server: LiveServer) -> None:

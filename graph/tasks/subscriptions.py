@@ -109,28 +109,39 @@ def _events_of_tasks_after(viewer: Viewer, after: dict[uuid.UUID, int]) -> Selec
 
 
 def _events_since(viewer: Viewer, since: datetime) -> Select[Any]:
+    # Ordered by task and sequence, not by time: created_at is when a writing
+    # transaction began, and a later sequence can carry an earlier time.
     return (
         select(*EVENT_COLUMNS)
         .where(models.TaskEvent.created_at >= since, task_scope(viewer, models.TaskEvent.task_id))
-        .order_by(models.TaskEvent.created_at, models.TaskEvent.task_id, models.TaskEvent.sequence)
+        .order_by(models.TaskEvent.task_id, models.TaskEvent.sequence)
     )
+
+
+def _in_task_order(*batches: list[TaskEvent]) -> list[TaskEvent]:
+    unique = {event.pk: event for batch in batches for event in batch}
+    return sorted(unique.values(), key=lambda event: (event.task_pk, event.sequence))
 
 
 def _unseen(events: Sequence[TaskEvent], delivered: dict[uuid.UUID, int]) -> list[TaskEvent]:
     return [event for event in events if event.sequence > delivered.get(event.task_pk, 0)]
 
 
-async def my_task_event_stream(info: Info, since: datetime | None) -> AsyncGenerator[TaskEvent, None]:
+async def my_task_event_stream(
+    info: Info, since: datetime | None, resume: dict[uuid.UUID, int]
+) -> AsyncGenerator[TaskEvent, None]:
     context = info.context
     viewer = context.require_viewer()
     broker: Broker = context.broker
     # The last sequence delivered per task: what makes every read de-duplicate.
-    delivered: dict[uuid.UUID, int] = {}
+    delivered: dict[uuid.UUID, int] = dict(resume)
     started = datetime.now(UTC)
     floor = since or started
     owner = None if viewer.sees_every_task else viewer.user_id
     with broker.subscribe(owner_id=owner) as inbox:
-        pending = await _fetch(context.database, _events_since(viewer, since)) if since else []
+        resumed = await _fetch(context.database, _events_of_tasks_after(viewer, resume)) if resume else []
+        recent = await _fetch(context.database, _events_since(viewer, since)) if since else []
+        pending = _in_task_order(resumed, recent)
         while True:
             events = _unseen(pending, delivered)
             if events:
@@ -152,7 +163,7 @@ async def _next_my_events(
             since = max(floor, datetime.now(UTC) - RESYNC_LOOKBACK)
             known = await _fetch(database, _events_of_tasks_after(viewer, delivered)) if delivered else []
             recent = await _fetch(database, _events_since(viewer, since))
-            return sorted({e.pk: e for e in (*known, *recent)}.values(), key=lambda e: (e.task_pk, e.sequence))
+            return _in_task_order(known, recent)
         after = _read_points(notices, delivered)
         if after:
             return await _fetch(database, _events_of_tasks_after(viewer, after))
@@ -166,6 +177,26 @@ def _read_points(notices: list[EventNotice], delivered: dict[uuid.UUID, int]) ->
         if notice.sequence > start:
             after[notice.task_id] = min(after.get(notice.task_id, start), start)
     return after
+
+
+@strawberry.input(description="Where to resume one task's events: after the last sequence you received.")
+class TaskSequenceInput:
+    task_id: strawberry.ID
+    after_sequence: int
+
+
+def _resume_points(points: list[TaskSequenceInput] | None, limit: int) -> dict[uuid.UUID, int]:
+    points = points or []
+    if len(points) > limit:
+        raise InvalidInput(f"afterSequences takes at most {limit} tasks")
+    resume: dict[uuid.UUID, int] = {}
+    for point in points:
+        if point.after_sequence < 0:
+            raise InvalidInput("afterSequence must not be negative")
+        _, pk = from_global_id(point.task_id, "Task")
+        # Named twice: resume from the earlier point, so nothing is skipped.
+        resume[pk] = min(resume.get(pk, point.after_sequence), point.after_sequence)
+    return resume
 
 
 @strawberry.type
@@ -190,14 +221,16 @@ class TaskSubscriptions:
     @strawberry.subscription(
         permission_classes=[IsAuthenticated],
         description=(
-            "Events of every task the viewer may see (a USER: their own; WORKER and ADMIN: all). "
-            "With since, stored events created at or after that instant come first (resume with the "
-            "createdAt of the last event you received and skip the (taskId, sequence) pairs you "
-            "already hold); for exact per-task resumption use taskEvents(afterSequence)."
+            "Events of every task the viewer may see (a USER: their own; WORKER and ADMIN: all), "
+            "each task's in sequence order. To resume after a reconnect, pass afterSequences (per "
+            "task, the last sequence you received): those tasks' stored events after it come first, "
+            "with no gap and no duplicate. since adds the stored events, created at or after that "
+            "instant, of tasks you did not list. Without either, only events from now on."
         ),
     )
     async def my_task_events(
-        self, info: Info, since: datetime | None = None
+        self, info: Info, since: datetime | None = None, after_sequences: list[TaskSequenceInput] | None = None
     ) -> AsyncGenerator[TaskEvent, None]:
-        async for event in my_task_event_stream(info, since):
+        resume = _resume_points(after_sequences, info.context.settings.max_page_size)
+        async for event in my_task_event_stream(info, since, resume):
             yield event
