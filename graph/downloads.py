@@ -3,8 +3,10 @@
 import logging
 import mimetypes
 import uuid
+from collections.abc import Callable
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, Select, select
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
 
@@ -29,7 +31,8 @@ def _not_found() -> Response:
     return PlainTextResponse("Not Found", status_code=404)
 
 
-async def _viewer(request: Request) -> Viewer | Response:
+async def _visible_row(request: Request, statement_for: Callable[[Viewer], Select[Any]]) -> Row[Any] | Response:
+    """The one row `statement_for(viewer)` finds for the bearer of the request's token, or the response refusing it."""
     settings: Settings = request.app.state.settings
     database: Database = request.app.state.database
     try:
@@ -40,7 +43,9 @@ async def _viewer(request: Request) -> Viewer | Response:
         reason = "send a bearer token in the Authorization header"
     if viewer is None:
         return PlainTextResponse(reason, status_code=401, headers={"WWW-Authenticate": "Bearer"})
-    return viewer
+    async with database.read() as connection:
+        row = (await connection.execute(statement_for(viewer))).one_or_none()
+    return _not_found() if row is None else row
 
 
 def _file(request: Request, relative_path: str, content_type: str | None, filename: str) -> Response:
@@ -55,39 +60,21 @@ def _file(request: Request, relative_path: str, content_type: str | None, filena
 
 
 async def download_task_file(request: Request) -> Response:
-    viewer = await _viewer(request)
-    if isinstance(viewer, Response):
-        return viewer
     task_id: uuid.UUID = request.path_params["task_id"]
-    database: Database = request.app.state.database
-    async with database.sessions() as session:
-        row = (
-            await session.execute(
-                select(Task.file_path, Task.content_type, Task.original_filename).where(
-                    Task.id == task_id, Task.file_path.is_not(None), viewer.visible_tasks()
-                )
-            )
-        ).one_or_none()
-    if row is None:
-        return _not_found()
+    row = await _visible_row(request, lambda viewer: select(
+        Task.file_path, Task.content_type, Task.original_filename
+    ).where(Task.id == task_id, Task.file_path.is_not(None), viewer.visible_tasks()))
+    if isinstance(row, Response):
+        return row
     return _file(request, row.file_path, row.content_type, row.original_filename or "download")
 
 
 async def download_artifact(request: Request) -> Response:
-    viewer = await _viewer(request)
-    if isinstance(viewer, Response):
-        return viewer
     artifact_id: uuid.UUID = request.path_params["artifact_id"]
-    database: Database = request.app.state.database
-    async with database.sessions() as session:
-        row = (
-            await session.execute(
-                select(Artifact.file_path, Artifact.content_type, Artifact.kind, Artifact.index).where(
-                    Artifact.id == artifact_id, task_scope(viewer, Artifact.task_id)
-                )
-            )
-        ).one_or_none()
-    if row is None:
-        return _not_found()
+    row = await _visible_row(request, lambda viewer: select(
+        Artifact.file_path, Artifact.content_type, Artifact.kind, Artifact.index
+    ).where(Artifact.id == artifact_id, task_scope(viewer, Artifact.task_id)))
+    if isinstance(row, Response):
+        return row
     extension = mimetypes.guess_extension(row.content_type) or ""
     return _file(request, row.file_path, row.content_type, f"{row.kind}-{row.index}{extension}")
