@@ -9,9 +9,9 @@ delivered, so nothing is ever lost and nothing repeats.
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Hashable, Iterator
 from contextlib import contextmanager, suppress
-from typing import Final
+from typing import Any, Final, TypeVar
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -21,6 +21,7 @@ from db.events import EVENT_CHANNEL, EventNotice
 from db.settings import Settings
 
 logger = logging.getLogger("auditgraph.broker")
+T = TypeVar("T")
 
 # Enough for bursts; a subscriber further behind re-reads the log instead.
 INBOX_SIZE = 256
@@ -70,6 +71,21 @@ class Broker:
         self._by_task: dict[uuid.UUID, set[Inbox]] = {}
         self._by_owner: dict[uuid.UUID, set[Inbox]] = {}
         self._everything: set[Inbox] = set()
+        self._reads: dict[Hashable, asyncio.Future[Any]] = {}
+
+    async def shared_read(self, key: Hashable, read: Callable[[], Awaitable[T]]) -> T:
+        """`read()`, run once for every subscriber that asks for the same `key` while it runs.
+
+        A notice wakes every subscriber of its task at once, and most of them
+        want the same rows (the log after the same sequence): one query serves
+        them all instead of one each.
+        """
+        future = self._reads.get(key)
+        if future is None:
+            future = self._reads[key] = asyncio.ensure_future(read())
+            future.add_done_callback(lambda _: self._reads.pop(key, None))
+        # A subscriber that goes away must not cancel the read the others wait on.
+        return await asyncio.shield(future)
 
     @property
     def subscriber_count(self) -> int:

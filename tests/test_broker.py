@@ -91,6 +91,58 @@ def test_leaving_a_subscription_forgets_its_inbox() -> None:
     assert broker.subscriber_count == 0
 
 
+async def test_subscribers_asking_for_the_same_read_at_once_share_one() -> None:
+    # given
+    broker, calls, release = Broker(), [], asyncio.Event()
+
+    async def read() -> list[int]:
+        calls.append(1)
+        await release.wait()
+        return [1, 2]
+
+    # when
+    waiting = [asyncio.ensure_future(broker.shared_read("key", read)) for _ in range(50)]
+    await asyncio.sleep(0)
+    release.set()
+    results = await asyncio.gather(*waiting)
+
+    # then
+    assert len(calls) == 1
+    assert results == [[1, 2]] * 50
+
+
+async def test_a_subscriber_leaving_does_not_cancel_the_read_others_share() -> None:
+    # given
+    broker, release = Broker(), asyncio.Event()
+
+    async def read() -> str:
+        await release.wait()
+        return "rows"
+
+    leaving = asyncio.ensure_future(broker.shared_read("key", read))
+    staying = asyncio.ensure_future(broker.shared_read("key", read))
+    await asyncio.sleep(0)
+
+    # when
+    leaving.cancel()
+    release.set()
+
+    # then
+    assert await staying == "rows"
+    assert leaving.cancelled()
+
+
+async def test_a_finished_read_is_not_served_again() -> None:
+    broker, calls = Broker(), []
+
+    async def read() -> int:
+        calls.append(1)
+        return len(calls)
+
+    assert await broker.shared_read("key", read) == 1
+    assert await broker.shared_read("key", read) == 2
+
+
 async def test_events_are_published_only_once_their_transaction_commits(db: Database, broker: Broker) -> None:
     # given
     async with db.transaction() as session:

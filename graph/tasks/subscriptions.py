@@ -7,7 +7,7 @@ a subscription holds only its inbox: each read opens a connection and returns it
 """
 
 import uuid
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -75,22 +75,41 @@ async def task_event_stream(
     context = info.context
     viewer = context.require_viewer()
     broker: Broker = context.broker
+    scope = None if viewer.sees_every_task else viewer.user_id
     with broker.subscribe(task_id=task_id) as inbox:
         current = await _visible_last_sequence(context.database, viewer, task_id)
         last = current if after_sequence is None else after_sequence
+        # Set when a notice woke us: the highest sequence announced so far.
+        notified: int | None = None
         while True:
-            events = await _task_log_after(context.database, viewer, task_id, last)
+
+            def read(after: int = last) -> Awaitable[list[TaskEvent]]:
+                return _task_log_after(context.database, viewer, task_id, after)
+
+            if notified is None:
+                events = await read()
+            else:
+                # Subscribers woken by the same notice share one read. The key
+                # holds the announced sequence, so a read is only joined by those
+                # whose notice it started after: it sees what they were told of.
+                events = await broker.shared_read((scope, task_id, last, notified), read)
             if events:
                 _refresh_loaders(info, viewer)
             for event in events:
                 yield event
                 last = event.sequence
             if len(events) == READ_BATCH:
+                notified = None
                 continue
             # Sleep until a notice says the log grew past what we delivered.
             while True:
                 notices, behind = await inbox.next_batch()
-                if behind or any(notice.sequence > last for notice in notices):
+                if behind:
+                    notified = None  # notices were lost: a read of our own
+                    break
+                newest = max((notice.sequence for notice in notices), default=0)
+                if newest > last:
+                    notified = newest
                     break
 
 
