@@ -51,8 +51,15 @@ class PageInfo:
 
 @strawberry.type
 class Edge(Generic[NodeT]):
-    cursor: str
     node: NodeT
+    # Encoded when asked for: a dashboard reading a page rarely wants every edge's.
+    sort_values: strawberry.Private[tuple[Any, ...]]
+    ordering: strawberry.Private[str]
+    key: strawberry.Private[SortKey]
+
+    @strawberry.field
+    def cursor(self) -> str:
+        return encode_cursor(self.ordering, self.key, self.sort_values)
 
 
 @strawberry.type
@@ -103,7 +110,7 @@ def connection_from_page(
     count: Callable[[], Awaitable[int]],
 ) -> Connection[NodeT]:
     edges = [
-        Edge(cursor=encode_cursor(ordering, key, values), node=node)
+        Edge(node=node, sort_values=values, ordering=ordering, key=key)
         for values, node in zip(page.keys, nodes, strict=True)
     ]
     return Connection(
@@ -111,8 +118,8 @@ def connection_from_page(
         page_info=PageInfo(
             has_next_page=page.has_next_page,
             has_previous_page=page.has_previous_page,
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None,
+            start_cursor=encode_cursor(ordering, key, page.keys[0]) if edges else None,
+            end_cursor=encode_cursor(ordering, key, page.keys[-1]) if edges else None,
         ),
         _count=count,
     )
