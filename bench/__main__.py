@@ -228,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
               "have been shut down", file=sys.stderr)
         return 130
     title = f"{started:%Y-%m-%d %H:%M} UTC — scale {args.scale}, {args.workers} worker(s)"
+    if args.revisions:
+        title += f", beside {', '.join(args.revisions)}"
     section = report.section(results, title)
     print("\n" + section)
     if not args.no_record:

@@ -5,7 +5,8 @@ from pathlib import Path
 
 from bench.results import Cell, RunResults
 
-RUNS_MARKER = "<!-- runs: newest first; everything above this line is rewritten by `python -m bench` -->"
+NOTES_MARKER = "<!-- notes: written by hand, kept as they are by `python -m bench` -->"
+RUNS_MARKER = "<!-- runs: newest first; the method above is rewritten by `python -m bench` -->"
 
 METHOD = """\
 # Benchmark results: the dashboard read
@@ -188,12 +189,13 @@ def section(results: RunResults, title: str) -> str:
 
 
 def write_markdown(path: Path, new_section: str) -> None:
-    """Rewrites the method header and puts the new section above the older ones."""
-    older = ""
+    """Rewrites the method header, keeps the notes, and puts the new section above the older ones."""
+    notes = older = ""
     if path.exists():
-        _, found, rest = path.read_text().partition(RUNS_MARKER)
+        head, found, rest = path.read_text().partition(RUNS_MARKER)
         older = rest.strip() if found else ""
-    parts = [METHOD.rstrip(), RUNS_MARKER, new_section.rstrip()]
+        notes = head.partition(NOTES_MARKER)[2].strip()
+    parts = [METHOD.rstrip(), NOTES_MARKER, *filter(None, [notes]), RUNS_MARKER, new_section.rstrip()]
     if older:
         parts.append(older)
     path.write_text("\n\n".join(parts) + "\n")
