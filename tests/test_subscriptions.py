@@ -398,6 +398,35 @@ async def test_a_closed_socket_frees_its_subscription(server: LiveServer) -> Non
     assert broker.subscriber_count == 0
 
 
+async def test_a_thousand_connect_and_disconnect_cycles_leave_nothing_behind(server: LiveServer) -> None:
+    # given: a subscriber's events have flowed once, so every lazy structure exists
+    owner, token = await account(server)
+    task_id = await queued_task(server, owner)
+    broker = server.app.state.broker
+    variables = {"taskId": to_global_id("Task", task_id), "after": 0}
+
+    async def cycle() -> None:
+        async with graphql_socket(server.ws_url, TRANSPORT_WS, bearer(token)) as socket:
+            await socket.subscribe(TASK_EVENTS, variables)
+            await received(socket, 1)
+
+    await cycle()
+    await asyncio.sleep(0.2)
+    tasks_before = len(asyncio.all_tasks())
+
+    # when: 1,000 sockets subscribe, receive, and go away, fifty at a time
+    for _ in range(20):
+        await asyncio.gather(*(cycle() for _ in range(50)))
+    deadline = time.monotonic() + 10
+    while (broker.subscriber_count or len(asyncio.all_tasks()) > tasks_before) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+
+    # then: no inbox, no route, no task is left over
+    assert broker.subscriber_count == 0
+    assert broker._by_task == {}
+    assert len(asyncio.all_tasks()) <= tasks_before
+
+
 @pytest.mark.parametrize("backend", ["sqlite"])
 async def test_a_page_on_an_unlisted_origin_cannot_open_a_socket(server: LiveServer) -> None:
     with pytest.raises(InvalidStatus) as refused:
