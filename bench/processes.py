@@ -24,12 +24,6 @@ class ServerFailed(RuntimeError):
     pass
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
-
-
 def _die_with_parent() -> None:
     # Runs in the child before exec: if the benchmark is killed outright, its
     # servers get SIGTERM instead of lingering.

@@ -26,6 +26,8 @@ import httpx
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
+from tests.cli import wait_until_ready
+
 PASSWORD = "benchmark password 123"
 SECRET = "benchmark-secret-key-that-is-long-enough-0123456789"
 SUBSCRIPTION = "subscription($taskId: ID!) { taskEvents(taskId: $taskId) { sequence createdAt } }"
@@ -146,17 +148,7 @@ def main() -> int:
         cli(env, "create-user", "--email", "user@bench.example", stdin=PASSWORD + "\n")
         server = subprocess.Popen([sys.executable, "-m", "graph.cli", "serve", "--port", str(args.port)], env=env)
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{args.port}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if server.poll() is not None or time.monotonic() > deadline:
-                    print("the server did not start", file=sys.stderr)
-                    return 1
-                time.sleep(0.2)
+            wait_until_ready(f"http://127.0.0.1:{args.port}", server)
             asyncio.run(run(args, args.port, server.pid, env))
         finally:
             server.terminate()

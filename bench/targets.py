@@ -10,11 +10,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench import client
-from bench.processes import ServerProcess, free_port, uvicorn_argv
+from bench.processes import ServerProcess, uvicorn_argv
 from bench.results import FLOOR
 from bench.seed import asyncpg_dsn
 from bench.workload import BENCH_PASSWORD
 from db.models import User
+from tests.cli import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 API_FACTORY = "graph.app:create_app_from_environment"

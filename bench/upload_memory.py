@@ -10,7 +10,6 @@ import argparse
 import hashlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,8 @@ from pathlib import Path
 import httpx
 import orjson
 
+from tests.cli import free_port, wait_until_ready
+
 MIB = 1024 * 1024
 REPOSITORY = Path(__file__).resolve().parent.parent
 EMAIL = "bench@example.com"
@@ -32,12 +33,6 @@ UPLOAD = (
     "{ deduplicated task { id status fileSize fileHash contentType } } }"
 )
 LOGIN = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def memory_kib(pid: int, field: str) -> int:
@@ -114,20 +109,6 @@ class MultipartBody:
             self.sha256.update(chunk)
             yield chunk
         yield self.tail
-
-
-def wait_until_ready(base_url: str, server: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the server exited with {server.returncode}")
-        try:
-            if httpx.get(f"{base_url}/readyz", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("the server did not become ready")
 
 
 def create_account(environment: dict[str, str]) -> None:

@@ -63,7 +63,7 @@ class BatchLoader(DataLoader, Generic[K, V]):  # type: ignore[type-arg]
 
     async def load_nodes(self, keys: Sequence[K]) -> list[Any]:
         """The `node` objects of the rows matching these keys, in no particular order."""
-        names = self.selection.names(self.shape, self.node.__strawberry_definition__.name)  # type: ignore[attr-defined]
+        names = self.selection.names(self.node, self.shape)
         statement = _prepared(type(self), self.viewer.sees_every_task, self.database.dialect, names)
         rows = await self.fetch(statement, {KEYS: list(keys), VIEWER_ID: self.viewer.user_id})
         return [self.shape.build(self.node, row, names) for row in rows]

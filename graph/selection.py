@@ -28,11 +28,13 @@ class Selection:
     def __init__(self) -> None:
         self.fields: Fields | None = None
 
-    def names(self, shape: RowShape, type_name: str) -> tuple[str, ...]:
+    def names(self, node_type: type, shape: RowShape) -> tuple[str, ...]:
+        """The columns of `shape` that `node_type` objects need for this request."""
         if self.fields is None:
             return shape.names
         # A type the document never names is still loaded for resolvers that
         # read it (a finding count reads severities): its always-selected keys.
+        type_name = node_type.__strawberry_definition__.name  # type: ignore[attr-defined]
         return shape.names_for(self.fields.get(type_name, ()))
 
 

@@ -4,7 +4,11 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,4 +40,20 @@ def start_cli(*args: str, **settings: str) -> subprocess.Popen[str]:
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
+
+
+def wait_until_ready(base_url: str, process: subprocess.Popen[Any], timeout: float = 60.0) -> None:
+    """Until the server answers /readyz (database reachable, schema at head); fails if it exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read() if process.stdout else ""
+            raise RuntimeError(f"the server exited with {process.returncode}: {output}")
+        try:
+            if httpx.get(f"{base_url}/readyz", timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("the server did not become ready")

@@ -6,7 +6,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
@@ -21,7 +20,7 @@ from db.tasks import claim_next_task, transition_task
 from db.analyses import record_analysis
 from graph.relay import to_global_id
 from graph.tokens import issue_token
-from tests.cli import free_port, start_cli
+from tests.cli import free_port, start_cli, wait_until_ready
 from tests.conftest import make_settings
 from tests.factories import analysis_input, make_task, make_user
 from tests.live import LEGACY_WS, PROTOCOLS, TRANSPORT_WS, LiveServer, Refused, bearer, graphql_socket, live_server
@@ -457,16 +456,7 @@ def two_servers(settings: Settings) -> Iterator[tuple[int, int]]:
     processes = [start_cli("serve", "--port", str(port), **environment) for port in ports]
     try:
         for port, process in zip(ports, processes):
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert process.poll() is None, process.stdout.read() if process.stdout else ""
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.1)
+            wait_until_ready(f"http://127.0.0.1:{port}", process)
         yield ports
     finally:
         for process in processes:

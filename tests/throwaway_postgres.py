@@ -7,13 +7,14 @@ import contextlib
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.cli import free_port
 
 
 class PostgresUnavailable(RuntimeError):
@@ -30,12 +31,6 @@ def find_bindir() -> Path:
     if initdb := shutil.which("initdb"):
         return Path(initdb).parent
     raise PostgresUnavailable("no PostgreSQL server binaries found (initdb, postgres)")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass(frozen=True)
@@ -64,7 +59,7 @@ def throwaway_postgres(**server_settings: str) -> Iterator[PostgresServer]:
         shutil.chown(workdir, "postgres", "postgres")
         os.chmod(workdir, 0o700)
         as_postgres = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
+    port = free_port()
     settings = {
         "listen_addresses": "127.0.0.1",
         "port": str(port),

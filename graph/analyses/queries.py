@@ -35,7 +35,7 @@ class FindingQueries:
             verdicts=filter.verdict,
             task_statuses=filter.task_status,
         )
-        names = context.loaders.selection.names(FINDING_COLUMNS, "Finding")
+        names = context.loaders.selection.names(Finding, FINDING_COLUMNS)
         statement = finding_list(viewer, criteria, FINDING_COLUMNS.columns_for(names))
         tag = "findings"
         async with context.database.read() as connection:

@@ -53,7 +53,7 @@ async def task_connection(
     order = order_by or TaskOrder()
     key = task_sort_key(order.field.value, order.direction is SortDirection.DESC)
     tag = f"tasks:{order.field.value}:{order.direction.value}"
-    names = context.loaders.selection.names(TASK_COLUMNS, "Task")
+    names = context.loaders.selection.names(Task, TASK_COLUMNS)
     statement = task_list(viewer, task_criteria(filter, owner_id), TASK_COLUMNS.columns_for(names),
                           order_field=order.field.value)
     async with context.database.read() as connection:
