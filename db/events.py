@@ -1,4 +1,4 @@
-"""The append-only task event log: gap-free per-task sequences, published after commit."""
+"""The append-only task event log: gap-free per-task sequences and log positions, published after commit."""
 
 import uuid
 from dataclasses import dataclass
@@ -6,7 +6,7 @@ from typing import Any, Self
 
 import orjson
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from db.base import utcnow
 from db.enums import EventType
@@ -16,6 +16,8 @@ from db.models import Task, TaskEvent
 PENDING_EVENTS = "auditgraph.pending_events"
 # The PostgreSQL LISTEN/NOTIFY channel every committed event is announced on.
 EVENT_CHANNEL = "auditgraph_task_events"
+# The transaction-scoped advisory lock that numbers log positions (any constant bigint, ours alone).
+POSITION_LOCK = 0x6175646974677261
 
 
 def add_event(
@@ -60,14 +62,39 @@ class EventNotice:
     task_id: uuid.UUID
     sequence: int
     owner_id: uuid.UUID
+    position: int
 
     def encode(self) -> str:
-        return orjson.dumps([str(self.task_id), self.sequence, str(self.owner_id)]).decode()
+        return orjson.dumps([str(self.task_id), self.sequence, str(self.owner_id), self.position]).decode()
 
     @classmethod
     def decode(cls, payload: str) -> Self:
-        task_id, sequence, owner_id = orjson.loads(payload)
-        return cls(uuid.UUID(task_id), int(sequence), uuid.UUID(owner_id))
+        task_id, sequence, owner_id, position = orjson.loads(payload)
+        return cls(uuid.UUID(task_id), int(sequence), uuid.UUID(owner_id), int(position))
+
+
+async def number_positions(session: AsyncSession, events: list[TaskEvent]) -> None:
+    """Give the transaction's events the next positions in the log, as the last thing before commit.
+
+    The lock is held until commit, so positions are handed out in commit
+    order: a reader that sees position P committed has every position below P
+    too, and "the log after P" can never skip an event that commits later.
+    On SQLite, write transactions are serial already.
+    """
+    if not events:
+        return
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(POSITION_LOCK)))
+    # A statement of its own, after the lock: it sees the transaction that released it.
+    head = await session.scalar(select(func.coalesce(func.max(TaskEvent.position), 0)))
+    for offset, event in enumerate(events, start=1):
+        event.position = head + offset
+    await session.flush()
+
+
+async def log_head(connection: AsyncConnection) -> int:
+    """The position of the newest committed event (0 for an empty log)."""
+    return int(await connection.scalar(select(func.coalesce(func.max(TaskEvent.position), 0))) or 0)
 
 
 async def announce_events(session: AsyncSession) -> list[EventNotice]:
@@ -85,9 +112,11 @@ async def announce_events(session: AsyncSession) -> list[EventNotice]:
         )).all()
     )
     # A task deleted in the same transaction took its events with it.
+    surviving = [event for event in events if event.task_id in owners]
+    await number_positions(session, surviving)
     notices = [
-        EventNotice(event.task_id, event.sequence, owners[event.task_id])
-        for event in events if event.task_id in owners
+        EventNotice(event.task_id, event.sequence, owners[event.task_id], event.position)  # type: ignore[arg-type]
+        for event in surviving
     ]
     assert session.bind is not None
     if session.bind.dialect.name == "postgresql":

@@ -173,11 +173,16 @@ class TaskEvent(IdMixin, TimestampMixin, Base):
     __tablename__ = "task_events"
     __table_args__ = (
         UniqueConstraint("task_id", "sequence"),
+        UniqueConstraint("position"),
         CheckConstraint("sequence >= 1", name="sequence_positive"),
     )
 
     task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
     sequence: Mapped[int] = mapped_column(Integer)
+    # The event's place in the whole log, in commit order and without gaps,
+    # numbered just before its transaction commits (db.events.announce_events):
+    # NULL only inside that transaction, never in a committed row.
+    position: Mapped[int | None] = mapped_column(BigInteger)
     type: Mapped[EventType] = mapped_column(_enum(EventType, "event_type"))
     data: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
 

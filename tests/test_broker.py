@@ -18,7 +18,7 @@ TIMEOUT = 10.0
 
 
 def notice(task_id: uuid.UUID | None = None, sequence: int = 1, owner_id: uuid.UUID | None = None) -> EventNotice:
-    return EventNotice(task_id or uuid.uuid4(), sequence, owner_id or uuid.uuid4())
+    return EventNotice(task_id or uuid.uuid4(), sequence, owner_id or uuid.uuid4(), position=sequence)
 
 
 @pytest.fixture
@@ -144,12 +144,14 @@ async def test_a_finished_read_is_not_served_again() -> None:
 
 
 async def test_events_are_published_only_once_their_transaction_commits(db: Database, broker: Broker) -> None:
-    # given
-    async with db.transaction() as session:
-        owner = await make_user(session)
-        task_id = (await make_task(session, owner)).id
+    # given: a task whose CREATED notice has been heard (LISTEN delivers it a moment after its commit)
+    with broker.subscribe() as inbox:
+        async with db.transaction() as session:
+            owner = await make_user(session)
+            task_id = (await make_task(session, owner)).id
+        created, _ = await asyncio.wait_for(inbox.next_batch(), TIMEOUT)
+        assert [notice.sequence for notice in created] == [1]
 
-    with broker.subscribe(task_id=task_id) as inbox:
         # when
         async with db.transaction() as session:
             await append_event(session, task_id, EventType.PROGRESS)
@@ -159,7 +161,7 @@ async def test_events_are_published_only_once_their_transaction_commits(db: Data
 
     # then
     assert not heard_before_commit
-    assert notices == [EventNotice(task_id, 2, owner.id)]
+    assert notices == [EventNotice(task_id, 2, owner.id, position=2)]
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])
@@ -185,7 +187,7 @@ async def test_a_lost_listener_connection_is_reestablished_and_subscribers_told_
                 owner = await make_user(session)
                 task_id = (await make_task(session, owner)).id
             notices, _ = await asyncio.wait_for(inbox.next_batch(), TIMEOUT)
-            assert notices == [EventNotice(task_id, 1, owner.id)]
+            assert notices == [EventNotice(task_id, 1, owner.id, position=1)]
             assert broker.reconnects == 1
     finally:
         await broker.stop()

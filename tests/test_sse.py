@@ -9,9 +9,11 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from sqlalchemy import select
 
 from db.enums import EventType, Role
 from db.events import append_event
+from db.models import Task, TaskEvent, User
 from db.settings import Settings
 from graph.relay import to_global_id
 from graph.tokens import issue_token
@@ -149,3 +151,40 @@ async def test_my_task_events_stream_over_sse(server: LiveServer) -> None:
 
     # then: the viewer's own event, never the stranger's
     assert (received["type"], received["taskId"]) == ("PROGRESS", to_global_id("Task", task_id))
+
+
+async def test_my_task_events_over_sse_carry_log_positions_and_resume_after_last_event_id(
+    server: LiveServer,
+) -> None:
+    # given: a user with two tasks and events on both; a client saw up to the first task's CREATED
+    token, first = await owner_with_task(server)
+    async with server.app.state.database.transaction() as session:
+        second = (await make_task(session, await owner_of(server, first))).id
+    await progress(server, first, 1)
+    await progress(server, second, 1)
+    query = "subscription { myTaskEvents { position sequence taskId } }"
+    seen = await position_of(server, first, 1)
+
+    # when: it reconnects with the position it saw as Last-Event-ID
+    async with event_stream(server, token, query, last_event_id=str(seen), method="GET") as (_, events):
+        resumed = await next_events(events, 3)
+
+    # then: the three later events, each with its position as its id
+    assert [(e["id"], e["data"]["data"]["myTaskEvents"]["position"]) for e in resumed] == [
+        (str(seen + n), str(seen + n)) for n in (1, 2, 3)
+    ]
+    assert [e["data"]["data"]["myTaskEvents"]["taskId"] for e in resumed] == [
+        to_global_id("Task", second), to_global_id("Task", first), to_global_id("Task", second),
+    ]
+
+
+async def owner_of(server: LiveServer, task_id: uuid.UUID) -> Any:
+    async with server.app.state.database.sessions() as session:
+        task = await session.get(Task, task_id)
+        return await session.get(User, task.user_id)
+
+
+async def position_of(server: LiveServer, task_id: uuid.UUID, sequence: int) -> int:
+    async with server.app.state.database.sessions() as session:
+        return await session.scalar(select(TaskEvent.position).where(
+            TaskEvent.task_id == task_id, TaskEvent.sequence == sequence))

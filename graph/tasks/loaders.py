@@ -51,13 +51,13 @@ class EventPageByTaskLoader(BatchLoader[EventPageKey, list[TaskEvent]]):
         pages: dict[EventPageKey, list[TaskEvent]] = {}
         for after, limit in {(after, limit) for _, after, limit in keys}:
             task_ids = [task_id for task_id, a, n in keys if (a, n) == (after, limit)]
-            position = (
+            rank = (
                 func.row_number()
                 .over(partition_by=models.TaskEvent.task_id, order_by=models.TaskEvent.sequence)
-                .label("position")
+                .label("page_rank")
             )
             numbered = (
-                select(*EVENT_COLUMNS, position)
+                select(*EVENT_COLUMNS, rank)
                 .where(
                     models.TaskEvent.task_id.in_(task_ids),
                     models.TaskEvent.sequence > after,
@@ -66,8 +66,8 @@ class EventPageByTaskLoader(BatchLoader[EventPageKey, list[TaskEvent]]):
                 .subquery()
             )
             rows = await self.fetch(
-                select(*(column for column in numbered.c if column.key != "position"))
-                .where(numbered.c.position <= limit)
+                select(*(column for column in numbered.c if column.key != "page_rank"))
+                .where(numbered.c.page_rank <= limit)
                 .order_by(numbered.c.task_id, numbered.c.sequence)
             )
             grouped = many_per_key(task_ids, ((item.task_pk, item) for item in map(TaskEvent.from_row, rows)))

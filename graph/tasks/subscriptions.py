@@ -2,13 +2,14 @@
 
 A subscription subscribes to the broker *before* reading the log, so an event
 committed during the replay is announced to it; every read is "the log after
-the last sequence delivered", so the seam de-duplicates itself. Between events
-a subscription holds only its inbox: each read opens a connection and returns it.
+the last sequence (one task) or position (many tasks) delivered", so the seam
+de-duplicates itself. Between events a subscription holds only its inbox: each
+read opens a connection and returns it.
 """
 
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncGenerator, Awaitable
+from datetime import datetime
 from typing import Any
 
 import strawberry
@@ -18,19 +19,16 @@ from db import models
 from db.access import Viewer, task_scope
 from db.engine import Database
 from db.errors import InvalidInput, NotFound
-from db.events import EventNotice
+from db.events import log_head
 from graph.broker import Broker
 from graph.context import Info
 from graph.loaders import Loaders
 from graph.permissions import IsAuthenticated
 from graph.relay import from_global_id
+from graph.scalars import BigInt
 from graph.tasks.types import EVENT_COLUMNS, TaskEvent
 
 READ_BATCH = 200
-# How far back a myTaskEvents subscriber that fell behind looks for events of
-# tasks it has not seen yet: an event's created_at is taken inside its
-# transaction, so it can precede the commit (and the missed notice) by this long.
-RESYNC_LOOKBACK = timedelta(seconds=60)
 
 
 async def _fetch(database: Database, statement: Select[Any]) -> list[TaskEvent]:
@@ -113,7 +111,7 @@ async def task_event_stream(
                     break
 
 
-def _events_of_tasks_after(viewer: Viewer, after: dict[uuid.UUID, int]) -> Select[Any]:
+def _events_of_tasks_after(viewer: Viewer, after: dict[uuid.UUID, int], head: int) -> Select[Any]:
     return (
         select(*EVENT_COLUMNS)
         .where(
@@ -121,81 +119,83 @@ def _events_of_tasks_after(viewer: Viewer, after: dict[uuid.UUID, int]) -> Selec
                 and_(models.TaskEvent.task_id == task_id, models.TaskEvent.sequence > sequence)
                 for task_id, sequence in after.items()
             )),
+            models.TaskEvent.position <= head,
             task_scope(viewer, models.TaskEvent.task_id),
         )
-        .order_by(models.TaskEvent.task_id, models.TaskEvent.sequence)
     )
 
 
-def _events_since(viewer: Viewer, since: datetime) -> Select[Any]:
-    # Ordered by task and sequence, not by time: created_at is when a writing
-    # transaction began, and a later sequence can carry an earlier time.
+def _events_since(viewer: Viewer, since: datetime, head: int) -> Select[Any]:
+    return select(*EVENT_COLUMNS).where(
+        models.TaskEvent.created_at >= since,
+        models.TaskEvent.position <= head,
+        task_scope(viewer, models.TaskEvent.task_id),
+    )
+
+
+def _log_after(viewer: Viewer, position: int) -> Select[Any]:
     return (
         select(*EVENT_COLUMNS)
-        .where(models.TaskEvent.created_at >= since, task_scope(viewer, models.TaskEvent.task_id))
-        .order_by(models.TaskEvent.task_id, models.TaskEvent.sequence)
+        .where(models.TaskEvent.position > position, task_scope(viewer, models.TaskEvent.task_id))
+        .order_by(models.TaskEvent.position)
+        .limit(READ_BATCH)
     )
 
 
-def _in_task_order(*batches: list[TaskEvent]) -> list[TaskEvent]:
+async def _replay(database: Database, viewer: Viewer, resume: dict[uuid.UUID, int], since: datetime | None,
+                  head: int) -> list[TaskEvent]:
+    """The stored events afterSequences and since ask for, up to the log's head, in log order, once each."""
+    batches = []
+    if resume:
+        batches.append(await _fetch(database, _events_of_tasks_after(viewer, resume, head)))
+    if since is not None:
+        batches.append(await _fetch(database, _events_since(viewer, since, head)))
     unique = {event.pk: event for batch in batches for event in batch}
-    return sorted(unique.values(), key=lambda event: (event.task_pk, event.sequence))
-
-
-def _unseen(events: Sequence[TaskEvent], delivered: dict[uuid.UUID, int]) -> list[TaskEvent]:
-    return [event for event in events if event.sequence > delivered.get(event.task_pk, 0)]
+    return sorted(unique.values(), key=lambda event: event.position)
 
 
 async def my_task_event_stream(
-    info: Info, since: datetime | None, resume: dict[uuid.UUID, int]
+    info: Info, after_position: int | None, since: datetime | None, resume: dict[uuid.UUID, int]
 ) -> AsyncGenerator[TaskEvent, None]:
+    """Every visible task's events in log order: a replay if asked for, then the log after a position.
+
+    Positions are handed out in commit order, so "the log after the last
+    position delivered" is exact whatever a subscriber missed: lost notices, a
+    full inbox or a listener cut off for any time are all one more read.
+    """
     context = info.context
     viewer = context.require_viewer()
     broker: Broker = context.broker
-    # The last sequence delivered per task: what makes every read de-duplicate.
-    delivered: dict[uuid.UUID, int] = dict(resume)
-    started = datetime.now(UTC)
-    floor = since or started
     owner = None if viewer.sees_every_task else viewer.user_id
     with broker.subscribe(owner_id=owner) as inbox:
-        resumed = await _fetch(context.database, _events_of_tasks_after(viewer, resume)) if resume else []
-        recent = await _fetch(context.database, _events_since(viewer, since)) if since else []
-        pending = _in_task_order(resumed, recent)
+        if after_position is None:
+            async with context.database.read() as connection:
+                last = await log_head(connection)
+            replayed = await _replay(context.database, viewer, resume, since, last) if resume or since else []
+        else:
+            last, replayed = after_position, []
+        if replayed:
+            _refresh_loaders(info, viewer)
+        for event in replayed:
+            yield event
         while True:
-            events = _unseen(pending, delivered)
+            events = await _fetch(context.database, _log_after(viewer, last))
             if events:
                 _refresh_loaders(info, viewer)
             for event in events:
-                if event.sequence > delivered.get(event.task_pk, 0):
-                    yield event
-                    delivered[event.task_pk] = event.sequence
-            pending = await _next_my_events(context.database, viewer, inbox, delivered, floor)
+                yield event
+                last = event.position
+            if len(events) == READ_BATCH:
+                continue
+            await _wait_past(inbox, last)
 
 
-async def _next_my_events(
-    database: Database, viewer: Viewer, inbox: Any, delivered: dict[uuid.UUID, int], floor: datetime
-) -> list[TaskEvent]:
+async def _wait_past(inbox: Any, position: int) -> None:
+    """Until a notice names a position past this one, or notices were lost (then the log is read anyway)."""
     while True:
         notices, behind = await inbox.next_batch()
-        if behind:
-            # Notices were lost: recent events of every visible task, filtered by what was delivered.
-            since = max(floor, datetime.now(UTC) - RESYNC_LOOKBACK)
-            known = await _fetch(database, _events_of_tasks_after(viewer, delivered)) if delivered else []
-            recent = await _fetch(database, _events_since(viewer, since))
-            return _in_task_order(known, recent)
-        after = _read_points(notices, delivered)
-        if after:
-            return await _fetch(database, _events_of_tasks_after(viewer, after))
-
-
-def _read_points(notices: list[EventNotice], delivered: dict[uuid.UUID, int]) -> dict[uuid.UUID, int]:
-    """Per task, the sequence to read after: the last delivered, or just before the first notice of a new task."""
-    after: dict[uuid.UUID, int] = {}
-    for notice in notices:
-        start = delivered.get(notice.task_id, notice.sequence - 1)
-        if notice.sequence > start:
-            after[notice.task_id] = min(after.get(notice.task_id, start), start)
-    return after
+        if behind or any(notice.position > position for notice in notices):
+            return
 
 
 @strawberry.input(description="Where to resume one task's events: after the last sequence you received.")
@@ -216,6 +216,17 @@ def _resume_points(points: list[TaskSequenceInput] | None, limit: int) -> dict[u
         # Named twice: resume from the earlier point, so nothing is skipped.
         resume[pk] = min(resume.get(pk, point.after_sequence), point.after_sequence)
     return resume
+
+
+def _resume_after_position(last_event_id: str | None, after_position: int | None) -> int | None:
+    """Where a stream of many tasks resumes: after an SSE client's Last-Event-ID, else after afterPosition."""
+    if last_event_id is not None:
+        if not last_event_id.strip().isdigit():
+            raise InvalidInput("Last-Event-ID must be the id of an event this stream sent")
+        return int(last_event_id)
+    if after_position is not None and after_position < 0:
+        raise InvalidInput("afterPosition must not be negative")
+    return after_position
 
 
 def _resume_after(last_event_id: str | None, after_sequence: int | None) -> int | None:
@@ -253,16 +264,21 @@ class TaskSubscriptions:
     @strawberry.subscription(
         permission_classes=[IsAuthenticated],
         description=(
-            "Events of every task the viewer may see (a USER: their own; WORKER and ADMIN: all), "
-            "each task's in sequence order. To resume after a reconnect, pass afterSequences (per "
-            "task, the last sequence you received): those tasks' stored events after it come first, "
-            "with no gap and no duplicate. since adds the stored events, created at or after that "
-            "instant, of tasks you did not list. Without either, only events from now on."
+            "Events of every task the viewer may see (a USER: their own; WORKER and ADMIN: all), in "
+            "log order. To resume after a reconnect, pass afterPosition, the position of the last event "
+            "you received: every later event comes, with no gap and no duplicate, however many tasks. "
+            "Over Server-Sent Events each event's id is its position, and a Last-Event-ID header "
+            "resumes after it. Without afterPosition, events from now on, after a replay of what "
+            "afterSequences (per task, after a sequence) and since (created at or after an instant) ask for."
         ),
     )
     async def my_task_events(
-        self, info: Info, since: datetime | None = None, after_sequences: list[TaskSequenceInput] | None = None
+        self, info: Info, after_position: BigInt | None = None, since: datetime | None = None,
+        after_sequences: list[TaskSequenceInput] | None = None,
     ) -> AsyncGenerator[TaskEvent, None]:
+        after = _resume_after_position(info.context.last_event_id, after_position)
         resume = _resume_points(after_sequences, info.context.settings.max_page_size)
-        async for event in my_task_event_stream(info, since, resume):
+        async for event in my_task_event_stream(info, after, since, resume):
+            # Over SSE, the event's id: a reconnect sends it back as Last-Event-ID.
+            info.context.stream_position = str(event.position)
             yield event

@@ -149,6 +149,7 @@ EVENT_COLUMNS = RowShape(
     pk=models.TaskEvent.id,
     task_pk=models.TaskEvent.task_id,
     sequence=models.TaskEvent.sequence,
+    position=models.TaskEvent.position,
     type=models.TaskEvent.type,
     data_json=raw_json(models.TaskEvent.data, "data_json"),
     created_at=models.TaskEvent.created_at,
@@ -157,7 +158,10 @@ EVENT_COLUMNS = RowShape(
 
 @strawberry.type
 class TaskEvent(Node):
-    sequence: int
+    sequence: int = strawberry.field(description="The event's number in its task's log: 1, 2, 3, ... without gaps.")
+    position: BigInt = strawberry.field(description=(
+        "The event's place in the whole log, in commit order: resume myTaskEvents after it with afterPosition."
+    ))
     type: EventType
     created_at: datetime
     pk: strawberry.Private[uuid.UUID]

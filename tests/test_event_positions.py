@@ -1,0 +1,143 @@
+"""Log positions: gap-free, in commit order, and an exact resume point across any number of tasks."""
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import insert, select, text
+
+from db import migrations
+from db.engine import Database, create_engine
+from db.enums import EventType, Role
+from db.events import append_event
+from db.models import Task, TaskEvent, User
+from db.settings import Settings
+from graph.tokens import issue_token
+from tests.conftest import make_settings
+from tests.factories import make_task, make_user
+from tests.live import PROTOCOLS, bearer, graphql_socket, live_server
+
+MY_TASK_EVENTS = """
+subscription($after: BigInt) { myTaskEvents(afterPosition: $after) { position sequence taskId } }
+"""
+
+
+async def positions(db: Database) -> list[tuple[int, uuid.UUID, int]]:
+    async with db.sessions() as session:
+        rows = await session.execute(select(TaskEvent.position, TaskEvent.task_id, TaskEvent.sequence)
+                                     .order_by(TaskEvent.position))
+    return [tuple(row) for row in rows]  # type: ignore[misc]
+
+
+async def test_concurrent_writers_get_gap_free_positions_in_each_task_s_order(db: Database) -> None:
+    # given
+    async with db.transaction() as session:
+        owner = await make_user(session)
+        tasks = [(await make_task(session, owner)).id for _ in range(4)]
+
+    # when: sixteen writers at once, four to a task
+    async def write(task_id: uuid.UUID) -> None:
+        async with db.transaction() as session:
+            await append_event(session, task_id, EventType.PROGRESS)
+            await append_event(session, task_id, EventType.PROGRESS)
+
+    await asyncio.gather(*(write(task_id) for task_id in tasks * 4))
+
+    # then
+    log = await positions(db)
+    assert [position for position, _, _ in log] == list(range(1, 4 + 16 * 2 + 1))
+    for task_id in tasks:
+        assert [sequence for _, task, sequence in log if task == task_id] == list(range(1, 10))
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_a_transaction_that_commits_later_takes_a_later_position_than_one_that_began_after_it(
+    db: Database,
+) -> None:
+    # given: two tasks
+    async with db.transaction() as session:
+        owner = await make_user(session)
+        first, second = (await make_task(session, owner)).id, (await make_task(session, owner)).id
+
+    # when: a writer begins and writes, another begins after it and commits first
+    async with db.transaction() as slow:
+        await append_event(slow, first, EventType.PROGRESS)
+        async with db.transaction() as quick:
+            await append_event(quick, second, EventType.PROGRESS)
+        after_quick = await positions(db)
+
+    # then: a reader that saw the quick one's position can resume after it and miss nothing
+    assert after_quick[-1][1:] == (second, 2)
+    log = await positions(db)
+    assert log[-1][1:] == (first, 2) and log[-1][0] == after_quick[-1][0] + 1
+
+
+async def test_an_upgrade_numbers_events_written_before_positions_existed(
+    empty_database_url: str, data_dir: Path
+) -> None:
+    # given: a database at the first revision with events in it
+    engine = create_engine(make_settings(empty_database_url, data_dir))
+    await migrations.upgrade(engine, "cc301cf8f465")
+    user_id, task_id = uuid.uuid4(), uuid.uuid4()
+    async with engine.begin() as connection:
+        await connection.execute(insert(User.__table__).values(
+            id=user_id, email="a@b.co", hashed_password="x", is_active=True, role="USER"))
+        await connection.execute(insert(Task.__table__).values(
+            id=task_id, user_id=user_id, status="QUEUED", source_url="https://example.com/", last_event_sequence=3))
+        await connection.execute(insert(TaskEvent.__table__), [
+            {"id": uuid.uuid4(), "task_id": task_id, "sequence": sequence, "type": "PROGRESS", "data": {},
+             "created_at": datetime(2026, 1, sequence, tzinfo=UTC)}
+            for sequence in (3, 1, 2)
+        ])
+
+    # when
+    await migrations.upgrade(engine)
+
+    # then
+    async with engine.connect() as connection:
+        rows = (await connection.execute(text("SELECT sequence, position FROM task_events ORDER BY sequence"))).all()
+    await engine.dispose()
+    assert [tuple(row) for row in rows] == [(1, 1), (2, 2), (3, 3)]  # by when they were written
+
+
+@pytest.fixture(params=PROTOCOLS)
+def protocol(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+async def test_my_task_events_resume_after_a_position_across_more_than_a_hundred_tasks(
+    settings: Settings, protocol: str
+) -> None:
+    async with live_server(settings) as server:
+        database: Database = server.app.state.database
+        # given: a worker that last saw position P; then events on 150 tasks were written
+        async with database.transaction() as session:
+            worker = await make_user(session, role=Role.WORKER)
+            owner = await make_user(session)
+            first = await make_task(session, owner)
+        seen = (await positions(database))[-1][0]
+        async with database.transaction() as session:
+            for _ in range(150):
+                await make_task(session, owner)
+            await append_event(session, first.id, EventType.PROGRESS)
+        token = issue_token(worker.id, server.app.state.settings)[0]
+
+        # when: it resumes after P
+        async with graphql_socket(server.ws_url, protocol, bearer(token)) as socket:
+            await socket.subscribe(MY_TASK_EVENTS, {"after": str(seen)})
+            received: list[dict[str, Any]] = []
+            for _ in range(151):
+                payload = await socket.next()
+                received.append(payload["data"]["myTaskEvents"])
+            # and a live one follows
+            async with database.transaction() as session:
+                await append_event(session, first.id, EventType.PROGRESS)
+            received.append((await socket.next())["data"]["myTaskEvents"])
+            assert await socket.silent()
+
+    # then: every event after P exactly once, in log order
+    assert [int(event["position"]) for event in received] == list(range(seen + 1, seen + 153))
+    assert len({event["taskId"] for event in received}) == 151
