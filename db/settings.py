@@ -22,10 +22,23 @@ class Settings(BaseSettings):
     token_ttl_seconds: int = Field(default=12 * 3600, gt=0)
 
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    # A JSON request body larger than this is refused while it is read, before it is parsed.
+    max_request_bytes: int = Field(default=1024 * 1024, gt=0)
+    # Every argument, in the document or a variable: the longest string (an analysis summary
+    # may hold 100,000 characters), the longest list (an analysis may hold 10,000 findings),
+    # and the deepest nesting of lists and objects (JSON evidence included).
+    max_string_length: int = Field(default=100_000, gt=0)
+    max_list_length: int = Field(default=10_000, gt=0)
+    max_input_depth: int = Field(default=32, gt=0)
+    max_subscriptions_per_connection: int = Field(default=50, gt=0)
+    # Open WebSocket and SSE connections of one user, counted per worker process.
+    max_connections_per_user: int = Field(default=100, gt=0)
     max_page_size: int = Field(default=100, gt=0)
     max_query_depth: int = Field(default=12, gt=0)
     max_query_tokens: int = Field(default=5000, gt=0)
     max_aliases: int = Field(default=30, ge=0)
+    # The most a document may cost (graph/cost.py): fields, multiplied by the pages and lists they return.
+    max_query_cost: int = Field(default=100_000, gt=0)
     introspection_enabled: bool = True
     # Runs common queries from cached plans instead of graphql-core's executor
     # (graph/compiled.py); off switches back to the standard path everywhere.

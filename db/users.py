@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from db.enums import Role
 from db.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from db.events import note_access_change
 from db.models import User
 
 MIN_PASSWORD_LENGTH = 10
@@ -88,4 +89,17 @@ async def set_user_active(session: AsyncSession, user_id: uuid.UUID, active: boo
         raise NotFound("user not found")
     user.is_active = active
     await session.flush()
+    # A deactivated user's open subscriptions end, on every worker.
+    note_access_change(session, user_id)
+    return user
+
+
+async def set_user_role(session: AsyncSession, user_id: uuid.UUID, role: Role) -> User:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound("user not found")
+    user.role = role
+    await session.flush()
+    # What the user may see changed: their open subscriptions end, on every worker.
+    note_access_change(session, user_id)
     return user

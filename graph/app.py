@@ -74,6 +74,8 @@ def create_app(settings: Settings) -> Starlette:
             # graphql-ws "ka" messages; graphql-transport-ws answers client pings.
             keep_alive=True,
             keep_alive_interval=WEBSOCKET_KEEP_ALIVE_SECONDS,
+            # Counted by the subscriptions themselves (graph/live_access.py), with a coded error.
+            max_subscriptions_per_connection=None,
         )
         settle_garbage_collector()
         try:

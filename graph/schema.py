@@ -21,6 +21,8 @@ from db.settings import Settings
 from graph.analyses.mutations import AnalysisMutations
 from graph.analyses.queries import FindingQueries
 from graph.compiled import CompiledExecution, PlanCache
+from graph.cost import CostBudget
+from graph.input_limits import InputBounds, InputLimits
 from graph.dashboard.queries import DashboardQueries
 from graph.errors import ErrorCodes, public_error
 from graph.node import NodeQueries
@@ -95,6 +97,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
     ]
+    input_bounds = InputBounds(settings.max_string_length, settings.max_list_length, settings.max_input_depth)
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         ErrorCodes,
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
@@ -102,6 +105,8 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         lambda: AddValidationRules(limit_rules),
         lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
         OperationNameRequired,
+        lambda: InputLimits(input_bounds),
+        lambda: CostBudget(settings.max_query_cost, settings.max_page_size),
         lambda: SelectedColumns(selections),
     ]
     if settings.compiled_execution:

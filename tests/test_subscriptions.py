@@ -420,9 +420,9 @@ async def test_a_thousand_connect_and_disconnect_cycles_leave_nothing_behind(ser
     while (broker.subscriber_count or len(asyncio.all_tasks()) > tasks_before) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
 
-    # then: no inbox, no route, no task is left over
+    # then: no inbox, no route, no connection count, no task is left over
     assert broker.subscriber_count == 0
-    assert broker._by_task == {}
+    assert broker._by_task == {} and broker._connections == {} and broker._access_watchers == {}
     assert len(asyncio.all_tasks()) <= tasks_before
 
 

@@ -22,6 +22,7 @@ from db.errors import InvalidInput, NotFound
 from db.events import log_head
 from graph.broker import Broker
 from graph.context import Info
+from graph.live_access import while_access_lasts
 from graph.loaders import Loaders
 from graph.permissions import IsAuthenticated
 from graph.relay import from_global_id
@@ -256,7 +257,7 @@ class TaskSubscriptions:
     ) -> AsyncGenerator[TaskEvent, None]:
         _, pk = from_global_id(task_id, "Task")
         after = _resume_after(info.context.last_event_id, after_sequence)
-        async for event in task_event_stream(info, pk, after):
+        async for event in while_access_lasts(info, task_event_stream(info, pk, after)):
             # Over SSE, the event's id: a reconnect sends it back as Last-Event-ID.
             info.context.stream_position = str(event.sequence)
             yield event
@@ -278,7 +279,7 @@ class TaskSubscriptions:
     ) -> AsyncGenerator[TaskEvent, None]:
         after = _resume_after_position(info.context.last_event_id, after_position)
         resume = _resume_points(after_sequences, info.context.settings.max_page_size)
-        async for event in my_task_event_stream(info, after, since, resume):
+        async for event in while_access_lasts(info, my_task_event_stream(info, after, since, resume)):
             # Over SSE, the event's id: a reconnect sends it back as Last-Event-ID.
             info.context.stream_position = str(event.position)
             yield event

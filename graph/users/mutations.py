@@ -3,7 +3,8 @@ from sqlalchemy import select
 
 from db import models
 from db.errors import Unauthenticated
-from db.users import authenticate, register_user, set_user_active
+from db.users import authenticate, register_user, set_user_active, set_user_role
+from graph.enums import Role
 from graph.context import Info
 from graph.permissions import IsAdmin
 from graph.relay import from_global_id
@@ -40,9 +41,20 @@ class UserMutations:
         token, expires = issue_token(user.id, context.settings)
         return AuthPayload(token=token, expires_at=expires, user=await _user(info, user.id))
 
-    @strawberry.mutation(permission_classes=[IsAdmin], description="Activate or deactivate an account (ADMIN).")
+    @strawberry.mutation(permission_classes=[IsAdmin], description=(
+        "Activate or deactivate an account (ADMIN). A deactivated account's live subscriptions end."
+    ))
     async def set_user_active(self, info: Info, user_id: strawberry.ID, active: bool) -> User:
         _, pk = from_global_id(user_id, "User")
         async with info.context.database.transaction() as session:
             await set_user_active(session, pk, active)
+        return await _user(info, pk)
+
+    @strawberry.mutation(permission_classes=[IsAdmin], description=(
+        "Give an account another role (ADMIN). Its live subscriptions end; its tokens stay valid."
+    ))
+    async def set_user_role(self, info: Info, user_id: strawberry.ID, role: Role) -> User:
+        _, pk = from_global_id(user_id, "User")
+        async with info.context.database.transaction() as session:
+            await set_user_role(session, pk, role)
         return await _user(info, pk)
