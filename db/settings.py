@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     max_query_tokens: int = Field(default=5000, gt=0)
     max_aliases: int = Field(default=30, ge=0)
     introspection_enabled: bool = True
+    # GraphiQL at GET /graphql for browsers, from files shipped in the package.
+    graphiql_enabled: bool = True
     # Runs common queries from cached plans instead of graphql-core's executor
     # (graph/compiled.py); off switches back to the standard path everywhere.
     compiled_execution: bool = True

@@ -6,6 +6,7 @@ from typing import Any
 import orjson
 from graphql import GraphQLError
 from starlette.requests import Request
+from starlette.responses import HTMLResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -20,6 +21,7 @@ from db.errors import PayloadTooLarge, Unauthenticated
 from db.settings import Settings
 from db.users import active_role
 from graph.context import Context
+from graph.graphiql.page import graphiql_page
 from graph.loaders import Loaders
 from graph.multipart import check_csrf_header, is_multipart, limit_body, payload_too_large
 from graph.throttle import LoginThrottle
@@ -80,6 +82,9 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
         self.database = database
         self.throttle = throttle
         self.broker = broker
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        return HTMLResponse(graphiql_page())
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
