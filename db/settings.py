@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     # The most a document may cost (graph/cost.py): fields, multiplied by the pages and lists they return.
     max_query_cost: int = Field(default=100_000, gt=0)
     introspection_enabled: bool = True
+    # GraphiQL at GET /graphql for browsers, from files shipped in the package.
+    graphiql_enabled: bool = True
     # Runs common queries from cached plans instead of graphql-core's executor
     # (graph/compiled.py); off switches back to the standard path everywhere.
     compiled_execution: bool = True

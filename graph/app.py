@@ -17,6 +17,7 @@ from db.engine import Database
 from db.settings import Settings
 from graph.broker import create_broker
 from graph.downloads import download_artifact, download_task_file
+from graph.graphiql.files import graphiql_routes
 from graph.health import healthz, readyz
 from graph.schema import build_schema
 from graph.throttle import LoginThrottle
@@ -66,7 +67,7 @@ def create_app(settings: Settings) -> Starlette:
             database=database,
             throttle=LoginThrottle(settings.login_max_failures, settings.login_lockout_seconds),
             broker=broker,
-            graphql_ide="graphiql",
+            graphql_ide="graphiql" if settings.graphiql_enabled else None,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL, GRAPHQL_SSE_PROTOCOL),
             allowed_origins=settings.websocket_allowed_origins,
             # Uploads only together with the CSRF check in AuditGraphView.run.
@@ -103,6 +104,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/files/artifacts/{artifact_id:uuid}", download_artifact),
             Route("/graphql", GraphQLEndpoint()),
             WebSocketRoute("/graphql", GraphQLEndpoint()),
+            *graphiql_routes(settings),
         ],
         middleware=middleware,
         lifespan=lifespan,

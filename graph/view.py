@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from graphql import GraphQLError
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from cross_web import HTTPException
@@ -29,6 +29,7 @@ from db.errors import PayloadTooLarge, Unauthenticated
 from db.settings import Settings
 from db.users import active_role
 from graph.context import Context
+from graph.graphiql.page import graphiql_page
 from graph.graphql_http import (
     APPLICATION_JSON,
     GRAPHQL_RESPONSE_JSON,
@@ -114,6 +115,9 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
         self.database = database
         self.throttle = throttle
         self.broker = broker
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        return HTMLResponse(graphiql_page())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
