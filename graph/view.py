@@ -1,13 +1,15 @@
 """Strawberry's ASGI view, with our context, fast JSON, and authentication from the bearer token."""
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from graphql import GraphQLError
 from starlette.requests import Request
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
@@ -54,7 +56,23 @@ def connection_token(params: dict[str, Any] | None, websocket: Any) -> str | Non
     return bearer_token(getattr(websocket, "headers", {}).get("authorization"))
 
 
+class TextFrameWebSocketAdapter(ASGIWebSocketAdapter):
+    """Sends every protocol message as a text frame.
+
+    Both GraphQL WebSocket protocols are JSON in text frames: browsers hand a
+    binary frame to the client as a Blob, and graphql-ws and gql refuse it.
+    """
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        try:
+            await self.ws.send_text(orjson.dumps(message).decode())
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
+
 class AuditGraphView(GraphQL):  # type: ignore[type-arg]
+    websocket_adapter_class = TextFrameWebSocketAdapter  # type: ignore[assignment]
+
     def __init__(self, *, settings: Settings, database: Database, throttle: LoginThrottle,
                  broker: Any, **options: Any) -> None:
         super().__init__(**options)

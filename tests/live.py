@@ -77,6 +77,8 @@ class GraphQLSocket:
                 raw = await asyncio.wait_for(self.connection.recv(), timeout)
             except ConnectionClosed as closed:
                 raise Refused(closed.rcvd.code if closed.rcvd else None) from None
+            # Strict like a browser client: JSON arrives in text frames only.
+            assert isinstance(raw, str), f"binary frame from the server: {raw!r}"
             message = orjson.loads(raw)
             if message["type"] == "ka":
                 continue
