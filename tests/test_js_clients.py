@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from db.settings import Settings
-from graph.relay import to_global_id
+from graph.relay import from_global_id, to_global_id
 from tests.live import LiveServer, live_server
 from tests.node import node_or_skip, node_script
-from tests.seeding import account, progress, queued_task
+from tests.seeding import account, analyse, analysed_task, progress, queued_task
 
 
 @pytest.fixture(scope="session")
@@ -51,3 +51,53 @@ async def test_graphql_ws_receives_live_events_and_resumes_after_a_reconnect(ser
     # then: every event exactly once, in order
     assert result["firstConnection"] == [1, 2, 3]
     assert result["secondConnection"] == [4, 5, 6]
+
+
+async def test_subscriptions_transport_ws_receives_live_events(server: LiveServer, node: str) -> None:
+    # given
+    owner, token = await account(server)
+    task_id = await queued_task(server, owner)
+
+    async with node_script(node, "subscriptions_transport_ws.mjs", GRAPHQL_URL=graphql_url(server), TOKEN=token,
+                           TASK_ID=to_global_id("Task", task_id)) as script:
+        # when
+        await script.checkpoint("subscribed")
+        await progress(server, task_id, 2)
+        await script.proceed()
+        result = await script.result()
+
+    # then: the stored CREATED event, then both live ones
+    assert result["sequences"] == [1, 2, 3]
+
+
+async def test_apollo_client_uploads_queries_caches_and_subscribes(server: LiveServer, node: str) -> None:
+    # given
+    owner, token = await account(server)
+    analysed = to_global_id("Task", await analysed_task(server, owner))
+
+    async with node_script(node, "apollo_upload.mjs", GRAPHQL_URL=graphql_url(server), TOKEN=token,
+                           ANALYSED_TASK_ID=analysed) as script:
+        # when: the pipeline analyses the uploaded task while Apollo watches it
+        uploaded = (await script.checkpoint("subscribed"))["taskId"]
+        await analyse(server, from_global_id(uploaded, "Task")[1])
+        await script.proceed()
+        result = await script.result()
+
+    # then: the upload became a queued task
+    upload = result["upload"]
+    assert (upload["deduplicated"], upload["task"]["status"], upload["task"]["originalFilename"]) == (
+        False, "QUEUED", "report.txt")
+    assert int(upload["task"]["fileSize"]) == result["uploadedBytes"]
+    # and the nested query reached every level, each object normalised under its typename and id
+    task = result["nested"]
+    findings = task["analysis"]["findings"]
+    sources = [source for finding in findings for source in finding["sources"]]
+    assert (task["id"], task["analysis"]["verdict"]) == (analysed, "REVIEW")
+    assert [(finding["severity"], len(finding["sources"])) for finding in findings] == [("CRITICAL", 1), ("MINOR", 0)]
+    assert {f"Task:{upload['task']['id']}", f"Task:{task['id']}", f"Analysis:{task['analysis']['id']}",
+            *(f"Finding:{finding['id']}" for finding in findings),
+            *(f"SourceReference:{source['id']}" for source in sources)} <= set(result["cacheKeys"])
+    # and the subscription saw the analysis recorded, naming it by an id node(id:) resolves
+    assert [(event["sequence"], event["type"]) for event in result["events"]] == [
+        (1, "CREATED"), (2, "STATUS_CHANGED"), (3, "ANALYSIS_RECORDED")]
+    assert result["analysis"] == {"__typename": "Analysis", "id": result["analysisId"], "verdict": "REVIEW"}

@@ -71,6 +71,7 @@ export class Inbox {
       if (this.#error) throw this.#error;
       await new Promise((resolve) => { this.#wake = resolve; });
     }
+    waitingFor = `the step after ${count} ${what}`;
     return this.#items.splice(0, count);
   }
 
