@@ -10,7 +10,8 @@ import pytest
 from db.settings import Settings
 from graph.relay import from_global_id, to_global_id
 from tests.live import LiveServer, live_server
-from tests.node import node_or_skip, node_script
+from tests.node import node_or_skip, node_script, run_script
+from tests.relay import relay
 from tests.seeding import account, analyse, analysed_task, progress, queued_task
 
 
@@ -101,3 +102,74 @@ async def test_apollo_client_uploads_queries_caches_and_subscribes(server: LiveS
     assert [(event["sequence"], event["type"]) for event in result["events"]] == [
         (1, "CREATED"), (2, "STATUS_CHANGED"), (3, "ANALYSIS_RECORDED")]
     assert result["analysis"] == {"__typename": "Analysis", "id": result["analysisId"], "verdict": "REVIEW"}
+
+
+async def test_graphql_sse_receives_live_events_and_resumes_after_a_dropped_connection(
+    server: LiveServer, node: str
+) -> None:
+    # given: the client reaches the server through a relay the test can cut
+    owner, token = await account(server)
+    task_id = await queued_task(server, owner)
+
+    async with relay(server.port) as network, node_script(
+        node, "graphql_sse.mjs", GRAPHQL_URL=network.url, TOKEN=token, TASK_ID=to_global_id("Task", task_id)
+    ) as script:
+        # when: two events while connected, the connection drops, two while away, one after the resume
+        await script.checkpoint("subscribed")
+        await progress(server, task_id, 2)
+        await script.proceed()
+        await script.checkpoint("received")
+        network.cut()
+        await script.proceed()
+        await script.checkpoint("dropped")
+        await progress(server, task_id, 2)
+        network.restore()
+        await script.proceed()
+        await script.checkpoint("resumed")
+        await progress(server, task_id, 1)
+        await script.proceed()
+        result = await script.result()
+
+    # then: every event exactly once, in order
+    assert result["firstConnection"] == [1, 2, 3]
+    assert result["secondConnection"] == [4, 5, 6]
+
+
+async def test_eventsource_reconnects_by_itself_and_resumes_from_last_event_id(server: LiveServer, node: str) -> None:
+    # given: the client reaches the server through a relay the test can cut
+    owner, token = await account(server)
+    task_id = await queued_task(server, owner)
+
+    async with relay(server.port) as network, node_script(
+        node, "eventsource.mjs", GRAPHQL_URL=network.url, TOKEN=token, TASK_ID=to_global_id("Task", task_id)
+    ) as script:
+        # when: two events while connected; the connection drops and two events are written before
+        # the client gets through again; one more after it is back
+        await script.checkpoint("subscribed")
+        await progress(server, task_id, 2)
+        await script.proceed()
+        await script.checkpoint("received")
+        network.cut()
+        await progress(server, task_id, 2)
+        network.restore()
+        await script.proceed()
+        await script.checkpoint("resumed")
+        await progress(server, task_id, 1)
+        await script.proceed()
+        result = await script.result()
+
+    # then: every event exactly once, in order
+    assert result["sequences"] == [1, 2, 3, 4, 5, 6]
+    # and the client itself resumed: its second request named the last event it had received
+    assert result["requests"] == [{"lastEventId": None}, {"lastEventId": result["eventIds"][2]}]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # the audits read no rows: one backend says it all
+async def test_graphql_http_server_audits_find_no_must_or_should_failure(server: LiveServer, node: str) -> None:
+    result = await run_script(node, "server_audits.mjs", GRAPHQL_URL=graphql_url(server))
+
+    counts, failures = result["counts"], result["failures"]
+    required = [f"{failure['name']} ({failure['reason']})" for failure in failures
+                if failure["name"].startswith(("MUST", "SHOULD"))]
+    assert counts["MUST"]["failed"] == counts["SHOULD"]["failed"] == 0, (
+        f"audit counts {counts}; failing:\n" + "\n".join(required))
