@@ -30,7 +30,7 @@ def graphql_url(server: LiveServer) -> str:
     return f"http://127.0.0.1:{server.port}/graphql"
 
 
-async def test_graphql_ws_receives_live_events_and_resumes_after_a_reconnect(server: LiveServer, node: str) -> None:
+async def test_graphql_ws_receives_live_events_and_resumes_after_a_reconnect(node: str, server: LiveServer) -> None:
     # given
     owner, token = await account(server)
     task_id = await queued_task(server, owner)
@@ -54,7 +54,7 @@ async def test_graphql_ws_receives_live_events_and_resumes_after_a_reconnect(ser
     assert result["secondConnection"] == [4, 5, 6]
 
 
-async def test_subscriptions_transport_ws_receives_live_events(server: LiveServer, node: str) -> None:
+async def test_subscriptions_transport_ws_receives_live_events(node: str, server: LiveServer) -> None:
     # given
     owner, token = await account(server)
     task_id = await queued_task(server, owner)
@@ -71,7 +71,7 @@ async def test_subscriptions_transport_ws_receives_live_events(server: LiveServe
     assert result["sequences"] == [1, 2, 3]
 
 
-async def test_apollo_client_uploads_queries_caches_and_subscribes(server: LiveServer, node: str) -> None:
+async def test_apollo_client_uploads_queries_caches_and_subscribes(node: str, server: LiveServer) -> None:
     # given
     owner, token = await account(server)
     analysed = to_global_id("Task", await analysed_task(server, owner))
@@ -105,7 +105,7 @@ async def test_apollo_client_uploads_queries_caches_and_subscribes(server: LiveS
 
 
 async def test_graphql_sse_receives_live_events_and_resumes_after_a_dropped_connection(
-    server: LiveServer, node: str
+    node: str, server: LiveServer
 ) -> None:
     # given: the client reaches the server through a relay the test can cut
     owner, token = await account(server)
@@ -135,7 +135,7 @@ async def test_graphql_sse_receives_live_events_and_resumes_after_a_dropped_conn
     assert result["secondConnection"] == [4, 5, 6]
 
 
-async def test_eventsource_reconnects_by_itself_and_resumes_from_last_event_id(server: LiveServer, node: str) -> None:
+async def test_eventsource_reconnects_by_itself_and_resumes_from_last_event_id(node: str, server: LiveServer) -> None:
     # given: the client reaches the server through a relay the test can cut
     owner, token = await account(server)
     task_id = await queued_task(server, owner)
@@ -165,7 +165,7 @@ async def test_eventsource_reconnects_by_itself_and_resumes_from_last_event_id(s
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # the audits read no rows: one backend says it all
-async def test_graphql_http_server_audits_find_no_must_or_should_failure(server: LiveServer, node: str) -> None:
+async def test_graphql_http_server_audits_find_no_must_or_should_failure(node: str, server: LiveServer) -> None:
     result = await run_script(node, "server_audits.mjs", GRAPHQL_URL=graphql_url(server))
 
     counts, failures = result["counts"], result["failures"]
