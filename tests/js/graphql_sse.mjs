@@ -37,7 +37,7 @@ run(async () => {
   await checkpoint('received');
   const dropped = await before.failure();
   const last = live.at(-1).sequence;
-  await checkpoint('dropped', { last, error: dropped.message });
+  await checkpoint('dropped', { last, reason: dropped.message });
 
   const after = subscribe(client, last);
   const missed = await after.take(2, 'missed events');
