@@ -1,11 +1,10 @@
 """Guards for GraphQL multipart requests: a CSRF-safe header, and a body size limit while it streams in."""
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.types import Message
-from cross_web import HTTPException
 
 from db.errors import PayloadTooLarge
+from graph.graphql_http import Refusal
 
 # Headers a browser cannot send cross-site without a CORS preflight, as in
 # Apollo Server's CSRF prevention. multipart/form-data itself is a "simple"
@@ -28,7 +27,7 @@ def is_multipart(request: Request) -> bool:
 
 def check_csrf_header(request: Request) -> None:
     if not any(request.headers.get(name, "").strip() for name in PREFLIGHT_HEADERS):
-        raise HTTPException(400, CSRF_MESSAGE)
+        raise Refusal(403, CSRF_MESSAGE)
 
 
 def limit_body(request: Request, max_upload_bytes: int) -> Request:
@@ -55,7 +54,3 @@ def limit_body(request: Request, max_upload_bytes: int) -> Request:
 
     return Request(request.scope, receive=receive)
 
-
-def payload_too_large(error: PayloadTooLarge) -> JSONResponse:
-    body = {"data": None, "errors": [{"message": error.message, "extensions": {"code": error.code}}]}
-    return JSONResponse(body, status_code=413)

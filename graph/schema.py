@@ -1,9 +1,10 @@
 """The root types composed from the domains, and the schema with its protective extensions."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import strawberry
+from graphql import GraphQLError, OperationDefinitionNode
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
@@ -64,6 +65,26 @@ class AuditGraphSchema(strawberry.Schema):
         return await super()._handle_execution_result(context, result, extensions_runner, **options)
 
 
+class OperationNameRequired(SchemaExtension):
+    """A document with several operations runs only the one named in operationName.
+
+    Strawberry would otherwise fill in the first operation's name, running an
+    operation the client never chose. Placed after the validation cache, so the
+    error joins the cached validation errors (as a new list: the cache's is shared).
+    """
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        # An InitVar of the dataclass: what the client sent, before Strawberry guesses.
+        if context._provided_operation_name is None and document is not None:
+            operations = sum(isinstance(node, OperationDefinitionNode) for node in document.definitions)
+            if operations > 1:
+                error = GraphQLError("This document has several operations: name the one to run in operationName.")
+                context.pre_execution_errors = [*(context.pre_execution_errors or ()), error]
+        yield
+
+
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or Settings(_env_file=None)
     plans = PlanCache(maxsize=DOCUMENT_CACHE_SIZE)
@@ -80,6 +101,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
         lambda: AddValidationRules(limit_rules),
         lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+        OperationNameRequired,
         lambda: SelectedColumns(selections),
     ]
     if settings.compiled_execution:

@@ -1,4 +1,5 @@
-"""Strawberry's ASGI view, with our context, fast JSON, and authentication from the bearer token."""
+"""Strawberry's ASGI view, with our context, fast JSON, authentication from the bearer token,
+and GraphQL over HTTP to the letter (graph/graphql_http.py)."""
 
 from collections.abc import Mapping
 from typing import Any
@@ -6,11 +7,17 @@ from typing import Any
 import orjson
 from graphql import GraphQLError
 from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
+from cross_web import HTTPException
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
-from strawberry.exceptions import ConnectionRejectionError
+from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
+from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET
 
 from db.access import Viewer
@@ -20,13 +27,31 @@ from db.errors import PayloadTooLarge, Unauthenticated
 from db.settings import Settings
 from db.users import active_role
 from graph.context import Context
+from graph.graphql_http import (
+    APPLICATION_JSON,
+    GRAPHQL_RESPONSE_JSON,
+    Refusal,
+    is_request_error,
+    refusal_parts,
+    request_error_status,
+    response_media_type,
+)
 from graph.loaders import Loaders
-from graph.multipart import check_csrf_header, is_multipart, limit_body, payload_too_large
+from graph.multipart import check_csrf_header, is_multipart, limit_body
 from graph.throttle import LoginThrottle
 from graph.tokens import bearer_token, read_token
 
 # Sees nothing: every scoped query filters on an owner that matches no row.
 ANONYMOUS = Viewer(user_id=None, role=Role.USER)
+HOW_TO_SUBSCRIBE = (
+    "Subscriptions are not served over plain HTTP requests: open a WebSocket to this URL "
+    "(graphql-transport-ws or graphql-ws), or send the request with 'Accept: text/event-stream' "
+    "for Server-Sent Events."
+)
+WHICH_OPERATION = (
+    "Can't tell which operation to run: send a document with one operation, "
+    "or name the one to run in operationName."
+)
 
 
 async def viewer_from_token(token: str | None, database: Database, settings: Settings) -> Viewer | None:
@@ -81,11 +106,68 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
         self.throttle = throttle
         self.broker = broker
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await super().__call__(scope, receive, send)
+        request = Request(scope, receive=receive)
+        try:
+            response = await self.run(request)
+        except HTTPException as refusal:
+            body, status, headers = refusal_parts(refusal, request.headers.get("accept"))
+            response = Response(self.encode_json(body), status_code=status, headers=headers)
+        await response(scope, receive, send)
+
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
 
     def decode_json(self, data: str | bytes) -> object:
         return orjson.loads(data)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        try:
+            value = orjson.loads(data)
+        except orjson.JSONDecodeError as error:
+            raise Refusal(400, f"the request is not valid JSON: {error}") from None
+        # A list is a batch, which the parser after this refuses with its own reason.
+        if not isinstance(value, dict | list):
+            raise Refusal(400, "the request must be a JSON object")
+        return value
+
+    def parse_query_params(self, params: Any) -> dict[str, Any]:
+        # `variables=null` in a URL means no variables, as a JSON body's null does.
+        params = {key: value for key, value in dict(params).items()
+                  if not (key in ("variables", "extensions") and value == "null")}
+        return super().parse_query_params(params)
+
+    async def parse_http_body(self, request: Any) -> Any:
+        try:
+            return await super().parse_http_body(request)
+        except HTTPException as error:
+            if error.reason == "Unsupported content type":
+                raise Refusal(415, "send the request as application/json, or as multipart/form-data "
+                                   "for uploads (GraphQL multipart request spec)") from None
+            raise
+
+    async def get_sub_response(self, request: Request) -> Response:
+        sub_response = await super().get_sub_response(request)
+        sub_response.media_type = response_media_type(request.headers.get("accept"))
+        return sub_response
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        response = process_result(result)
+        if result.data is None and result.errors and all(error.path is None for error in result.errors):
+            # Nothing was executed: the spec's request error, which carries no data entry.
+            del response["data"]
+        return response
+
+    def create_response(self, response_data: Any, sub_response: Response) -> Response:
+        response = super().create_response(response_data, sub_response)
+        media_type = sub_response.media_type or APPLICATION_JSON
+        response.headers["content-type"] = media_type
+        if (media_type == GRAPHQL_RESPONSE_JSON and not sub_response.status_code
+                and isinstance(response_data, dict) and is_request_error(response_data)):
+            response.status_code = request_error_status(response_data)
+        return response
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         if not (isinstance(request, Request) and is_multipart(request)):
@@ -95,7 +177,7 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
             request = limit_body(request, self.settings.max_upload_bytes)
             return await super().run(request, context, root_value)
         except PayloadTooLarge as error:
-            return payload_too_large(error)
+            raise Refusal(413, error.message, code=error.code) from None
         finally:
             # Closes the spooled upload files as soon as the response is ready.
             await request.close()
@@ -110,6 +192,31 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
         return await super().execute_operation(
             request, request_adapter, request_data, context, root_value, sub_response
         )
+
+    async def execute_single(self, request: Any, request_adapter: Any, sub_response: Any, context: Context,
+                             root_value: Any, request_data: Any) -> ExecutionResult:
+        # GET only reads; subscriptions stream (WebSocket or SSE), never one plain answer.
+        method = request_adapter.method
+        allowed = {OperationType.QUERY} if method == "GET" else {OperationType.QUERY, OperationType.MUTATION}
+        try:
+            return await self.schema.execute(
+                request_data.query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
+            )
+        except CannotGetOperationTypeError as error:
+            reason = WHICH_OPERATION if error.operation_name is None else error.as_http_error_reason()
+            raise Refusal(400, reason) from None
+        except InvalidOperationTypeError as error:
+            if error.operation_type is OperationType.SUBSCRIPTION:
+                raise Refusal(400, HOW_TO_SUBSCRIBE) from None
+            raise Refusal(405, "mutations are sent with POST, not GET", headers={"allow": "POST"}) from None
+        except MissingQueryError:
+            raise Refusal(400, "no GraphQL query found in the request") from None
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         viewer, auth_error = None, None

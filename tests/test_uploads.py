@@ -236,8 +236,9 @@ async def test_a_multipart_request_without_a_preflight_header_is_refused(
     response = await api.upload(UPLOAD, {"file": None}, {"file": ("a.txt", b"hello")}, token=token, headers=headers)
 
     # then
-    assert response.status_code == 400
-    assert "Apollo-Require-Preflight" in response.text
+    assert response.status_code == 403
+    assert error_codes(response.json()) == ["FORBIDDEN"]
+    assert "Apollo-Require-Preflight" in response.json()["errors"][0]["message"]
     assert stored_files(data_dir) == []
     assert await task_count(api) == 0
 

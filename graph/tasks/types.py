@@ -9,6 +9,8 @@ import strawberry
 from sqlalchemy import Row, Text, cast
 
 from db import models
+from db.access import Viewer
+from db.enums import Role
 from graph.context import Info
 from graph.enums import EventType, Severity, SortDirection, TaskStatus, Verdict
 from graph.relay import Connection, Node, to_global_id
@@ -115,6 +117,27 @@ def raw_json(column: Any, name: str) -> Any:
     return cast(column, Text).label(name)
 
 
+# Ids the service writes into event data, stored as database UUIDs, and the node type each names.
+EVENT_DATA_IDS = {"analysisId": "Analysis", "artifactId": "Artifact", "workerId": "User"}
+
+
+def public_event_data(data: dict[str, Any], viewer: Viewer | None) -> dict[str, Any]:
+    """Event data in the API's language: global ids, and no other account's internal id."""
+    for key, type_name in EVENT_DATA_IDS.items():
+        value = data.get(key)
+        if not isinstance(value, str):
+            continue
+        if type_name == "User" and not _may_see_account(viewer, value):
+            del data[key]
+        else:
+            data[key] = to_global_id(type_name, uuid.UUID(value))
+    return data
+
+
+def _may_see_account(viewer: Viewer | None, user_id: str) -> bool:
+    return viewer is not None and (viewer.role is Role.ADMIN or str(viewer.user_id) == user_id)
+
+
 EVENT_COLUMNS = RowShape(
     always=("pk", "task_pk"),
     needs={
@@ -145,9 +168,12 @@ class TaskEvent(Node):
     def from_row(cls, row: Row[Any], names: Sequence[str] | None = None) -> Self:
         return EVENT_COLUMNS.build(cls, row, names)
 
-    @strawberry.field
-    def data(self) -> JSON:
-        return decode_json(self.data_json) or {}
+    @strawberry.field(description=(
+        "What happened, by type. Ids in it are global ids (node(id:) takes them); "
+        "the id of the pipeline account that acted is shown only to that account and to ADMINs."
+    ))
+    def data(self, info: Info) -> JSON:
+        return public_event_data(decode_json(self.data_json) or {}, info.context.viewer)
 
     @strawberry.field
     def task_id(self) -> strawberry.ID:

@@ -1,0 +1,97 @@
+"""GraphQL over HTTP: the media type that answers a request, the status a result gets, and refusals.
+
+`application/graphql-response+json` carries HTTP statuses that mean what they
+say (a request error is a 4xx, with no `data` key); `application/json` is kept
+for the clients written before it, which expect 200 for every GraphQL answer.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from cross_web import HTTPException
+from mimeparse import parse_media_range
+
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+APPLICATION_JSON = "application/json"
+
+# The status of a request error (one raised before execution began) under the
+# graphql-response media type; codes not listed are 400.
+REQUEST_ERROR_STATUS = {
+    "UNAUTHENTICATED": 401,
+    "FORBIDDEN": 403,
+    "PAYLOAD_TOO_LARGE": 413,
+    "RATE_LIMITED": 429,
+    "INTERNAL_SERVER_ERROR": 500,
+    "SERVICE_UNAVAILABLE": 503,
+    "INSUFFICIENT_STORAGE": 507,
+}
+# The status of a refusal before the request was even parsed, under either media type.
+REFUSAL_CODES = {401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND", 413: "PAYLOAD_TOO_LARGE",
+                 429: "RATE_LIMITED", 503: "SERVICE_UNAVAILABLE", 507: "INSUFFICIENT_STORAGE"}
+
+
+def _quality(accept: str, wanted: str) -> float:
+    """The q-value the Accept header gives `wanted` by name; wildcards do not count."""
+    best = 0.0
+    for part in accept.split(","):
+        if not part.strip():
+            continue
+        try:
+            kind, subtype, params = parse_media_range(part)
+            quality = float(params.get("q", 1))
+        except ValueError:
+            continue
+        if f"{kind}/{subtype}".lower() == wanted:
+            best = max(best, quality)
+    return best
+
+
+def response_media_type(accept: str | None) -> str:
+    """graphql-response+json when the client names it at least as gladly as application/json.
+
+    No Accept header, `*/*`, or anything else means a client from before the
+    new media type: it gets application/json, as the GraphQL over HTTP spec asks.
+    """
+    if not accept:
+        return APPLICATION_JSON
+    preferred = _quality(accept, GRAPHQL_RESPONSE_JSON)
+    if preferred > 0 and preferred >= _quality(accept, APPLICATION_JSON):
+        return GRAPHQL_RESPONSE_JSON
+    return APPLICATION_JSON
+
+
+def is_request_error(response: Mapping[str, Any]) -> bool:
+    """A result that failed before execution began (parse, validation, variables, authentication).
+
+    Such a result has no `data` at all; a field error always has a path and
+    leaves `data` in place, even when it is null.
+    """
+    return "data" not in response and bool(response.get("errors"))
+
+
+def request_error_status(response: Mapping[str, Any]) -> int:
+    codes = [(error.get("extensions") or {}).get("code") for error in response["errors"]]
+    return max(REQUEST_ERROR_STATUS.get(code, 400) for code in codes)  # type: ignore[arg-type]
+
+
+def error_body(message: str, code: str, **details: Any) -> dict[str, Any]:
+    return {"errors": [{"message": message, "extensions": {"code": code, **details}}]}
+
+
+class Refusal(HTTPException):
+    """A request refused before execution; answered as a JSON error body with a code, never plain text."""
+
+    def __init__(self, status_code: int, reason: str, code: str | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(status_code, reason)
+        self.code = code or REFUSAL_CODES.get(status_code, "BAD_USER_INPUT")
+        self.headers = dict(headers or {})
+
+
+def refusal_parts(refusal: HTTPException, accept: str | None) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """The body, status and headers that answer a refusal (ours, or one raised inside Strawberry)."""
+    code = getattr(refusal, "code", None) or REFUSAL_CODES.get(refusal.status_code, "BAD_USER_INPUT")
+    headers = {"content-type": response_media_type(accept), **getattr(refusal, "headers", {})}
+    if refusal.status_code == 405:
+        headers.setdefault("allow", "GET, POST")
+    return error_body(refusal.reason, code), refusal.status_code, headers
