@@ -17,16 +17,24 @@ TIMEOUT = 60.0
 
 
 def node_or_skip() -> str:
-    """Node and the packages `./dev test` installs from tests/js/package-lock.json; under CI both must be there."""
+    """Node, with the packages `./dev test` installs from tests/js/package-lock.json; under CI both must be there."""
     node = shutil.which("node")
-    missing = ("Node.js is not installed" if node is None
-               else None if (SCRIPTS / "node_modules").is_dir()
-               else "tests/js/node_modules is missing: run ./dev test, which installs it")
+    missing = what_is_missing(node)
     if missing is None:
         return str(node)
     if os.environ.get("CI") == "true":
         pytest.fail(f"the client contract tests must run under CI: {missing}")
-    pytest.skip(f"client contract tests need Node.js 20 and npm: {missing}")
+    pytest.skip(f"the client contract tests need Node.js 20 and npm: {missing}")
+
+
+def what_is_missing(node: str | None) -> str | None:
+    if node is None:
+        return "Node.js is not installed"
+    if (SCRIPTS / "node_modules").is_dir():
+        return None
+    if shutil.which("npm") is None:
+        return "npm is not installed, so tests/js/node_modules is missing"
+    return "tests/js/node_modules is missing: `./dev test` installs it"
 
 
 class NodeScript:
