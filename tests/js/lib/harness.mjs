@@ -40,7 +40,7 @@ export async function checkpoint(name, detail = {}) {
 
 /** Run the flow under one deadline; its return value is the result. */
 export function run(flow) {
-  setTimeout(() => fail(`timed out after ${SCRIPT_TIMEOUT_MS} ms`), SCRIPT_TIMEOUT_MS).unref();
+  setTimeout(() => fail(`timed out after ${SCRIPT_TIMEOUT_MS} ms`), SCRIPT_TIMEOUT_MS);
   flow().then((result) => {
     emit({ result });
     process.exit(0);
