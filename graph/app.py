@@ -10,6 +10,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
+from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
 from db import migrations
 from db.engine import Database
@@ -66,6 +67,7 @@ def create_app(settings: Settings) -> Starlette:
             throttle=LoginThrottle(settings.login_max_failures, settings.login_lockout_seconds),
             broker=broker,
             graphql_ide="graphiql",
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL, GRAPHQL_SSE_PROTOCOL),
             allowed_origins=settings.websocket_allowed_origins,
             # Uploads only together with the CSRF check in AuditGraphView.run.
             multipart_uploads_enabled=True,

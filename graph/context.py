@@ -33,6 +33,15 @@ class Context:
     # The connection_init payload of a WebSocket, set by Strawberry before on_ws_connect.
     connection_params: dict[str, Any] | None = None
 
+    # A reconnecting SSE client's Last-Event-ID: where its subscription resumes.
+    last_event_id: str | None = None
+    # The position of the event a subscription yielded last; the SSE stream sends it as the event's id.
+    stream_position: str | None = None
+
+    def take_stream_position(self) -> str | None:
+        position, self.stream_position = self.stream_position, None
+        return position
+
     def require_viewer(self) -> Viewer:
         if self.viewer is None:
             raise Unauthenticated(self.auth_error or "sign in to do this")

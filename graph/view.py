@@ -14,6 +14,7 @@ from cross_web import HTTPException
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.http.streaming import SSETransport
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
@@ -37,6 +38,7 @@ from graph.graphql_http import (
     response_media_type,
 )
 from graph.loaders import Loaders
+from graph.sse import resumable_stream
 from graph.multipart import check_csrf_header, is_multipart, limit_body
 from graph.throttle import LoginThrottle
 from graph.tokens import bearer_token, read_token
@@ -187,6 +189,9 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
         if context.auth_error is not None:
             # A token was presented and refused: answer nothing at all rather
             # than treat the caller as anonymous.
+            if getattr(request_data, "protocol", None) == "sse":
+                # Refused before the stream opens: an EventSource does not retry a 401.
+                raise Refusal(401, context.auth_error, code="UNAUTHENTICATED")
             error = GraphQLError(context.auth_error, extensions={"code": "UNAUTHENTICATED"})
             return ExecutionResult(data=None, errors=[error])
         return await super().execute_operation(
@@ -220,13 +225,24 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         viewer, auth_error = None, None
-        if isinstance(request, Request):
-            try:
-                token = bearer_token(request.headers.get("authorization"))
-                viewer = await viewer_from_token(token, self.database, self.settings)
-            except Unauthenticated as error:
-                auth_error = error.message
-        return self.make_context(request, response, viewer, auth_error)
+        if not isinstance(request, Request):
+            return self.make_context(request, response, viewer, auth_error)
+        try:
+            token = bearer_token(request.headers.get("authorization"))
+            viewer = await viewer_from_token(token, self.database, self.settings)
+        except Unauthenticated as error:
+            auth_error = error.message
+        context = self.make_context(request, response, viewer, auth_error)
+        context.last_event_id = request.headers.get("last-event-id")
+        # Read back by an SSE stream, which is handed the request but not the context.
+        request.state.graphql_context = context
+        return context
+
+    def _stream_result(self, request: Any, result: Any, transport: Any) -> Any:
+        if not isinstance(transport, SSETransport):
+            return super()._stream_result(request, result, transport)
+        context: Context = request.state.graphql_context
+        return resumable_stream(self, request, result, transport, context.take_stream_position)
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
         """Authenticate a WebSocket from its connection_init payload; refuse it without a good token.

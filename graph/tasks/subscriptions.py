@@ -218,6 +218,17 @@ def _resume_points(points: list[TaskSequenceInput] | None, limit: int) -> dict[u
     return resume
 
 
+def _resume_after(last_event_id: str | None, after_sequence: int | None) -> int | None:
+    """Where a task's stream resumes: after an SSE client's Last-Event-ID, else after afterSequence."""
+    if last_event_id is not None:
+        if not last_event_id.strip().isdigit():
+            raise InvalidInput("Last-Event-ID must be the id of an event this stream sent")
+        return int(last_event_id)
+    if after_sequence is not None and after_sequence < 0:
+        raise InvalidInput("afterSequence must not be negative")
+    return after_sequence
+
+
 @strawberry.type
 class TaskSubscriptions:
     @strawberry.subscription(
@@ -225,16 +236,18 @@ class TaskSubscriptions:
         description=(
             "A task's events as they are committed. With afterSequence, the stored events after "
             "that sequence come first: reconnect with the last sequence you received and you miss "
-            "nothing and receive nothing twice. Without it, only events from now on."
+            "nothing and receive nothing twice. Without it, only events from now on. Over "
+            "Server-Sent Events each event's id is its sequence, and a Last-Event-ID header resumes after it."
         ),
     )
     async def task_events(
         self, info: Info, task_id: strawberry.ID, after_sequence: int | None = None
     ) -> AsyncGenerator[TaskEvent, None]:
         _, pk = from_global_id(task_id, "Task")
-        if after_sequence is not None and after_sequence < 0:
-            raise InvalidInput("afterSequence must not be negative")
-        async for event in task_event_stream(info, pk, after_sequence):
+        after = _resume_after(info.context.last_event_id, after_sequence)
+        async for event in task_event_stream(info, pk, after):
+            # Over SSE, the event's id: a reconnect sends it back as Last-Event-ID.
+            info.context.stream_position = str(event.sequence)
             yield event
 
     @strawberry.subscription(
