@@ -52,3 +52,7 @@ class PayloadTooLarge(DomainError):
 
 class RateLimited(DomainError):
     code = "RATE_LIMITED"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(f"{message}; try again in {retry_after} seconds")
+        self.retry_after = retry_after

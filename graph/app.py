@@ -18,7 +18,7 @@ from graph.broker import create_broker
 from graph.downloads import download_artifact, download_task_file
 from graph.health import healthz, readyz
 from graph.schema import build_schema
-from graph.throttle import LoginThrottle
+from graph.throttle import AccountThrottle
 from graph.view import AuditGraphView
 
 logger = logging.getLogger("auditgraph")
@@ -63,7 +63,7 @@ def create_app(settings: Settings) -> Starlette:
             schema=schema,
             settings=settings,
             database=database,
-            throttle=LoginThrottle(settings.login_max_failures, settings.login_lockout_seconds),
+            throttle=AccountThrottle(settings),
             broker=broker,
             graphql_ide="graphiql",
             allowed_origins=settings.websocket_allowed_origins,

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
-from db.errors import DomainError, DuplicateTask, InvalidTransition
+from db.errors import DomainError, DuplicateTask, InvalidTransition, RateLimited
 from graph.relay import to_global_id
 
 logger = logging.getLogger("auditgraph.errors")
@@ -42,6 +42,8 @@ def _details(error: DomainError) -> dict[str, object]:
         return {"currentStatus": str(error.current), "requestedStatus": str(error.requested)}
     if isinstance(error, DuplicateTask):
         return {"taskId": to_global_id("Task", error.task_id)}  # type: ignore[arg-type]
+    if isinstance(error, RateLimited):
+        return {"retryAfter": error.retry_after}
     return {}
 
 

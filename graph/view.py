@@ -20,7 +20,7 @@ from db.users import active_role
 from graph.context import Context
 from graph.loaders import Loaders
 from graph.multipart import check_csrf_header, is_multipart, limit_body, payload_too_large
-from graph.throttle import LoginThrottle
+from graph.throttle import AccountThrottle
 from graph.tokens import bearer_token, read_token
 
 # Sees nothing: every scoped query filters on an owner that matches no row.
@@ -55,7 +55,7 @@ def connection_token(params: dict[str, Any] | None, websocket: Any) -> str | Non
 
 
 class AuditGraphView(GraphQL):  # type: ignore[type-arg]
-    def __init__(self, *, settings: Settings, database: Database, throttle: LoginThrottle,
+    def __init__(self, *, settings: Settings, database: Database, throttle: AccountThrottle,
                  broker: Any, **options: Any) -> None:
         super().__init__(**options)
         self.settings = settings
@@ -92,6 +92,17 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
         return await super().execute_operation(
             request, request_adapter, request_data, context, root_value, sub_response
         )
+
+    async def execute_single(self, request: Any, request_adapter: Any, sub_response: Any, context: Context,
+                             root_value: Any, request_data: Any) -> ExecutionResult:
+        result = await super().execute_single(request, request_adapter, sub_response, context, root_value,
+                                              request_data)
+        # An error that says when to retry says it the HTTP way too, for clients and proxies that read only that.
+        waits = [error.extensions["retryAfter"] for error in result.errors or []
+                 if error.extensions and "retryAfter" in error.extensions]
+        if waits:
+            sub_response.headers["Retry-After"] = str(max(waits))
+        return result
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         viewer, auth_error = None, None
