@@ -48,6 +48,8 @@ class Settings(BaseSettings):
 
     login_max_failures: int = Field(default=5, gt=0)
     login_lockout_seconds: float = Field(default=300.0, gt=0)
+    register_max_attempts: int = Field(default=10, gt=0)
+    register_window_seconds: float = Field(default=3600.0, gt=0)
 
     cors_allowed_origins: Annotated[list[str], NoDecode] = []
     websocket_allowed_origins: Annotated[list[str], NoDecode] = []

@@ -20,7 +20,7 @@ from graph.downloads import download_artifact, download_task_file
 from graph.graphiql.files import graphiql_routes
 from graph.health import healthz, readyz
 from graph.schema import build_schema
-from graph.throttle import LoginThrottle
+from graph.throttle import AccountThrottle
 from graph.view import AuditGraphView
 
 logger = logging.getLogger("auditgraph")
@@ -65,7 +65,7 @@ def create_app(settings: Settings) -> Starlette:
             schema=schema,
             settings=settings,
             database=database,
-            throttle=LoginThrottle(settings.login_max_failures, settings.login_lockout_seconds),
+            throttle=AccountThrottle(settings),
             broker=broker,
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL, GRAPHQL_SSE_PROTOCOL),

@@ -15,7 +15,7 @@ from db.settings import Settings
 
 if TYPE_CHECKING:
     from graph.loaders import Loaders
-    from graph.throttle import LoginThrottle
+    from graph.throttle import AccountThrottle
 
 
 @dataclass
@@ -24,7 +24,7 @@ class Context:
     response: Any
     settings: Settings
     database: Database
-    throttle: LoginThrottle
+    throttle: AccountThrottle
     broker: Any
     loaders: Loaders
     viewer: Viewer | None

@@ -40,9 +40,9 @@ from graph.graphql_http import (
     response_media_type,
 )
 from graph.loaders import Loaders
-from graph.sse import resumable_stream
 from graph.multipart import BODY_OVERHEAD_BYTES, check_csrf_header, is_multipart, limit_body
-from graph.throttle import LoginThrottle
+from graph.sse import resumable_stream
+from graph.throttle import AccountThrottle
 from graph.tokens import bearer_token, read_token
 
 # Sees nothing: every scoped query filters on an owner that matches no row.
@@ -108,7 +108,7 @@ class TextFrameWebSocketAdapter(ASGIWebSocketAdapter):
 class AuditGraphView(GraphQL):  # type: ignore[type-arg]
     websocket_adapter_class = TextFrameWebSocketAdapter  # type: ignore[assignment]
 
-    def __init__(self, *, settings: Settings, database: Database, throttle: LoginThrottle,
+    def __init__(self, *, settings: Settings, database: Database, throttle: AccountThrottle,
                  broker: Any, **options: Any) -> None:
         super().__init__(**options)
         self.settings = settings
@@ -228,7 +228,7 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
         method = request_adapter.method
         allowed = {OperationType.QUERY} if method == "GET" else {OperationType.QUERY, OperationType.MUTATION}
         try:
-            return await self.schema.execute(
+            result = await self.schema.execute(
                 request_data.query,
                 root_value=root_value,
                 variable_values=request_data.variables,
@@ -246,6 +246,12 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
             raise Refusal(405, "mutations are sent with POST, not GET", headers={"allow": "POST"}) from None
         except MissingQueryError:
             raise Refusal(400, "no GraphQL query found in the request") from None
+        # An error that says when to retry says it the HTTP way too, for clients and proxies that read only that.
+        waits = [error.extensions["retryAfter"] for error in result.errors or []
+                 if error.extensions and "retryAfter" in error.extensions]
+        if waits:
+            sub_response.headers["Retry-After"] = str(max(waits))
+        return result
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         viewer, auth_error = None, None

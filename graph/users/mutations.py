@@ -22,24 +22,25 @@ async def _user(info: Info, user_id: object) -> User:
 class UserMutations:
     @strawberry.mutation(description="Create a USER account and sign it in.")
     async def register(self, info: Info, email: str, password: str) -> AuthPayload:
-        async with info.context.database.transaction() as session:
+        context = info.context
+        await context.throttle.count_registration(email, context.client_address)
+        async with context.database.transaction() as session:
             user = await register_user(session, email, password)
-        token, expires = issue_token(user.id, info.context.settings)
+        token, expires = issue_token(user.id, context.settings)
         return AuthPayload(token=token, expires_at=expires, user=await _user(info, user.id))
 
     @strawberry.mutation(description="Exchange an email and password for a bearer token.")
     async def login(self, info: Info, email: str, password: str) -> AuthPayload:
         context = info.context
-        await context.throttle.check(email, context.client_address)
+        await context.throttle.check_login(email, context.client_address)
         try:
-            async with context.database.transaction() as session:
-                user = await authenticate(session, email, password)
+            user_id = await authenticate(context.database, email, password)
         except Unauthenticated:
-            await context.throttle.record_failure(email, context.client_address)
+            await context.throttle.record_login_failure(email, context.client_address)
             raise
-        await context.throttle.record_success(email)
-        token, expires = issue_token(user.id, context.settings)
-        return AuthPayload(token=token, expires_at=expires, user=await _user(info, user.id))
+        await context.throttle.record_login_success(email)
+        token, expires = issue_token(user_id, context.settings)
+        return AuthPayload(token=token, expires_at=expires, user=await _user(info, user_id))
 
     @strawberry.mutation(permission_classes=[IsAdmin], description=(
         "Activate or deactivate an account (ADMIN). A deactivated account's live subscriptions end."
