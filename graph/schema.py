@@ -16,6 +16,7 @@ from strawberry.extensions import (
 )
 from strawberry.extensions.base_extension import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types.graphql import OperationType
 
 from db.settings import Settings
 from graph.analyses.mutations import AnalysisMutations
@@ -57,6 +58,15 @@ class AuditGraphSchema(strawberry.Schema):
         # ErrorCodes already logged what was unexpected; expected errors are
         # the client's business, not the server log's.
         return None
+
+    async def subscribe(self, query: str | None, variable_values: dict[str, Any] | None = None,
+                        context_value: Any | None = None, root_value: Any | None = None,
+                        operation_name: str | None = None,
+                        operation_extensions: dict[str, Any] | None = None) -> Any:
+        # The legacy graphql-ws protocol (subscriptions-transport-ws) carries queries and
+        # mutations too, and Strawberry's handler for it calls subscribe for every operation.
+        return await self.stream(query, variable_values, context_value, root_value, operation_name,
+                                 operation_extensions, allowed_operation_types=tuple(OperationType))
 
     async def _handle_execution_result(self, context: Any, result: Any, extensions_runner: Any,
                                        **options: Any) -> Any:

@@ -488,3 +488,20 @@ async def test_a_write_anywhere_reaches_subscribers_on_every_server_process(
 
     # then
     assert [[(e["sequence"], e["type"]) for e in got] for got in events] == [[(2, "STATUS_CHANGED")]] * 2
+
+
+async def test_a_query_over_either_websocket_protocol_gets_its_answer_then_complete(
+    server: LiveServer, protocol: str
+) -> None:
+    # given
+    owner, token = await account(server)
+
+    async with graphql_socket(server.ws_url, protocol, bearer(token)) as socket:
+        # when: what subscriptions-transport-ws clients send for queries and mutations too
+        await socket.subscribe("{ me { email } }")
+        answer = await socket.next()
+        done = await socket.receive()
+
+    # then
+    assert answer == {"data": {"me": {"email": owner.email}}}
+    assert done["type"] == "complete"
