@@ -91,10 +91,11 @@ async def run(args: argparse.Namespace, port: int, pid: int, env: dict[str, str]
         for index in range(args.tasks):
             await graphql(http, "mutation($u: String!) { submitUrl(url: $u) { task { id } } }",
                           {"u": f"https://bench.example/page/{index}"}, user)
-        task_ids = [
-            (await graphql(http, "mutation { claimNextTask { id } }", {}, worker))["claimNextTask"]["id"]
+        claims = [
+            (await graphql(http, "mutation { claimNextTask { claimId task { id } } }", {}, worker))["claimNextTask"]
             for _ in range(args.tasks)
         ]
+        task_ids = [claim["task"]["id"] for claim in claims]
         idle = memory(pid)
 
         started = time.monotonic()
@@ -113,9 +114,10 @@ async def run(args: argparse.Namespace, port: int, pid: int, env: dict[str, str]
         collectors = asyncio.gather(*(collect(c, per_task, latencies) for c in connections))
         fire_started = time.monotonic()
         for round_ in range(per_task):
-            for task_id in task_ids:
-                await graphql(http, "mutation($t: ID!, $p: Int!) { reportProgress(taskId: $t, percent: $p) { event { sequence } } }",
-                              {"t": task_id, "p": round_ % 101}, worker)
+            for claim in claims:
+                await graphql(http, "mutation($t: ID!, $c: ID!, $p: Int!) "
+                                    "{ reportProgress(taskId: $t, claimId: $c, percent: $p) { event { sequence } } }",
+                              {"t": claim["task"]["id"], "c": claim["claimId"], "p": round_ % 101}, worker)
             await asyncio.sleep(args.interval)
         await asyncio.wait_for(collectors, timeout=120)
         fire_seconds = time.monotonic() - fire_started

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.access import Viewer
 from db.base import utcnow
+from db.claims import check_claim
 from db.enums import EventType, TaskStatus
 from db.errors import Conflict, InvalidInput, NotFound
 from db.events import add_event
@@ -23,8 +24,10 @@ async def record_analysis(
     data: AnalysisInput | dict[str, Any],
     *,
     viewer: Viewer,
+    claim_id: uuid.UUID | None,
     replace: bool = False,
 ) -> Analysis:
+    """Record the analysis of a task under the claim that processes (or completed) it."""
     analysis_input = validate_input(AnalysisInput, data)
 
     # Taking the event sequence locks the task row, which also serialises
@@ -34,12 +37,13 @@ async def record_analysis(
             update(Task)
             .where(Task.id == task_id, viewer.visible_tasks())
             .values(last_event_sequence=Task.last_event_sequence + 1, updated_at=utcnow())
-            .returning(Task.status, Task.last_event_sequence)
+            .returning(Task.status, Task.last_event_sequence, Task.claim_id)
         )
     ).one_or_none()
     if locked is None:
         raise NotFound("task not found")
-    status, sequence = locked
+    status, sequence, held = locked
+    check_claim(status, held, claim_id)
     if status not in RECORDABLE_STATUSES:
         raise Conflict(f"an analysis can be recorded only while a task is PROCESSING or COMPLETED, not {status}")
 

@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.access import Viewer
 from db.base import utcnow
+from db.claims import check_claim
 from db.enums import EventType
 from db.errors import NotFound
 from db.events import add_event
@@ -22,19 +23,27 @@ async def create_artifact(
     kind: str,
     label: str | None = None,
     viewer: Viewer,
+    claim_id: uuid.UUID | None,
 ) -> Artifact:
-    """Attach a stored file to a task as its next artifact, with an ARTIFACT_ADDED event."""
+    """Attach a stored file to a task as its next artifact, with an ARTIFACT_ADDED event.
+
+    A task being processed takes artifacts only under its claim.
+    """
     facts = validate_input(ArtifactInput, {"kind": kind, "label": label})
     # Taking the event sequence locks the task row, so concurrent attachers get
     # distinct indexes.
-    sequence = await session.scalar(
-        update(Task)
-        .where(Task.id == task_id, viewer.visible_tasks())
-        .values(last_event_sequence=Task.last_event_sequence + 1, updated_at=utcnow())
-        .returning(Task.last_event_sequence)
-    )
-    if sequence is None:
+    locked = (
+        await session.execute(
+            update(Task)
+            .where(Task.id == task_id, viewer.visible_tasks())
+            .values(last_event_sequence=Task.last_event_sequence + 1, updated_at=utcnow())
+            .returning(Task.status, Task.last_event_sequence, Task.claim_id)
+        )
+    ).one_or_none()
+    if locked is None:
         raise NotFound("task not found")
+    status, sequence, held = locked
+    check_claim(status, held, claim_id)
     index = await session.scalar(
         select(func.coalesce(func.max(Artifact.index) + 1, 0)).where(Artifact.task_id == task_id)
     )

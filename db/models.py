@@ -44,7 +44,8 @@ class User(IdMixin, TimestampMixin, Base):
     role: Mapped[Role] = mapped_column(_enum(Role, "role"), default=Role.USER)
 
     tasks: Mapped[list["Task"]] = relationship(
-        back_populates="owner", lazy="raise", cascade="all, delete-orphan", passive_deletes=True
+        back_populates="owner", lazy="raise", cascade="all, delete-orphan", passive_deletes=True,
+        foreign_keys="Task.user_id",
     )
 
 
@@ -81,8 +82,17 @@ class Task(IdMixin, TimestampMixin, Base):
     # The last sequence number handed to this task's events. Incrementing it
     # locks the task row, which is what makes event sequences gap-free.
     last_event_sequence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The claim (db/claims.py): a lease on the task for one worker, which every pipeline write must
+    # name. Kept after its holder completes or fails the task; cleared when the task leaves its hands.
+    claim_id: Mapped[uuid.UUID | None] = mapped_column()
+    claimed_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    # Claims since the task was last queued by hand: the current claim's attempt number.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    owner: Mapped[User] = relationship(back_populates="tasks", lazy="raise")
+    owner: Mapped[User] = relationship(back_populates="tasks", lazy="raise", foreign_keys=[user_id])
     analysis: Mapped["Analysis | None"] = relationship(
         back_populates="task", lazy="raise", cascade="all, delete-orphan", passive_deletes=True
     )

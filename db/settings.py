@@ -1,5 +1,6 @@
 """The one settings object read by the app, the CLI and Alembic."""
 
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -7,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+DEFAULT_LEASE_SECONDS = 60.0
 DEVELOPMENT_SECRET_KEY = "development-only-secret-key-do-not-use-in-production"
 MIN_SECRET_KEY_LENGTH = 32
 
@@ -54,6 +56,17 @@ class Settings(BaseSettings):
     cors_allowed_origins: Annotated[list[str], NoDecode] = []
     websocket_allowed_origins: Annotated[list[str], NoDecode] = []
 
+    # The work queue: a claim is a lease that lasts this long unless its worker reports progress or
+    # sends a heartbeat; every worker looks for expired ones this often, puts their tasks back in
+    # the queue, and fails a task whose lease expired max_attempts times.
+    lease_seconds: float = Field(default=DEFAULT_LEASE_SECONDS, gt=0)
+    lease_check_seconds: float = Field(default=5.0, gt=0)
+    max_attempts: int = Field(default=3, gt=0)
+    # Notices a live subscription may fall behind by before it re-reads the log instead.
+    subscriber_inbox_size: int = Field(default=256, gt=0)
+    # How long `serve` lets in-flight requests finish after SIGTERM before it cuts them off.
+    shutdown_timeout_seconds: float = Field(default=30.0, gt=0)
+
     db_pool_size: int = Field(default=10, gt=0)
     db_max_overflow: int = Field(default=10, ge=0)
     db_pool_pre_ping: bool = True
@@ -76,6 +89,10 @@ class Settings(BaseSettings):
         if self.database_url_override:
             return self.database_url_override
         return f"sqlite+aiosqlite:///{(self.data_dir / 'auditgraph.db').resolve()}"
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.lease_seconds)
 
     @property
     def is_sqlite(self) -> bool:

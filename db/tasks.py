@@ -1,7 +1,8 @@
-"""Task rules: creation with deduplication, the lifecycle as compare-and-set, and the work queue."""
+"""Task rules: creation with deduplication, the lifecycle as compare-and-set, and the work queue (db/claims.py)."""
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import HttpUrl, TypeAdapter, ValidationError
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.access import Viewer
 from db.base import utcnow
+from db.claims import DEFAULT_LEASE, RELEASED_CLAIM, check_claim, lock_task_claim, new_claim
 from db.enums import EventType, Role, TaskStatus
 from db.errors import Conflict, DuplicateTask, Forbidden, InvalidInput, InvalidTransition, NotFound
 from db.events import add_event, append_event
@@ -137,9 +139,7 @@ async def create_url_task(session: AsyncSession, owner_id: uuid.UUID, url: str) 
     return task, False
 
 
-def _lifecycle_values(
-    to_status: TaskStatus, error_message: str | None
-) -> dict[str, Any]:
+def lifecycle_values(to_status: TaskStatus, error_message: str | None) -> dict[str, Any]:
     now = utcnow()
     values: dict[str, Any] = {
         "status": to_status,
@@ -157,6 +157,20 @@ def _lifecycle_values(
     return values
 
 
+def _claim_changes(
+    current: TaskStatus, target: TaskStatus, viewer: Viewer, lease: timedelta, now: datetime
+) -> dict[str, Any]:
+    if target is TaskStatus.PROCESSING:
+        return new_claim(viewer.user_id, lease, now)
+    if current is TaskStatus.PROCESSING and target in (TaskStatus.COMPLETED, TaskStatus.FAILED):
+        # Its holder finished it: the claim stays, so the holder may still attach what it found.
+        return {"lease_expires_at": None}
+    if target is TaskStatus.QUEUED:
+        # Queued again by hand: a fresh set of attempts.
+        return RELEASED_CLAIM | {"attempts": 0}
+    return RELEASED_CLAIM
+
+
 async def transition_task(
     session: AsyncSession,
     task_id: uuid.UUID,
@@ -165,36 +179,46 @@ async def transition_task(
     viewer: Viewer,
     expected_status: str | TaskStatus | None = None,
     error_message: str | None = None,
+    claim_id: uuid.UUID | None = None,
+    lease: timedelta = DEFAULT_LEASE,
 ) -> Task:
-    """Move a task along the lifecycle, appending a STATUS_CHANGED event in the same transaction."""
+    """Move a task along the lifecycle, appending a STATUS_CHANGED event in the same transaction.
+
+    Moving a task to PROCESSING claims it for the viewer (a lease of `lease`).
+    Completing or failing a task being processed is its claim holder's act and
+    names the claim; cancelling is open to anyone who may, and ends the claim.
+    """
     target = parse_status(to_status)
     expected = parse_status(expected_status) if expected_status is not None else None
     if error_message is not None and target is not TaskStatus.FAILED:
         raise InvalidInput("an error message can only accompany a move to FAILED")
 
     # Lock the row first so the answer below names the state that really blocked us.
-    current = await session.scalar(
-        select(Task.status).where(Task.id == task_id, viewer.visible_tasks()).with_for_update()
-    )
-    if current is None:
-        raise NotFound("task not found")
+    current, held = await lock_task_claim(session, task_id, viewer)
+    if claim_id is not None:
+        check_claim(current, held, claim_id)
     if expected is not None and current is not expected:
         raise Conflict(f"task is {current}, not the expected {expected}")
     if target not in ALLOWED_TRANSITIONS[current]:
         raise InvalidTransition(current, target)
+    if target is not TaskStatus.CANCELLED:
+        check_claim(current, held, claim_id)
 
-    # The status in the WHERE clause makes this a compare-and-set even where
-    # the lock above is a no-op (SQLite serialises writers instead).
+    # The status and claim in the WHERE clause make this a compare-and-set even
+    # where the lock above is a no-op (SQLite serialises writers instead).
+    values = lifecycle_values(target, error_message) | _claim_changes(current, target, viewer, lease, utcnow())
     task = await session.scalar(
         update(Task)
-        .where(Task.id == task_id, Task.status == current)
-        .values(_lifecycle_values(target, error_message))
+        .where(Task.id == task_id, Task.status == current, Task.claim_id.is_not_distinct_from(held))
+        .values(values)
         .returning(Task)
         .execution_options(populate_existing=True)
     )
     if task is None:
         raise Conflict("task changed while it was being updated; retry")
     data: dict[str, Any] = {"from": current.value, "to": target.value}
+    if target is TaskStatus.PROCESSING:
+        data |= claim_event_data(task)
     if error_message is not None:
         data["errorMessage"] = error_message
     add_event(session, task.id, task.last_event_sequence, EventType.STATUS_CHANGED, data)
@@ -202,8 +226,17 @@ async def transition_task(
     return task
 
 
-async def claim_next_task(session: AsyncSession, worker_id: uuid.UUID | None = None) -> Task | None:
-    """Hand the oldest QUEUED task to one worker, never to two."""
+def claim_event_data(task: Task) -> dict[str, Any]:
+    data: dict[str, Any] = {"attempt": task.attempts}
+    if task.claimed_by is not None:
+        data["workerId"] = str(task.claimed_by)
+    return data
+
+
+async def claim_next_task(
+    session: AsyncSession, worker_id: uuid.UUID | None = None, lease: timedelta = DEFAULT_LEASE
+) -> Task | None:
+    """Hand the oldest QUEUED task to one worker, never to two, under a fresh claim."""
     oldest_queued = (
         select(Task.id)
         .where(Task.status == TaskStatus.QUEUED)
@@ -215,38 +248,42 @@ async def claim_next_task(session: AsyncSession, worker_id: uuid.UUID | None = N
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
+    now = utcnow()
     task = await session.scalar(
         update(Task)
         .where(Task.id == oldest_queued, Task.status == TaskStatus.QUEUED)
-        .values(_lifecycle_values(TaskStatus.PROCESSING, None))
+        .values(lifecycle_values(TaskStatus.PROCESSING, None) | new_claim(worker_id, lease, now))
         .returning(Task)
         .execution_options(populate_existing=True)
     )
     if task is None:
         return None
     data: dict[str, Any] = {"from": TaskStatus.QUEUED.value, "to": TaskStatus.PROCESSING.value}
-    if worker_id is not None:
-        data["workerId"] = str(worker_id)
-    add_event(session, task.id, task.last_event_sequence, EventType.STATUS_CHANGED, data)
+    add_event(session, task.id, task.last_event_sequence, EventType.STATUS_CHANGED, data | claim_event_data(task))
     await session.flush()
     return task
 
 
 async def report_progress(
-    session: AsyncSession, task_id: uuid.UUID, percent: int, message: str | None = None, *, viewer: Viewer
+    session: AsyncSession,
+    task_id: uuid.UUID,
+    percent: int,
+    message: str | None = None,
+    *,
+    viewer: Viewer,
+    claim_id: uuid.UUID | None,
+    lease: timedelta = DEFAULT_LEASE,
 ) -> TaskEvent:
-    """Append a PROGRESS event to a task that is being processed."""
+    """Append a PROGRESS event to a task being processed under this claim, and renew the claim's lease."""
     if not 0 <= percent <= 100:
         raise InvalidInput("percent must be between 0 and 100")
     if message is not None and len(message) > MAX_PROGRESS_MESSAGE_LENGTH:
         raise InvalidInput(f"a progress message has at most {MAX_PROGRESS_MESSAGE_LENGTH} characters")
-    status = await session.scalar(
-        select(Task.status).where(Task.id == task_id, viewer.visible_tasks()).with_for_update()
-    )
-    if status is None:
-        raise NotFound("task not found")
+    status, held = await lock_task_claim(session, task_id, viewer)
+    check_claim(status, held, claim_id)
     if status is not TaskStatus.PROCESSING:
         raise Conflict(f"progress can be reported only while a task is PROCESSING, not {status}")
+    await session.execute(update(Task).where(Task.id == task_id).values(lease_expires_at=utcnow() + lease))
     return await append_event(session, task_id, EventType.PROGRESS, {"percent": percent, "message": message})
 
 

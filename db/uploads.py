@@ -53,13 +53,15 @@ async def add_artifact(
     kind: str,
     label: str | None,
     viewer: Viewer,
+    claim_id: uuid.UUID | None,
 ) -> uuid.UUID:
     """Store a file and attach it to a task as its next artifact; returns the artifact id."""
     staged = await stage_upload(chunks, settings.data_dir, settings.max_upload_bytes)
 
     async def write_artifact(session: AsyncSession, relative_path: str) -> uuid.UUID:
         artifact = await create_artifact(
-            session, task_id, _stored_file(staged, relative_path, kind), kind=kind, label=label, viewer=viewer
+            session, task_id, _stored_file(staged, relative_path, kind), kind=kind, label=label, viewer=viewer,
+            claim_id=claim_id,
         )
         return artifact.id
 

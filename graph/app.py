@@ -19,6 +19,7 @@ from graph.broker import create_broker
 from graph.downloads import download_artifact, download_task_file
 from graph.graphiql.files import graphiql_routes
 from graph.health import healthz, readyz
+from graph.housekeeping import Housekeeping
 from graph.schema import build_schema
 from graph.throttle import AccountThrottle
 from graph.view import AuditGraphView
@@ -57,6 +58,8 @@ def create_app(settings: Settings) -> Starlette:
         database = Database.from_settings(settings)
         broker = create_broker(database, settings)
         await broker.start()
+        housekeeping = Housekeeping(database, settings)
+        await housekeeping.start()
         app.state.broker = broker
         app.state.settings = settings
         app.state.database = database
@@ -82,6 +85,7 @@ def create_app(settings: Settings) -> Starlette:
         try:
             yield
         finally:
+            await housekeeping.stop()
             await broker.stop()
             await database.dispose()
 

@@ -5,6 +5,7 @@ import uuid
 from itertools import count
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.access import SYSTEM
@@ -48,8 +49,15 @@ async def make_task(session: AsyncSession, owner: User, **overrides: Any) -> Tas
 
 
 async def make_processing_task(session: AsyncSession, owner: User, **overrides: Any) -> Task:
+    """A task claimed by the system: pass its claim_id to pipeline writes."""
     task = await make_task(session, owner, **overrides)
     return await transition_task(session, task.id, TaskStatus.PROCESSING, viewer=SYSTEM)
+
+
+async def move_task(session: AsyncSession, task_id: uuid.UUID, status: TaskStatus | str, **options: Any) -> Task:
+    """transition_task as the task's claim holder calls it, naming the claim the task has now."""
+    claim_id = await session.scalar(select(Task.claim_id).where(Task.id == task_id))
+    return await transition_task(session, task_id, status, viewer=SYSTEM, claim_id=claim_id, **options)
 
 
 def analysis_input(**overrides: Any) -> dict[str, Any]:
@@ -84,7 +92,8 @@ def analysis_input(**overrides: Any) -> dict[str, Any]:
 
 async def make_analysed_task(session: AsyncSession, owner: User, **analysis: Any) -> tuple[Task, Analysis]:
     task = await make_processing_task(session, owner)
-    recorded = await record_analysis(session, task.id, analysis_input(**analysis), viewer=SYSTEM)
+    recorded = await record_analysis(session, task.id, analysis_input(**analysis), viewer=SYSTEM,
+                                     claim_id=task.claim_id)
     return task, recorded
 
 

@@ -48,6 +48,6 @@ async def progress(server: LiveServer, task_id: uuid.UUID, count: int = 1) -> No
 async def analyse(server: LiveServer, task_id: uuid.UUID) -> None:
     """The pipeline picks the task up and records its analysis: STATUS_CHANGED, then ANALYSIS_RECORDED."""
     async with database(server).transaction() as session:
-        await transition_task(session, task_id, TaskStatus.PROCESSING, viewer=SYSTEM)
+        claimed = await transition_task(session, task_id, TaskStatus.PROCESSING, viewer=SYSTEM)
     async with database(server).transaction() as session:
-        await record_analysis(session, task_id, analysis_input(), viewer=SYSTEM)
+        await record_analysis(session, task_id, analysis_input(), viewer=SYSTEM, claim_id=claimed.claim_id)

@@ -27,7 +27,7 @@ async def test_an_analysis_is_recorded_with_its_findings_sources_and_an_event(db
 
     # when
     async with db.transaction() as session:
-        analysis = await record_analysis(session, task.id, analysis_input(), viewer=SYSTEM)
+        analysis = await record_analysis(session, task.id, analysis_input(), viewer=SYSTEM, claim_id=task.claim_id)
 
     # then
     async with db.sessions() as session:
@@ -62,7 +62,7 @@ async def test_out_of_range_input_is_refused_and_changes_nothing(
 
     with pytest.raises(InvalidInput, match=complaint):
         async with db.transaction() as session:
-            await record_analysis(session, task.id, analysis_input(**bad), viewer=SYSTEM)
+            await record_analysis(session, task.id, analysis_input(**bad), viewer=SYSTEM, claim_id=task.claim_id)
 
     assert await _counts(db) == before
 
@@ -71,18 +71,20 @@ async def test_a_second_analysis_is_refused_unless_replacement_is_asked_for(db: 
     # given
     async with db.transaction() as session:
         task = await make_processing_task(session, await make_user(session))
-        await record_analysis(session, task.id, analysis_input(), viewer=SYSTEM)
+        await record_analysis(session, task.id, analysis_input(), viewer=SYSTEM, claim_id=task.claim_id)
     before = await _counts(db)
 
     # when / then
     with pytest.raises(Conflict, match="already has an analysis"):
         async with db.transaction() as session:
-            await record_analysis(session, task.id, analysis_input(verdict="APPROVED"), viewer=SYSTEM)
+            await record_analysis(session, task.id, analysis_input(verdict="APPROVED"), viewer=SYSTEM,
+                                  claim_id=task.claim_id)
     assert await _counts(db) == before
 
     async with db.transaction() as session:
         replaced = await record_analysis(
-            session, task.id, analysis_input(verdict="APPROVED", findings=[]), viewer=SYSTEM, replace=True
+            session, task.id, analysis_input(verdict="APPROVED", findings=[]), viewer=SYSTEM, replace=True,
+            claim_id=task.claim_id,
         )
     counts = await _counts(db)
     assert replaced.verdict is Verdict.APPROVED
@@ -96,6 +98,6 @@ async def test_an_analysis_for_a_queued_task_is_a_conflict(db: Database) -> None
 
     with pytest.raises(Conflict, match="PROCESSING or COMPLETED"):
         async with db.transaction() as session:
-            await record_analysis(session, task.id, analysis_input(), viewer=SYSTEM)
+            await record_analysis(session, task.id, analysis_input(), viewer=SYSTEM, claim_id=task.claim_id)
 
     assert await _counts(db) == before

@@ -33,7 +33,8 @@ async def test_analysis_and_artifact_ids_in_event_data_are_global_ids_node_accep
     async with api.database.transaction() as session:
         owner = await account(session, "owner@example.com")
         task, analysis = await make_analysed_task(session, owner)
-        artifact = await create_artifact(session, task.id, stored_file(b"png"), kind="screenshot", viewer=SYSTEM)
+        artifact = await create_artifact(session, task.id, stored_file(b"png"), kind="screenshot", viewer=SYSTEM,
+                                         claim_id=task.claim_id)
 
     # when
     data = await event_data(api, owner_token, task.id)
@@ -60,5 +61,5 @@ async def test_the_worker_account_in_event_data_is_shown_to_admins_only_as_a_glo
     seen_by_admin = await event_data(api, admin_token, task.id)
 
     # then
-    assert seen_by_owner["STATUS_CHANGED"] == {"from": "QUEUED", "to": "PROCESSING"}
+    assert seen_by_owner["STATUS_CHANGED"] == {"from": "QUEUED", "to": "PROCESSING", "attempt": 1}
     assert seen_by_admin["STATUS_CHANGED"]["workerId"] == to_global_id("User", worker.id)

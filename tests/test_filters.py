@@ -37,7 +37,7 @@ async def _generated(api: Api) -> tuple[str, User]:
             if path == "cancelled":
                 await transition_task(session, task.id, "CANCELLED", viewer=SYSTEM)
             if path in ("processing", "analysed", "completed", "failed"):
-                await transition_task(session, task.id, "PROCESSING", viewer=SYSTEM)
+                task = await transition_task(session, task.id, "PROCESSING", viewer=SYSTEM)
             if path in ("analysed", "completed"):
                 findings = [
                     {"severity": rng.choice(["CRITICAL", "MAJOR", "MINOR", "INFO"]), "rule_id": rng.choice(["GND-01", "DOC-03"]),
@@ -47,11 +47,12 @@ async def _generated(api: Api) -> tuple[str, User]:
                 await record_analysis(session, task.id, analysis_input(
                     verdict=rng.choice(["APPROVED", "REVIEW", "REJECTED"]),
                     compliance_score=rng.choice([None, rng.uniform(0, 100)]),
-                    confidence_score=rng.uniform(0, 1), findings=findings), viewer=SYSTEM)
+                    confidence_score=rng.uniform(0, 1), findings=findings), viewer=SYSTEM, claim_id=task.claim_id)
             if path == "completed":
-                await transition_task(session, task.id, "COMPLETED", viewer=SYSTEM)
+                await transition_task(session, task.id, "COMPLETED", viewer=SYSTEM, claim_id=task.claim_id)
             if path == "failed":
-                await transition_task(session, task.id, "FAILED", viewer=SYSTEM, error_message="x")
+                await transition_task(session, task.id, "FAILED", viewer=SYSTEM, error_message="x",
+                                      claim_id=task.claim_id)
     return token, owner
 
 

@@ -9,6 +9,7 @@ from db.enums import Role, TaskStatus
 from db.tasks import transition_task
 from graph.relay import from_global_id
 from tests.api import Api, error_codes
+from tests.factories import move_task
 from tests.rows import snapshot
 from tests.test_uploads import UPLOAD, stored_files
 
@@ -69,7 +70,7 @@ async def test_a_completed_task_cannot_be_cancelled(api: Api, ann: str) -> None:
     task_id = await uploaded_task(api, ann, b"done")
     async with api.database.transaction() as session:
         for step in (TaskStatus.PROCESSING, TaskStatus.COMPLETED):
-            await transition_task(session, from_global_id(task_id)[1], step, viewer=SYSTEM)
+            await move_task(session, from_global_id(task_id)[1], step)
     before = await snapshot(api.database)
 
     body = await api.post(CANCEL, {"id": task_id}, ann)

@@ -15,7 +15,7 @@ from graph.errors import ErrorCodes
 from graph.permissions import IsAdmin
 from tests.api import Api
 
-CLAIM = "mutation { claimNextTask { id } }"
+CLAIM = "mutation { claimNextTask { claimId } }"
 USERS = "query { users { totalCount } }"
 
 

@@ -7,34 +7,33 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from db.access import SYSTEM
 from db.enums import Role, TaskStatus
 from db.models import Artifact, Task, TaskEvent
-from db.tasks import transition_task
 from graph.relay import to_global_id
 from tests.api import Api, error_codes
-from tests.factories import make_task
+from tests.factories import make_task, move_task
 from tests.rows import snapshot, user_by_email
 
-CLAIM = "mutation { claimNextTask { id status startedAt } }"
+CLAIM = "mutation { claimNextTask { claimId attempt leaseExpiresAt task { id status startedAt } } }"
 UPDATE_STATUS = """
-mutation($taskId: ID!, $status: TaskStatus!, $expected: TaskStatus, $error: String) {
-  updateTaskStatus(taskId: $taskId, status: $status, expectedStatus: $expected, errorMessage: $error) {
+mutation($taskId: ID!, $status: TaskStatus!, $expected: TaskStatus, $error: String, $claim: ID) {
+  updateTaskStatus(taskId: $taskId, status: $status, expectedStatus: $expected, errorMessage: $error,
+                   claimId: $claim) {
     task { id status startedAt completedAt errorMessage events { edges { node { type data } } } }
   }
 }
 """
 REPORT_PROGRESS = """
-mutation($taskId: ID!, $percent: Int!, $message: String) {
-  reportProgress(taskId: $taskId, percent: $percent, message: $message) {
+mutation($taskId: ID!, $claim: ID!, $percent: Int!, $message: String) {
+  reportProgress(taskId: $taskId, claimId: $claim, percent: $percent, message: $message) {
     event { sequence type data }
     task { id status }
   }
 }
 """
 ADD_ARTIFACT = """
-mutation($taskId: ID!, $file: Upload!, $kind: String!, $label: String) {
-  addArtifact(taskId: $taskId, file: $file, kind: $kind, label: $label) {
+mutation($taskId: ID!, $file: Upload!, $kind: String!, $label: String, $claim: ID) {
+  addArtifact(taskId: $taskId, file: $file, kind: $kind, label: $label, claimId: $claim) {
     artifact { id kind label index contentType fileSize downloadUrl }
     task { id artifacts { index } events { edges { node { type data } } } }
   }
@@ -63,8 +62,13 @@ async def task_in(api: Api, email: str, status: TaskStatus) -> uuid.UUID:
     }[status]
     for step in path:
         async with api.database.transaction() as session:
-            await transition_task(session, task_id, step, viewer=SYSTEM)
+            await move_task(session, task_id, step)
     return task_id
+
+
+async def claim_of(api: Api, task_id: uuid.UUID) -> str:
+    async with api.database.sessions() as session:
+        return str(await session.scalar(select(Task.claim_id).where(Task.id == task_id)))
 
 
 async def status_of(api: Api, task_id: uuid.UUID) -> TaskStatus:
@@ -86,9 +90,13 @@ async def test_a_worker_claims_the_oldest_queued_task(api: Api, worker: str) -> 
     data = await api.data(CLAIM, token=worker)
 
     # then
-    assert data["claimNextTask"]["id"] == to_global_id("Task", oldest)
-    assert data["claimNextTask"]["status"] == "PROCESSING"
-    assert data["claimNextTask"]["startedAt"] is not None
+    claim = data["claimNextTask"]
+    assert claim["task"]["id"] == to_global_id("Task", oldest)
+    assert claim["task"]["status"] == "PROCESSING"
+    assert claim["task"]["startedAt"] is not None
+    assert claim["attempt"] == 1
+    assert claim["claimId"] == await claim_of(api, oldest)
+    assert claim["leaseExpiresAt"] > claim["task"]["startedAt"]
     assert await status_of(api, oldest) is TaskStatus.PROCESSING
 
 
@@ -110,7 +118,7 @@ async def test_twenty_concurrent_claims_over_ten_queued_tasks_hand_each_task_out
     results = await asyncio.gather(*(api.data(CLAIM, token=worker) for _ in range(20)))
 
     # then
-    claimed = [result["claimNextTask"]["id"] for result in results if result["claimNextTask"]]
+    claimed = [result["claimNextTask"]["task"]["id"] for result in results if result["claimNextTask"]]
     assert len(claimed) == 10
     assert set(claimed) == {to_global_id("Task", task_id) for task_id in queued}
     assert sum(result["claimNextTask"] is None for result in results) == 10
@@ -138,7 +146,7 @@ async def test_completing_a_task_returns_it_with_its_completion_time_and_event(a
 
     # when
     data = await api.data(UPDATE_STATUS, {"taskId": to_global_id("Task", task_id), "status": "COMPLETED",
-                                          "expected": "PROCESSING"}, worker)
+                                          "expected": "PROCESSING", "claim": await claim_of(api, task_id)}, worker)
 
     # then
     task = data["updateTaskStatus"]["task"]
@@ -153,7 +161,8 @@ async def test_a_failed_task_keeps_its_error_message(api: Api, worker: str) -> N
     task_id = await task_in(api, "owner@example.com", TaskStatus.PROCESSING)
 
     data = await api.data(UPDATE_STATUS, {"taskId": to_global_id("Task", task_id), "status": "FAILED",
-                                          "error": "OCR engine crashed"}, worker)
+                                          "error": "OCR engine crashed", "claim": await claim_of(api, task_id)},
+                          worker)
 
     assert data["updateTaskStatus"]["task"]["status"] == "FAILED"
     assert data["updateTaskStatus"]["task"]["errorMessage"] == "OCR engine crashed"
@@ -234,7 +243,7 @@ async def test_progress_is_appended_as_an_event_of_the_task(api: Api, worker: st
     task_id = await task_in(api, "owner@example.com", TaskStatus.PROCESSING)
 
     data = await api.data(REPORT_PROGRESS, {"taskId": to_global_id("Task", task_id), "percent": 40,
-                                            "message": "page 2 of 5"}, worker)
+                                            "message": "page 2 of 5", "claim": await claim_of(api, task_id)}, worker)
 
     assert data["reportProgress"]["event"] == {
         "sequence": 3, "type": "PROGRESS", "data": {"percent": 40, "message": "page 2 of 5"}
@@ -249,7 +258,8 @@ async def test_progress_outside_0_to_100_is_refused_and_changes_nothing(
     task_id = await task_in(api, "owner@example.com", TaskStatus.PROCESSING)
     before = await snapshot(api.database)
 
-    body = await api.post(REPORT_PROGRESS, {"taskId": to_global_id("Task", task_id), "percent": percent}, worker)
+    body = await api.post(REPORT_PROGRESS, {"taskId": to_global_id("Task", task_id), "percent": percent,
+                                            "claim": await claim_of(api, task_id)}, worker)
 
     assert error_codes(body) == ["BAD_USER_INPUT"]
     assert await snapshot(api.database) == before
@@ -259,7 +269,8 @@ async def test_progress_on_a_task_not_being_processed_is_a_conflict(api: Api, wo
     task_id = await task_in(api, "owner@example.com", TaskStatus.QUEUED)
     before = await snapshot(api.database)
 
-    body = await api.post(REPORT_PROGRESS, {"taskId": to_global_id("Task", task_id), "percent": 10}, worker)
+    body = await api.post(REPORT_PROGRESS, {"taskId": to_global_id("Task", task_id), "percent": 10,
+                                            "claim": str(uuid.uuid4())}, worker)
 
     assert error_codes(body) == ["CONFLICT"]
     assert await snapshot(api.database) == before
@@ -271,7 +282,8 @@ async def test_artifacts_are_stored_numbered_per_task_and_announced_by_an_event(
     # given
     task_id = await task_in(api, "owner@example.com", TaskStatus.PROCESSING)
     png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-    variables = {"taskId": to_global_id("Task", task_id), "file": None, "kind": "screenshot", "label": "page 1"}
+    variables = {"taskId": to_global_id("Task", task_id), "file": None, "kind": "screenshot", "label": "page 1",
+                 "claim": await claim_of(api, task_id)}
 
     # when
     first = await api.upload(ADD_ARTIFACT, variables, {"file": ("p1.png", png)}, token=worker)

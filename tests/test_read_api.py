@@ -69,7 +69,7 @@ async def test_one_request_returns_tasks_owner_analysis_findings_sources_and_eve
     assert [(e["node"]["sequence"], e["node"]["type"]) for e in node["events"]["edges"]] == [
         (1, "CREATED"), (2, "STATUS_CHANGED"), (3, "ANALYSIS_RECORDED")
     ]
-    assert node["events"]["edges"][1]["node"]["data"] == {"from": "QUEUED", "to": "PROCESSING"}
+    assert node["events"]["edges"][1]["node"]["data"] == {"from": "QUEUED", "to": "PROCESSING", "attempt": 1}
     assert node["artifacts"] == []
     assert node["durationSeconds"] >= 0
 

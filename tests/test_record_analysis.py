@@ -5,12 +5,11 @@ from typing import Any
 
 import pytest
 
-from db.access import SYSTEM
-from db.enums import Role, TaskStatus
-from db.tasks import transition_task
+from db.enums import Role
+from db.models import Task
 from graph.relay import to_global_id
 from tests.api import Api, error_codes
-from tests.factories import make_task
+from tests.factories import make_processing_task, make_task
 from tests.rows import snapshot, user_by_email
 
 RECORD = """
@@ -27,9 +26,10 @@ mutation($input: RecordAnalysisInput!) {
 """
 
 
-def analysis(task_id: uuid.UUID, **overrides: Any) -> dict[str, Any]:
+def analysis(task_id: uuid.UUID, claim_id: uuid.UUID | None = None, **overrides: Any) -> dict[str, Any]:
     return {
         "taskId": to_global_id("Task", task_id),
+        "claimId": None if claim_id is None else str(claim_id),
         "verdict": "REVIEW",
         "complianceScore": 72.5,
         "confidenceScore": 0.9,
@@ -56,19 +56,17 @@ async def worker(api: Api) -> str:
 
 
 @pytest.fixture
-async def processing_task(api: Api, worker: str) -> uuid.UUID:
+async def processing_task(api: Api, worker: str) -> Task:
     owner = await user_by_email(api.database, "owner@example.com")
     async with api.database.transaction() as session:
-        task = await make_task(session, owner)
-        await transition_task(session, task.id, TaskStatus.PROCESSING, viewer=SYSTEM)
-    return task.id
+        return await make_processing_task(session, owner)
 
 
 async def test_an_analysis_comes_back_with_its_findings_and_sources(
-    api: Api, worker: str, processing_task: uuid.UUID
+    api: Api, worker: str, processing_task: Task
 ) -> None:
     # when
-    data = await api.data(RECORD, {"input": analysis(processing_task)}, worker)
+    data = await api.data(RECORD, {"input": analysis(processing_task.id, processing_task.claim_id)}, worker)
 
     # then
     recorded = data["recordAnalysis"]["analysis"]
@@ -96,13 +94,13 @@ async def test_an_analysis_comes_back_with_its_findings_and_sources(
     ids=["score-above-100", "score-below-0", "confidence-above-1", "finding-confidence", "page-0", "blank-rule"],
 )
 async def test_an_out_of_range_value_is_refused_and_changes_nothing(
-    api: Api, worker: str, processing_task: uuid.UUID, overrides: dict[str, Any]
+    api: Api, worker: str, processing_task: Task, overrides: dict[str, Any]
 ) -> None:
     # given
     before = await snapshot(api.database)
 
     # when
-    body = await api.post(RECORD, {"input": analysis(processing_task, **overrides)}, worker)
+    body = await api.post(RECORD, {"input": analysis(processing_task.id, processing_task.claim_id, **overrides)}, worker)
 
     # then
     assert error_codes(body) == ["BAD_USER_INPUT"]
@@ -110,7 +108,7 @@ async def test_an_out_of_range_value_is_refused_and_changes_nothing(
 
 
 async def test_a_failure_halfway_through_leaves_no_analysis_and_no_finding(
-    api: Api, worker: str, processing_task: uuid.UUID, monkeypatch: pytest.MonkeyPatch
+    api: Api, worker: str, processing_task: Task, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given: the analysis, findings and sources are written, then the event fails
     before = await snapshot(api.database)
@@ -121,7 +119,7 @@ async def test_a_failure_halfway_through_leaves_no_analysis_and_no_finding(
     monkeypatch.setattr("db.analyses.add_event", fail)
 
     # when
-    body = await api.post(RECORD, {"input": analysis(processing_task)}, worker)
+    body = await api.post(RECORD, {"input": analysis(processing_task.id, processing_task.claim_id)}, worker)
 
     # then
     assert error_codes(body) == ["INTERNAL_SERVER_ERROR"]
@@ -129,16 +127,16 @@ async def test_a_failure_halfway_through_leaves_no_analysis_and_no_finding(
 
 
 async def test_a_second_analysis_is_a_conflict_unless_it_replaces_the_first(
-    api: Api, worker: str, processing_task: uuid.UUID
+    api: Api, worker: str, processing_task: Task
 ) -> None:
     # given
-    await api.data(RECORD, {"input": analysis(processing_task)}, worker)
+    await api.data(RECORD, {"input": analysis(processing_task.id, processing_task.claim_id)}, worker)
     before = await snapshot(api.database)
 
     # when
-    refused = await api.post(RECORD, {"input": analysis(processing_task, verdict="APPROVED")}, worker)
+    refused = await api.post(RECORD, {"input": analysis(processing_task.id, processing_task.claim_id, verdict="APPROVED")}, worker)
     replaced = await api.data(
-        RECORD, {"input": analysis(processing_task, verdict="APPROVED", findings=[], replace=True)}, worker
+        RECORD, {"input": analysis(processing_task.id, processing_task.claim_id, verdict="APPROVED", findings=[], replace=True)}, worker
     )
 
     # then
@@ -167,11 +165,11 @@ async def test_an_analysis_of_an_unknown_task_is_not_found(api: Api, worker: str
     assert error_codes(body) == ["NOT_FOUND"]
 
 
-async def test_a_user_cannot_record_an_analysis(api: Api, worker: str, processing_task: uuid.UUID) -> None:
+async def test_a_user_cannot_record_an_analysis(api: Api, worker: str, processing_task: Task) -> None:
     user = await api.login("owner@example.com")
     before = await snapshot(api.database)
 
-    body = await api.post(RECORD, {"input": analysis(processing_task)}, user)
+    body = await api.post(RECORD, {"input": analysis(processing_task.id, processing_task.claim_id)}, user)
 
     assert error_codes(body) == ["FORBIDDEN"]
     assert await snapshot(api.database) == before

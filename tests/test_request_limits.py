@@ -93,7 +93,7 @@ async def test_input_nested_deeper_than_the_bound_is_refused(limited: Api) -> No
     token = await limited.sign_up("worker@example.com", Role.WORKER)
     async with limited.database.transaction() as session:
         task = await make_processing_task(session, await make_user(session))
-    record = {"taskId": to_global_id("Task", task.id), "verdict": "APPROVED"}
+    record = {"taskId": to_global_id("Task", task.id), "claimId": str(task.claim_id), "verdict": "APPROVED"}
 
     refused = await limited.post(RECORD, {"input": {**record, "extractionResult": {"a": {"b": 1}}}}, token)
     passes = await limited.post(RECORD, {"input": {**record, "extractionResult": {"a": 1}}}, token)

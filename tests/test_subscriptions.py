@@ -91,20 +91,22 @@ async def test_a_subscriber_receives_the_whole_lifecycle_in_order(server: LiveSe
 
         # when
         async with db.transaction() as session:
-            assert (await claim_next_task(session, worker.id)).id == task_id
+            claimed = await claim_next_task(session, worker.id)
+            assert claimed is not None and claimed.id == task_id
         async with db.transaction() as session:
             await append_event(session, task_id, EventType.PROGRESS, {"percent": 50})
         async with db.transaction() as session:
-            await record_analysis(session, task_id, analysis_input(verdict="APPROVED"), viewer=SYSTEM)
+            await record_analysis(session, task_id, analysis_input(verdict="APPROVED"), viewer=SYSTEM,
+                                  claim_id=claimed.claim_id)
         async with db.transaction() as session:
-            await transition_task(session, task_id, TaskStatus.COMPLETED, viewer=SYSTEM)
+            await transition_task(session, task_id, TaskStatus.COMPLETED, viewer=SYSTEM, claim_id=claimed.claim_id)
         events = await received(socket, 4)
 
     # then
     assert [(e["sequence"], e["type"]) for e in events] == [
         (2, "STATUS_CHANGED"), (3, "PROGRESS"), (4, "ANALYSIS_RECORDED"), (5, "STATUS_CHANGED"),
     ]
-    assert events[0]["data"] == {"from": "QUEUED", "to": "PROCESSING"}  # the worker's account is not the owner's business
+    assert events[0]["data"] == {"from": "QUEUED", "to": "PROCESSING", "attempt": 1}  # the worker's account is not the owner's business
     assert events[1]["data"] == {"percent": 50}
     assert events[2]["data"]["verdict"] == "APPROVED" and events[2]["data"]["findingCount"] == 2
     assert events[3]["data"] == {"from": "PROCESSING", "to": "COMPLETED"}

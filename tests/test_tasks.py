@@ -10,7 +10,7 @@ from db.enums import EventType, Role, TaskStatus
 from db.errors import Conflict, DuplicateTask, InvalidInput, InvalidTransition, NotFound
 from db.models import Task, TaskEvent
 from db.tasks import claim_next_task, create_file_task, create_url_task, transition_task
-from tests.factories import make_task, make_user, stored_file
+from tests.factories import make_task, make_user, move_task, stored_file
 
 
 async def _snapshot(db: Database) -> list[tuple[object, ...]]:
@@ -76,7 +76,8 @@ async def test_the_lifecycle_sets_times_and_logs_each_change(db: Database) -> No
     async with db.transaction() as session:
         started = await transition_task(session, task.id, "PROCESSING", viewer=SYSTEM)
     async with db.transaction() as session:
-        failed = await transition_task(session, task.id, "FAILED", viewer=SYSTEM, error_message="parser crashed")
+        failed = await transition_task(session, task.id, "FAILED", viewer=SYSTEM, error_message="parser crashed",
+                                       claim_id=started.claim_id)
     async with db.transaction() as session:
         retried = await transition_task(session, task.id, "QUEUED", viewer=SYSTEM)
 
@@ -86,7 +87,7 @@ async def test_the_lifecycle_sets_times_and_logs_each_change(db: Database) -> No
     assert (retried.started_at, retried.completed_at, retried.error_message) == (None, None, None)
     assert await _events(db, task.id) == [
         (1, EventType.CREATED, {"status": "QUEUED"}),
-        (2, EventType.STATUS_CHANGED, {"from": "QUEUED", "to": "PROCESSING"}),
+        (2, EventType.STATUS_CHANGED, {"from": "QUEUED", "to": "PROCESSING", "attempt": 1}),
         (3, EventType.STATUS_CHANGED, {"from": "PROCESSING", "to": "FAILED", "errorMessage": "parser crashed"}),
         (4, EventType.STATUS_CHANGED, {"from": "FAILED", "to": "QUEUED"}),
     ]
@@ -110,7 +111,7 @@ async def test_an_illegal_transition_names_both_states_and_changes_nothing(
         task = await make_task(session, await make_user(session))
     for status in path:
         async with db.transaction() as session:
-            await transition_task(session, task.id, status, viewer=SYSTEM)
+            await move_task(session, task.id, status)
     before = await _snapshot(db)
     current = path[-1] if path else "QUEUED"
 

@@ -8,13 +8,14 @@ from sqlalchemy import select
 
 from db import models
 from db.analyses import record_analysis
+from db.claims import parse_claim_id
 from graph.analyses.types import ANALYSIS_COLUMNS, Analysis
 from graph.context import Info
 from graph.enums import Severity, Verdict
 from graph.permissions import IsWorker
 from graph.relay import from_global_id
 from graph.scalars import JSON
-from graph.tasks.mutations import fresh_task
+from graph.tasks.mutations import CLAIM_ID_DESCRIPTION, fresh_task
 from graph.tasks.types import Task
 
 
@@ -43,6 +44,7 @@ class FindingInput:
 @strawberry.input
 class RecordAnalysisInput:
     task_id: strawberry.ID
+    claim_id: strawberry.ID | None = strawberry.field(default=None, description=CLAIM_ID_DESCRIPTION)
     verdict: Verdict
     equipment_type: str | None = None
     test_type: str | None = None
@@ -67,7 +69,7 @@ class RecordAnalysisPayload:
 def analysis_data(input: RecordAnalysisInput) -> dict[str, Any]:
     """The input in the shape db.inputs.AnalysisInput validates, with artifact ids decoded."""
     data = dataclasses.asdict(input)  # type: ignore[call-overload]
-    del data["task_id"], data["replace"]
+    del data["task_id"], data["claim_id"], data["replace"]
     for finding in data["findings"]:
         if finding["artifact_id"] is not None:
             finding["artifact_id"] = from_global_id(finding["artifact_id"], "Artifact")[1]
@@ -78,14 +80,18 @@ def analysis_data(input: RecordAnalysisInput) -> dict[str, Any]:
 class AnalysisMutations:
     @strawberry.mutation(
         permission_classes=[IsWorker],
-        description="Record the analysis of a PROCESSING or COMPLETED task, with its findings, all or nothing.",
+        description=(
+            "Record the analysis of a PROCESSING or COMPLETED task, with its findings, all or nothing, "
+            "under the claim that processes (or completed) the task."
+        ),
     )
     async def record_analysis(self, info: Info, input: RecordAnalysisInput) -> RecordAnalysisPayload:
         context = info.context
         task_id = from_global_id(input.task_id, "Task")[1]
         async with context.database.transaction() as session:
             recorded = await record_analysis(
-                session, task_id, analysis_data(input), viewer=context.require_viewer(), replace=input.replace
+                session, task_id, analysis_data(input), viewer=context.require_viewer(),
+                claim_id=parse_claim_id(input.claim_id), replace=input.replace,
             )
         async with context.database.sessions() as session:
             row = (

@@ -1,0 +1,51 @@
+"""What every worker process does beside serving: expire lapsed leases, and sweep what crashes left.
+
+Each process runs the same loops, whatever the number of processes and hosts:
+the operations they call are safe to run concurrently (db/leases.py,
+db/orphans.py), so there is no leader to elect and nothing to configure.
+"""
+
+import asyncio
+import logging
+from contextlib import suppress
+
+from db.engine import Database
+from db.leases import EXPIRED_PER_TRANSACTION, requeue_expired_leases
+from db.settings import Settings
+
+logger = logging.getLogger("auditgraph.housekeeping")
+
+
+class Housekeeping:
+    def __init__(self, database: Database, settings: Settings) -> None:
+        self.database = database
+        self.settings = settings
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self._expire_leases(), name="auditgraph-lease-expiry"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    async def _expire_leases(self) -> None:
+        while True:
+            try:
+                await self.requeue_expired()
+            except Exception:  # noqa: BLE001 - a database outage must not end the loop
+                logger.warning("could not requeue tasks with expired leases; retrying", exc_info=True)
+            await asyncio.sleep(self.settings.lease_check_seconds)
+
+    async def requeue_expired(self) -> None:
+        while True:
+            async with self.database.transaction() as session:
+                count = await requeue_expired_leases(session, max_attempts=self.settings.max_attempts)
+            if count:
+                logger.info("requeued or failed %d tasks whose lease expired", count)
+            if count < EXPIRED_PER_TRANSACTION:
+                return
