@@ -166,6 +166,11 @@ class Broker:
         # Access changes may have been missed too: every watcher re-reads its user's.
         self.publish_access_changes(list(self._access_watchers))
 
+    @property
+    def listening(self) -> bool:
+        """Whether notices of every commit reach this process now (/readyz reports it)."""
+        return True
+
     async def start(self) -> None:
         pass
 
@@ -213,7 +218,11 @@ class PostgresBroker(Broker):
     @classmethod
     def from_settings(cls, settings: Settings) -> "PostgresBroker":
         url = make_url(settings.database_url).set(drivername="postgresql")
-        return cls(url.render_as_string(hide_password=False))
+        return cls(url.render_as_string(hide_password=False), settings.subscriber_inbox_size)
+
+    @property
+    def listening(self) -> bool:
+        return self._connected.is_set()
 
     async def start(self) -> None:
         self._supervisor = asyncio.create_task(self._supervise(), name="auditgraph-event-listener")
@@ -276,6 +285,7 @@ class PostgresBroker(Broker):
             first = False
             self._connected.set()
             await self._watch(lost)
+            self._connected.clear()
             await self._close()
 
     async def _watch(self, lost: asyncio.Event) -> None:
@@ -297,4 +307,4 @@ def create_broker(database: Database, settings: Settings) -> Broker:
     """Chosen by the database: the broker must see every worker's writes."""
     if database.dialect == "postgresql":
         return PostgresBroker.from_settings(settings)
-    return InProcessBroker(database)
+    return InProcessBroker(database, settings.subscriber_inbox_size)
