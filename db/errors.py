@@ -57,3 +57,9 @@ class RateLimited(DomainError):
         # Without retry_after, the limit lifts when something the caller holds ends (a connection).
         super().__init__(message if retry_after is None else f"{message}; try again in {retry_after} seconds")
         self.retry_after = retry_after
+
+
+class InsufficientStorage(DomainError):
+    """The disk (or quota) that takes files is full: nothing was stored; retrying later may succeed."""
+
+    code = "INSUFFICIENT_STORAGE"

@@ -3,18 +3,24 @@
 A stored file lives at `<upload_dir>/<first two hex digits>/<sha256>`, shared by
 every task and artifact with the same bytes. Moving a file in and removing one
 both happen under a per-content lock inside a write transaction, so a file is
-never removed while a row that references it is being written.
+never removed while a row that references it is being written (db/orphans.py
+relies on it). The file and its folder are fsynced before that row commits: a
+committed row never names a file a power cut could take back.
+
+A full disk or quota, for the staging file or the store, is InsufficientStorage,
+and leaves nothing behind.
 """
 
 import asyncio
 import csv
+import errno
 import hashlib
 import logging
 import os
-import tempfile
 import unicodedata
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, BinaryIO, TypeVar
 
@@ -25,8 +31,9 @@ from sqlalchemy import select, text, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.engine import Database
-from db.errors import InvalidInput, PayloadTooLarge
+from db.errors import InsufficientStorage, InvalidInput, PayloadTooLarge
 from db.models import Artifact, Task
+from db.staging import create_staging_file, staging_dir
 
 logger = logging.getLogger("auditgraph.storage")
 
@@ -55,23 +62,39 @@ ALLOWED_CONTENT_TYPES = frozenset(
 )
 
 
+# What a full disk or an exhausted quota looks like to a write.
+STORAGE_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
 @dataclass(frozen=True, slots=True)
 class StagedFile:
-    """An upload written to a temporary file, with what was learned on the way."""
+    """An upload written to a temporary file, with what was learned on the way.
+
+    `handle` stays open, holding the staging lock (db/staging.py), until the
+    file is placed in the store or discarded.
+    """
 
     path: Path
     size: int
     sha256: str
     content_type: str
     page_count: int | None
+    handle: BinaryIO = field(repr=False)
 
     @property
     def relative_path(self) -> str:
         return f"{self.sha256[:2]}/{self.sha256}"
 
 
-def staging_dir(data_dir: Path) -> Path:
-    return data_dir / "staging"
+@contextmanager
+def storage_errors() -> Iterator[None]:
+    """A full disk or quota becomes InsufficientStorage; any other OS error stays what it is."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno in STORAGE_FULL:
+            raise InsufficientStorage("the server has no room to store this file now; try again later") from None
+        raise
 
 
 def stored_path(upload_dir: Path, relative_path: str) -> Path:
@@ -103,15 +126,13 @@ async def stage_upload(chunks: AsyncIterable[bytes], data_dir: Path, max_bytes: 
     Refuses with PayloadTooLarge as soon as the size passes max_bytes, and with
     InvalidInput when the bytes are of a type not accepted; nothing remains then.
     """
-    folder = staging_dir(data_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    descriptor, name = tempfile.mkstemp(dir=folder, prefix="upload-")
-    path = Path(name)
+    with storage_errors():
+        sink, path = await asyncio.to_thread(create_staging_file, staging_dir(data_dir))
     digest = hashlib.sha256()
     head = bytearray()
     size = 0
     try:
-        with os.fdopen(descriptor, "wb") as sink:
+        with storage_errors():
             async for chunk in chunks:
                 size += len(chunk)
                 if size > max_bytes:
@@ -120,6 +141,7 @@ async def stage_upload(chunks: AsyncIterable[bytes], data_dir: Path, max_bytes: 
                     head += chunk[: SNIFF_BYTES - len(head)]
                 # Hashing and writing a chunk are blocking; keep them off the event loop.
                 await asyncio.to_thread(_write_chunk, sink, digest, chunk)
+            await asyncio.to_thread(_make_durable, sink)
         if size == 0:
             raise InvalidInput("the file is empty")
         content_type = await asyncio.to_thread(sniff_content_type, bytes(head), path, size)
@@ -131,14 +153,35 @@ async def stage_upload(chunks: AsyncIterable[bytes], data_dir: Path, max_bytes: 
         page_count = await asyncio.to_thread(count_pdf_pages, path) if content_type == "application/pdf" else None
     except BaseException:
         path.unlink(missing_ok=True)
+        _close(sink)
         raise
     return StagedFile(path=path, size=size, sha256=digest.hexdigest(), content_type=content_type,
-                      page_count=page_count)
+                      page_count=page_count, handle=sink)
 
 
 def _write_chunk(sink: BinaryIO, digest: Any, chunk: bytes) -> None:
     digest.update(chunk)
     sink.write(chunk)
+
+
+def _make_durable(sink: BinaryIO) -> None:
+    sink.flush()
+    os.fsync(sink.fileno())
+
+
+def _close(handle: BinaryIO) -> None:
+    # Closing flushes what is buffered, which fails again on a full disk; the file is gone anyway.
+    with suppress(OSError):
+        handle.close()
+
+
+def _fsync_directory(path: Path) -> None:
+    """Make a rename or a new entry in the folder durable."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def sniff_content_type(head: bytes, path: Path, size: int) -> str:
@@ -202,17 +245,23 @@ def count_pdf_pages(path: Path) -> int | None:
 
 
 def discard(staged: StagedFile) -> None:
+    """Remove the staging file (if it is still there) and release its lock."""
     staged.path.unlink(missing_ok=True)
+    _close(staged.handle)
 
 
 def _place(staged: StagedFile, upload_dir: Path) -> None:
     target = stored_path(upload_dir, staged.relative_path)
     if target.exists():
-        # The same bytes are already stored; the staged copy is not needed.
+        # The same bytes are already stored (and durable); the staged copy is not needed.
         discard(staged)
         return
+    new_folder = not target.parent.exists()
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(staged.path, target)
+    _fsync_directory(target.parent)
+    if new_folder:
+        _fsync_directory(target.parent.parent)
 
 
 async def lock_stored_file(session: AsyncSession, file_hash: str) -> None:
@@ -269,7 +318,8 @@ async def store_and_commit(
     try:
         async with database.transaction() as session:
             await lock_stored_file(session, staged.sha256)
-            await asyncio.to_thread(_place, staged, upload_dir)
+            with storage_errors():
+                await asyncio.to_thread(_place, staged, upload_dir)
             placed = True
             return await write_rows(session, staged.relative_path)
     except BaseException:

@@ -25,6 +25,8 @@ REQUEST_ERROR_STATUS = {
     "SERVICE_UNAVAILABLE": 503,
     "INSUFFICIENT_STORAGE": 507,
 }
+# Codes that name the server's condition rather than anything wrong with the request.
+SERVER_CONDITION_STATUS = {"INSUFFICIENT_STORAGE": 507}
 # The status of a refusal before the request was even parsed, under either media type.
 REFUSAL_CODES = {401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND", 413: "PAYLOAD_TOO_LARGE",
                  429: "RATE_LIMITED", 503: "SERVICE_UNAVAILABLE", 507: "INSUFFICIENT_STORAGE"}
@@ -72,6 +74,19 @@ def is_request_error(response: Mapping[str, Any]) -> bool:
 def request_error_status(response: Mapping[str, Any]) -> int:
     codes = [(error.get("extensions") or {}).get("code") for error in response["errors"]]
     return max(REQUEST_ERROR_STATUS.get(code, 400) for code in codes)  # type: ignore[arg-type]
+
+
+def server_condition_status(response: Mapping[str, Any]) -> int | None:
+    """The status of a result that is nothing but a server condition (a full disk), else None.
+
+    The spec recommends 200 when `data` is present, even null. When nothing
+    of the operation could be done and only because of the server's state,
+    the 5xx tells proxies, monitors and retrying clients what the body says.
+    """
+    if response.get("data") is not None or not response.get("errors"):
+        return None
+    codes = {(error.get("extensions") or {}).get("code") for error in response["errors"]}
+    return SERVER_CONDITION_STATUS.get(codes.pop()) if len(codes) == 1 else None
 
 
 def error_body(message: str, code: str, **details: Any) -> dict[str, Any]:

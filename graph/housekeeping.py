@@ -1,4 +1,4 @@
-"""What every worker process does beside serving: expire lapsed leases, and sweep what crashes left.
+"""What every worker process does beside serving: expire lapsed leases, and at start sweep what crashes left.
 
 Each process runs the same loops, whatever the number of processes and hosts:
 the operations they call are safe to run concurrently (db/leases.py,
@@ -11,7 +11,9 @@ from contextlib import suppress
 
 from db.engine import Database
 from db.leases import EXPIRED_PER_TRANSACTION, requeue_expired_leases
+from db.orphans import sweep_store
 from db.settings import Settings
+from db.staging import staging_dir, sweep_staging
 
 logger = logging.getLogger("auditgraph.housekeeping")
 
@@ -24,6 +26,8 @@ class Housekeeping:
 
     async def start(self) -> None:
         self._tasks.append(asyncio.create_task(self._expire_leases(), name="auditgraph-lease-expiry"))
+        # In the background: a large store takes a while to go through, and serving need not wait.
+        self._tasks.append(asyncio.create_task(self._sweep_files(), name="auditgraph-file-sweep"))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -40,6 +44,14 @@ class Housekeeping:
             except Exception:  # noqa: BLE001 - a database outage must not end the loop
                 logger.warning("could not requeue tasks with expired leases; retrying", exc_info=True)
             await asyncio.sleep(self.settings.lease_check_seconds)
+
+    async def _sweep_files(self) -> None:
+        """What crashes left: staging files no live upload holds, then stored files no row references."""
+        try:
+            await asyncio.to_thread(sweep_staging, staging_dir(self.settings.data_dir))
+            await sweep_store(self.database, self.settings.upload_dir)
+        except Exception:  # noqa: BLE001 - leftovers are only disk space; the next start tries again
+            logger.warning("could not sweep the files interrupted writes left behind", exc_info=True)
 
     async def requeue_expired(self) -> None:
         while True:

@@ -27,6 +27,7 @@ from db.engine import Database
 from db.enums import Role
 from db.errors import PayloadTooLarge, Unauthenticated
 from db.settings import Settings
+from db.storage import STORAGE_FULL
 from db.users import active_role
 from graph.context import Context
 from graph.graphiql.page import graphiql_page
@@ -38,6 +39,7 @@ from graph.graphql_http import (
     refusal_parts,
     request_error_status,
     response_media_type,
+    server_condition_status,
 )
 from graph.loaders import Loaders
 from graph.multipart import BODY_OVERHEAD_BYTES, check_csrf_header, is_multipart, limit_body
@@ -177,9 +179,11 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
         response = super().create_response(response_data, sub_response)
         media_type = sub_response.media_type or APPLICATION_JSON
         response.headers["content-type"] = media_type
-        if (media_type == GRAPHQL_RESPONSE_JSON and not sub_response.status_code
-                and isinstance(response_data, dict) and is_request_error(response_data)):
-            response.status_code = request_error_status(response_data)
+        if media_type == GRAPHQL_RESPONSE_JSON and not sub_response.status_code and isinstance(response_data, dict):
+            if is_request_error(response_data):
+                response.status_code = request_error_status(response_data)
+            elif status := server_condition_status(response_data):
+                response.status_code = status
         return response
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
@@ -204,6 +208,12 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
             return await super().run(request, context, root_value)
         except PayloadTooLarge as error:
             raise Refusal(413, error.message, code=error.code) from None
+        except OSError as error:
+            # Starlette spools each file part to the temporary folder while it parses the body.
+            if error.errno not in STORAGE_FULL:
+                raise
+            raise Refusal(507, "the server has no room to receive this upload now; try again later",
+                          code="INSUFFICIENT_STORAGE") from None
         finally:
             # Closes the spooled upload files as soon as the response is ready.
             await request.close()
