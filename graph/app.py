@@ -21,6 +21,7 @@ from graph.graphiql.files import graphiql_routes
 from graph.health import healthz, readyz
 from graph.housekeeping import Housekeeping
 from graph.schema import build_schema
+from graph.shutdown import Shutdown
 from graph.throttle import AccountThrottle
 from graph.view import AuditGraphView
 
@@ -60,6 +61,7 @@ def create_app(settings: Settings) -> Starlette:
         await broker.start()
         housekeeping = Housekeeping(database, settings)
         await housekeeping.start()
+        shutdown = Shutdown()
         app.state.broker = broker
         app.state.settings = settings
         app.state.database = database
@@ -70,6 +72,7 @@ def create_app(settings: Settings) -> Starlette:
             database=database,
             throttle=AccountThrottle(settings),
             broker=broker,
+            stopping=shutdown.stopping,
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL, GRAPHQL_SSE_PROTOCOL),
             allowed_origins=settings.websocket_allowed_origins,
@@ -83,7 +86,8 @@ def create_app(settings: Settings) -> Starlette:
         )
         settle_garbage_collector()
         try:
-            yield
+            with shutdown.on_stop_signals():
+                yield
         finally:
             await housekeeping.stop()
             await broker.stop()

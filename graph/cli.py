@@ -40,6 +40,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         workers=args.workers,
         log_level=settings.log_level,
         proxy_headers=True,
+        # Past it, requests still in flight (a stalled upload) are cut off so the process can stop.
+        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
     )
     return 0
 

@@ -6,7 +6,9 @@ EventSource sends the last one back as `Last-Event-ID` when it reconnects, and
 the subscription resumes right after it, as with `afterSequence`.
 """
 
-from collections.abc import AsyncGenerator, Callable
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import suppress
 from typing import Any
 
 from strawberry.http.streaming import AsyncTextStream, SSETransport, merge_stream_with_heartbeat
@@ -17,21 +19,45 @@ def with_event_id(encoded_event: str, event_id: str | None) -> str:
     return encoded_event if event_id is None else f"id: {event_id}\r\n{encoded_event}"
 
 
+async def until_stopping(results: AsyncGenerator[Any, None], stopping: asyncio.Event) -> AsyncIterator[Any]:
+    """The results until the process begins to stop; then the subscription is closed and nothing more comes."""
+    stop = asyncio.ensure_future(stopping.wait())
+    try:
+        while True:
+            step = asyncio.ensure_future(anext(results))
+            await asyncio.wait({step, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if not step.done():
+                step.cancel()
+                with suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await step
+                return
+            try:
+                value = step.result()
+            except StopAsyncIteration:
+                return
+            yield value
+    finally:
+        stop.cancel()
+        await results.aclose()
+
+
 def resumable_stream(view: Any, request: Any, result: Any, transport: SSETransport,
-                     take_position: Callable[[], str | None]) -> AsyncTextStream:
+                     take_position: Callable[[], str | None], stopping: asyncio.Event) -> AsyncTextStream:
     """Strawberry's SSE stream, each `next` event carrying the position `take_position()` names.
 
     The subscription's generator stays suspended at its `yield` until the
     result built from that value is encoded, so the position taken is the one
-    of the event this result shows.
+    of the event this result shows. When the process begins to stop
+    (graph/shutdown.py) the stream ends without `complete`, so the client reconnects.
     """
 
     async def stream() -> AsyncGenerator[str, None]:
         pending: list[Any] = []
-        async for value in result:
+        async for value in until_stopping(result, stopping):
             response, pending = await view._process_stream_result(request, value, pending)
             yield with_event_id(transport.encode_next(response, view.encode_json_string), take_position())
-        yield transport.encode_complete()
+        if not stopping.is_set():
+            yield transport.encode_complete()
 
     return merge_stream_with_heartbeat(
         stream,

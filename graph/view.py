@@ -1,6 +1,7 @@
 """Strawberry's ASGI view, with our context, fast JSON, authentication from the bearer token,
 and GraphQL over HTTP to the letter (graph/graphql_http.py)."""
 
+import asyncio
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -111,12 +112,14 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
     websocket_adapter_class = TextFrameWebSocketAdapter  # type: ignore[assignment]
 
     def __init__(self, *, settings: Settings, database: Database, throttle: AccountThrottle,
-                 broker: Any, **options: Any) -> None:
+                 broker: Any, stopping: asyncio.Event, **options: Any) -> None:
         super().__init__(**options)
         self.settings = settings
         self.database = database
         self.throttle = throttle
         self.broker = broker
+        # Set when the process begins to stop (graph/shutdown.py): SSE streams end then.
+        self.stopping = stopping
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         return HTMLResponse(graphiql_page())
@@ -288,7 +291,7 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
         if not isinstance(transport, SSETransport):
             return super()._stream_result(request, result, transport)
         context: Context = request.state.graphql_context
-        return resumable_stream(self, request, result, transport, context.take_stream_position)
+        return resumable_stream(self, request, result, transport, context.take_stream_position, self.stopping)
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
         """Authenticate a WebSocket from its connection_init payload; refuse it without a good token.
