@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=DEFAULT_LEASE_SECONDS, gt=0)
     lease_check_seconds: float = Field(default=5.0, gt=0)
     max_attempts: int = Field(default=3, gt=0)
+    # Besides at start, how often each worker sweeps files that interrupted writes left behind
+    # (a crash, or a database outage that kept a failed upload from cleaning up after itself).
+    file_sweep_seconds: float = Field(default=3600.0, gt=0)
     # Notices a live subscription may fall behind by before it re-reads the log instead.
     subscriber_inbox_size: int = Field(default=256, gt=0)
     # How long `serve` lets in-flight requests finish after SIGTERM before it cuts them off.

@@ -1,4 +1,5 @@
-"""What every worker process does beside serving: expire lapsed leases, and at start sweep what crashes left.
+"""What every worker process does beside serving: expire lapsed leases, and sweep what interrupted writes left
+(at start, then every FILE_SWEEP_SECONDS).
 
 Each process runs the same loops, whatever the number of processes and hosts:
 the operations they call are safe to run concurrently (db/leases.py,
@@ -26,7 +27,7 @@ class Housekeeping:
 
     async def start(self) -> None:
         self._tasks.append(asyncio.create_task(self._expire_leases(), name="auditgraph-lease-expiry"))
-        # In the background: a large store takes a while to go through, and serving need not wait.
+        # From the start, in the background: a large store takes a while to go through, and serving need not wait.
         self._tasks.append(asyncio.create_task(self._sweep_files(), name="auditgraph-file-sweep"))
 
     async def stop(self) -> None:
@@ -46,12 +47,14 @@ class Housekeeping:
             await asyncio.sleep(self.settings.lease_check_seconds)
 
     async def _sweep_files(self) -> None:
-        """What crashes left: staging files no live upload holds, then stored files no row references."""
-        try:
-            await asyncio.to_thread(sweep_staging, staging_dir(self.settings.data_dir))
-            await sweep_store(self.database, self.settings.upload_dir)
-        except Exception:  # noqa: BLE001 - leftovers are only disk space; the next start tries again
-            logger.warning("could not sweep the files interrupted writes left behind", exc_info=True)
+        """What interrupted writes left: staging files no live upload holds, then stored files no row references."""
+        while True:
+            try:
+                await asyncio.to_thread(sweep_staging, staging_dir(self.settings.data_dir))
+                await sweep_store(self.database, self.settings.upload_dir)
+            except Exception:  # noqa: BLE001 - leftovers are only disk space; the next sweep tries again
+                logger.warning("could not sweep the files interrupted writes left behind", exc_info=True)
+            await asyncio.sleep(self.settings.file_sweep_seconds)
 
     async def requeue_expired(self) -> None:
         while True:

@@ -10,8 +10,8 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.cli import free_port
@@ -33,11 +33,17 @@ def find_bindir() -> Path:
     raise PostgresUnavailable("no PostgreSQL server binaries found (initdb, postgres)")
 
 
+def _no_restart() -> None:
+    raise NotImplementedError("this server cannot be restarted")
+
+
 @dataclass(frozen=True)
 class PostgresServer:
     host: str
     port: int
     user: str
+    # A fast shutdown (every client disconnected, as in a real restart), then a start on the same port and data.
+    restart: Callable[[], None] = field(default=_no_restart, compare=False, repr=False)
 
     def url(self, database: str, driver: str = "asyncpg") -> str:
         return f"postgresql+{driver}://{self.user}@{self.host}:{self.port}/{database}"
@@ -72,15 +78,11 @@ def throwaway_postgres(**server_settings: str) -> Iterator[PostgresServer]:
         **server_settings,
     }
     process: subprocess.Popen[bytes] | None = None
-    try:
-        subprocess.run(
-            [*as_postgres, str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres",
-             "-A", "trust", "-E", "UTF8", "--no-sync"],
-            check=True, capture_output=True,
-        )
-        args = [f"-c{key}={value}" for key, value in settings.items()]
-        log = open(workdir / "server.log", "wb")
-        process = subprocess.Popen(
+    args = [f"-c{key}={value}" for key, value in settings.items()]
+
+    def start() -> subprocess.Popen[bytes]:
+        log = open(workdir / "server.log", "ab")
+        started = subprocess.Popen(
             [*as_postgres, str(bindir / "postgres"), "-D", str(datadir), *args],
             stdout=log, stderr=subprocess.STDOUT,
         )
@@ -91,13 +93,31 @@ def throwaway_postgres(**server_settings: str) -> Iterator[PostgresServer]:
                 capture_output=True,
             )
             if ready.returncode == 0:
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
+                return started
+            if started.poll() is not None or time.monotonic() > deadline:
                 raise PostgresUnavailable(
                     "PostgreSQL did not start: " + (workdir / "server.log").read_text()[-2000:]
                 )
             time.sleep(0.1)
-        yield PostgresServer(host="127.0.0.1", port=port, user="postgres")
+
+    def restart() -> None:
+        nonlocal process
+        stopped = subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(datadir), "stop", "-m", "fast",
+                                  "-w"], capture_output=True)
+        if stopped.returncode != 0:
+            raise PostgresUnavailable(f"PostgreSQL did not stop: {stopped.stderr.decode()[-2000:]}")
+        if process is not None:
+            process.wait(timeout=20)
+        process = start()
+
+    try:
+        subprocess.run(
+            [*as_postgres, str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres",
+             "-A", "trust", "-E", "UTF8", "--no-sync"],
+            check=True, capture_output=True,
+        )
+        process = start()
+        yield PostgresServer(host="127.0.0.1", port=port, user="postgres", restart=restart)
     except subprocess.CalledProcessError as error:
         raise PostgresUnavailable(f"initdb failed: {error.stderr.decode()[-2000:]}") from error
     finally:
