@@ -22,22 +22,26 @@ def with_event_id(encoded_event: str, event_id: str | None) -> str:
 async def until_stopping(results: AsyncGenerator[Any, None], stopping: asyncio.Event) -> AsyncIterator[Any]:
     """The results until the process begins to stop; then the subscription is closed and nothing more comes."""
     stop = asyncio.ensure_future(stopping.wait())
+    step: asyncio.Future[Any] | None = None
     try:
         while True:
             step = asyncio.ensure_future(anext(results))
             await asyncio.wait({step, stop}, return_when=asyncio.FIRST_COMPLETED)
             if not step.done():
-                step.cancel()
-                with suppress(asyncio.CancelledError, StopAsyncIteration):
-                    await step
                 return
             try:
                 value = step.result()
             except StopAsyncIteration:
                 return
+            step = None
             yield value
     finally:
         stop.cancel()
+        # The subscription is closed only once no step of it runs (the client may have left mid-step).
+        if step is not None and not step.done():
+            step.cancel()
+            with suppress(asyncio.CancelledError, StopAsyncIteration):
+                await step
         await results.aclose()
 
 
