@@ -18,7 +18,6 @@ printout is appended to bench/RESULTS.md.
 
 import argparse
 import asyncio
-import contextlib
 import io
 import os
 import random
@@ -246,15 +245,20 @@ async def soak(args: argparse.Namespace, out: io.StringIO) -> None:
 
             database = await asyncpg.connect(postgres.dsn(DATABASE))
             # Drain: well-behaved workers finish every task, abandoned ones included once their lease ran out.
+            # It goes on while the queue shrinks; what is left once it stops shrinking is stuck.
             drain_stop = asyncio.Event()
             drainers = [asyncio.create_task(pipeline_worker(client, pipeline_token, drain_stop, 300 + index, 0.0,
-                                                            zombies, LEASE_SECONDS)) for index in range(2)]
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(10 * LEASE_SECONDS + 60):
-                    while await open_tasks(database):
-                        await asyncio.sleep(0.5)
+                                                            zombies, LEASE_SECONDS)) for index in range(args.pipeline)]
+            draining = time.monotonic()
+            left_at_stop = fewest = await open_tasks(database)
+            last_progress = time.monotonic()
+            while fewest and time.monotonic() - last_progress < 3 * LEASE_SECONDS + 15:
+                await asyncio.sleep(1)
+                if (left := await open_tasks(database)) < fewest:
+                    fewest, last_progress = left, time.monotonic()
             drain_stop.set()
             await asyncio.gather(*drainers)
+            drain_seconds = time.monotonic() - draining
             await late
 
             # Every subscriber resumes once more and reads up to the last event it may see.
@@ -279,7 +283,8 @@ async def soak(args: argparse.Namespace, out: io.StringIO) -> None:
         finally:
             servers.stop()
 
-        say(f"run: {load_seconds:.0f} s of load, then the drain and the subscribers' last catch-up")
+        say(f"run: {load_seconds:.0f} s of load; then {left_at_stop} tasks still open were drained by well-behaved "
+            f"workers in {drain_seconds:.0f} s, and every subscriber resumed once more to catch up")
         say("faults injected:")
         for line in faults:
             say(f"  {line}")

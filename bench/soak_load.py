@@ -114,7 +114,7 @@ async def owner(client: Client, token: str, stop: asyncio.Event, seed: int) -> N
         if roll < 0.3:
             size = 1024 * 1024 if rng.random() < 0.03 else rng.randrange(200, 64 * 1024)
             content = rng.choice(sent) if sent and rng.random() < 0.2 else rng.randbytes(size // 2).hex().encode()
-            sent.append(content)
+            sent = [*sent[-19:], content]  # the last few, to send again
             data = await client.call("uploadDocument", UPLOAD, token=token, file=("report.txt", content))
             if data:
                 mine.append(data["uploadDocument"]["task"]["id"])

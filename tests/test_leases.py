@@ -77,8 +77,8 @@ async def test_a_task_whose_worker_dies_is_requeued_by_another_server_and_comple
     settings: Settings,
 ) -> None:
     async with AsyncExitStack() as stack, AsyncExitStack() as first_server:
-        # given: two servers on one database; the first hands out short leases
-        first = await first_server.enter_async_context(live_server(with_leases(settings, 0.5)))
+        # given: two servers on one database; the first hands out short leases (long enough for one report)
+        first = await first_server.enter_async_context(live_server(with_leases(settings, 3)))
         api_a = await first_server.enter_async_context(http_api(first))
         second = await stack.enter_async_context(live_server(with_leases(settings, 60)))
         api_b = await stack.enter_async_context(http_api(second))
