@@ -29,6 +29,7 @@ from graph.selection import FieldsCache, SelectedColumns
 from graph.tasks.mutations import TaskMutations
 from graph.tasks.queries import TaskQueries
 from graph.tasks.subscriptions import TaskSubscriptions
+from graph.text_inputs import NoNulInLiterals, NoNulInVariables
 from graph.users.mutations import UserMutations
 from graph.users.queries import UserQueries
 
@@ -94,6 +95,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     limit_rules = [
         *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+        NoNulInLiterals,
     ]
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         ErrorCodes,
@@ -102,6 +104,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         lambda: AddValidationRules(limit_rules),
         lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
         OperationNameRequired,
+        NoNulInVariables,
         lambda: SelectedColumns(selections),
     ]
     if settings.compiled_execution:
