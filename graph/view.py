@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 from graphql import GraphQLError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -39,7 +40,7 @@ from graph.graphql_http import (
 )
 from graph.loaders import Loaders
 from graph.sse import resumable_stream
-from graph.multipart import check_csrf_header, is_multipart, limit_body
+from graph.multipart import check_csrf_header, is_multipart, limit_body, operations_with_files
 from graph.throttle import LoginThrottle
 from graph.tokens import bearer_token, read_token
 
@@ -149,6 +150,16 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
                 raise Refusal(415, "send the request as application/json, or as multipart/form-data "
                                    "for uploads (GraphQL multipart request spec)") from None
             raise
+
+    async def parse_multipart(self, request: Any) -> dict[str, Any]:
+        try:
+            form = await request.get_form_data()
+        except StarletteHTTPException as error:
+            # Starlette's reason for a body it cannot parse (no boundary, a part without a name...).
+            raise Refusal(400, f"the multipart body could not be read: {error.detail}") from None
+        except ValueError:
+            raise Refusal(400, "the multipart body could not be read") from None
+        return operations_with_files(form.form)
 
     async def get_sub_response(self, request: Request) -> Response:
         sub_response = await super().get_sub_response(request)
