@@ -3,7 +3,7 @@
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, Generic, TypeVar
 
@@ -69,8 +69,11 @@ def _decode_value(value: Any, python_type: type) -> Any:
         parsed = datetime.fromisoformat(value)
         if parsed.tzinfo is None:
             raise ValueError("cursor times carry an offset")
-        return parsed
-    if python_type is uuid.UUID:
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("cursor time out of range") from None
+    if python_type is uuid.UUID and isinstance(value, str):
         return uuid.UUID(value)
     if python_type is float and isinstance(value, int | float):
         return float(value)
