@@ -65,7 +65,6 @@ def limit_body(request: Request, max_upload_bytes: int) -> Request:
     return Request(request.scope, receive=receive)
 
 
-
 def operations_with_files(form: Mapping[str, Any]) -> dict[str, Any]:
     """The `operations` field of a multipart request with each file part put where `map` says.
 
@@ -112,28 +111,26 @@ def _put(operations: dict[str, Any], path: str, file: UploadFile, name: str) -> 
     where = f"`map` entry {name!r}: {path!r}"
     if len(keys) < 2 or keys[0] != "variables":
         raise Refusal(400, f"{where} must point into the variables, such as variables.file")
-    target: Any = operations
+    parent: Any = operations
     for key in keys[:-1]:
-        target = _child(target, key)
-        if not isinstance(target, dict | list):
-            raise Refusal(400, f"{where} points nowhere in `operations`")
-    slot: Any = _index(keys[-1], target) if isinstance(target, list) else keys[-1]
-    if slot is None or slot not in (range(len(target)) if isinstance(target, list) else target):
+        parent = _child(parent, key)
+    slot = _slot(parent, keys[-1])
+    if slot is None:
         raise Refusal(400, f"{where} points nowhere in `operations`")
-    if target[slot] is not None:
+    if parent[slot] is not None:
         raise Refusal(400, f"{where} must point at a null placeholder in `operations`")
-    target[slot] = file
+    parent[slot] = file
+
+
+def _slot(container: Any, key: str) -> str | int | None:
+    """The place in a JSON object or list that a path segment names, if the place exists."""
+    if isinstance(container, dict):
+        return key if key in container else None
+    if isinstance(container, list) and key.isascii() and key.isdigit() and len(key) < 10 and int(key) < len(container):
+        return int(key)
+    return None
 
 
 def _child(container: Any, key: str) -> Any:
-    if isinstance(container, dict):
-        return container.get(key)
-    index = _index(key, container) if isinstance(container, list) else None
-    return container[index] if index is not None else None
-
-
-def _index(key: str, items: list[Any]) -> int | None:
-    """The list index a path segment names, if it is one of the list's."""
-    if key.isascii() and key.isdigit() and len(key) < 10 and int(key) < len(items):
-        return int(key)
-    return None
+    slot = _slot(container, key)
+    return None if slot is None else container[slot]

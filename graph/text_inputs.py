@@ -22,7 +22,7 @@ class NoNulInLiterals(ValidationRule):
             self.report_error(GraphQLError(f"{MESSAGE}: remove it from this string.", node))
 
 
-def nul_path(value: Any, path: str) -> str | None:
+def _nul_path(value: Any, path: str) -> str | None:
     """Where in a decoded JSON value the first NUL is (a dotted path), or None; walked without recursion."""
     pending: list[tuple[Any, str]] = [(value, path)]
     while pending:
@@ -45,9 +45,10 @@ class NoNulInVariables(SchemaExtension):
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
-        if not context.pre_execution_errors and context.variables:
-            found = nul_path(context.variables, "$")
-            if found is not None:
-                where = found.replace("$.", "$", 1)
-                context.pre_execution_errors = [GraphQLError(f"{MESSAGE}: remove it from {where}.")]
+        if not context.pre_execution_errors:
+            for name, value in (context.variables or {}).items():
+                found = _nul_path(value, f"${name}")
+                if found is not None:
+                    context.pre_execution_errors = [GraphQLError(f"{MESSAGE}: remove it from {found}.")]
+                    break
         yield
