@@ -25,6 +25,7 @@ from tests.api import Api, error_codes
 from tests.factories import make_processing_task, make_user
 from tests.live import TRANSPORT_WS, bearer, graphql_socket, live_server
 from tests.rows import snapshot
+from tests.test_sse import TASK_EVENTS, event_stream, next_events, owner_with_task
 
 UPLOAD = "mutation($file: Upload!) { uploadDocument(file: $file) { task { id originalFilename } } }"
 ADD_ARTIFACT = """
@@ -369,3 +370,26 @@ async def test_a_subscription_with_a_bad_argument_gets_a_coded_error(
     assert error_codes(result) == ["BAD_USER_INPUT"], result
     assert message in result["errors"][0]["message"]
 
+
+
+@pytest.mark.parametrize("last_event_id", ["99999999999999999999", "2147483648", "9" * 5000, "-1", "1e3", ""])
+@pytest.mark.parametrize("stream", ["taskEvents", "myTaskEvents"])
+async def test_a_last_event_id_no_stream_could_send_is_a_coded_error(
+    settings: Settings, stream: str, last_event_id: str
+) -> None:
+    async with live_server(settings) as server:
+        # given
+        token, task_id = await owner_with_task(server)
+        query, variables = ((TASK_EVENTS, {"taskId": to_global_id("Task", task_id)}) if stream == "taskEvents"
+                            else ("subscription { myTaskEvents { sequence } }", {}))
+        if stream == "myTaskEvents" and last_event_id == "2147483648":
+            last_event_id = str(2**63)  # a position may pass 2**31; it may not pass 2**63 - 1
+
+        # when
+        async with event_stream(server, token, query, variables, last_event_id=last_event_id) as (_, events):
+            error, complete = await next_events(events, 2)
+
+    # then
+    assert error["data"]["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "Last-Event-ID" in error["data"]["errors"][0]["message"]
+    assert complete["event"] == "complete"

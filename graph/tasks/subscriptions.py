@@ -29,6 +29,9 @@ from graph.scalars import BigInt
 from graph.tasks.types import EVENT_COLUMNS, TaskEvent
 
 READ_BATCH = 200
+# The largest ids an SSE stream sends: a sequence is a 32-bit integer, a position a 64-bit one.
+MAX_SEQUENCE = 2**31 - 1
+MAX_POSITION = 2**63 - 1
 
 
 async def _fetch(database: Database, statement: Select[Any]) -> list[TaskEvent]:
@@ -218,12 +221,18 @@ def _resume_points(points: list[TaskSequenceInput] | None, limit: int) -> dict[u
     return resume
 
 
+def _event_id(last_event_id: str, largest: int) -> int:
+    """An SSE client's Last-Event-ID, which must be a number this stream could have sent as an id."""
+    text = last_event_id.strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= len(str(largest)) and int(text) <= largest):
+        raise InvalidInput("Last-Event-ID must be the id of an event this stream sent")
+    return int(text)
+
+
 def _resume_after_position(last_event_id: str | None, after_position: int | None) -> int | None:
     """Where a stream of many tasks resumes: after an SSE client's Last-Event-ID, else after afterPosition."""
     if last_event_id is not None:
-        if not last_event_id.strip().isdigit():
-            raise InvalidInput("Last-Event-ID must be the id of an event this stream sent")
-        return int(last_event_id)
+        return _event_id(last_event_id, MAX_POSITION)
     if after_position is not None and after_position < 0:
         raise InvalidInput("afterPosition must not be negative")
     return after_position
@@ -232,9 +241,7 @@ def _resume_after_position(last_event_id: str | None, after_position: int | None
 def _resume_after(last_event_id: str | None, after_sequence: int | None) -> int | None:
     """Where a task's stream resumes: after an SSE client's Last-Event-ID, else after afterSequence."""
     if last_event_id is not None:
-        if not last_event_id.strip().isdigit():
-            raise InvalidInput("Last-Event-ID must be the id of an event this stream sent")
-        return int(last_event_id)
+        return _event_id(last_event_id, MAX_SEQUENCE)
     if after_sequence is not None and after_sequence < 0:
         raise InvalidInput("afterSequence must not be negative")
     return after_sequence
