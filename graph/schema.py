@@ -4,6 +4,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import strawberry
+from cachetools import LRUCache
 from graphql import GraphQLError, OperationDefinitionNode
 from strawberry.extensions import (
     AddValidationRules,
@@ -22,7 +23,7 @@ from db.settings import Settings
 from graph.analyses.mutations import AnalysisMutations
 from graph.analyses.queries import FindingQueries
 from graph.compiled import CompiledExecution, PlanCache
-from graph.cost import CostBudget
+from graph.cost import CostBudget, CostCache
 from graph.input_limits import InputBounds, InputLimits
 from graph.dashboard.queries import DashboardQueries
 from graph.errors import ErrorCodes, public_error
@@ -107,6 +108,8 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
     ]
+    costs = CostCache(maxsize=DOCUMENT_CACHE_SIZE)
+    literal_reasons: LRUCache[str, str | None] = LRUCache(DOCUMENT_CACHE_SIZE)
     input_bounds = InputBounds(settings.max_string_length, settings.max_list_length, settings.max_input_depth)
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         ErrorCodes,
@@ -115,8 +118,8 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         lambda: AddValidationRules(limit_rules),
         lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
         OperationNameRequired,
-        lambda: InputLimits(input_bounds),
-        lambda: CostBudget(settings.max_query_cost, settings.max_page_size),
+        lambda: InputLimits(input_bounds, literal_reasons),
+        lambda: CostBudget(costs, settings.max_query_cost, settings.max_page_size),
         lambda: SelectedColumns(selections),
     ]
     if settings.compiled_execution:
