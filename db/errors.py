@@ -52,3 +52,10 @@ class PayloadTooLarge(DomainError):
 
 class RateLimited(DomainError):
     code = "RATE_LIMITED"
+
+
+class DatabaseUnavailable(DomainError):
+    code = "SERVICE_UNAVAILABLE"
+
+    def __init__(self) -> None:
+        super().__init__("the database is unreachable at the moment; retry shortly")

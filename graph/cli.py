@@ -10,7 +10,7 @@ import uvicorn
 from db import migrations
 from db.engine import Database, create_engine
 from db.enums import Role
-from db.errors import DomainError
+from db.errors import DatabaseUnavailable, DomainError
 from db.settings import Settings
 from db.users import register_user
 
@@ -113,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(settings, args)
     except RuntimeError as error:
         print(str(error), file=sys.stderr)
+        return 1
+    except DatabaseUnavailable as error:
+        print(f"{error.message} ({error.__cause__})", file=sys.stderr)
         return 1
 
 

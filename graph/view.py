@@ -24,7 +24,7 @@ from strawberry.types.unset import UNSET
 from db.access import Viewer
 from db.engine import Database
 from db.enums import Role
-from db.errors import PayloadTooLarge, Unauthenticated
+from db.errors import DatabaseUnavailable, PayloadTooLarge, Unauthenticated
 from db.settings import Settings
 from db.users import active_role
 from graph.context import Context
@@ -40,6 +40,7 @@ from graph.graphql_http import (
 from graph.loaders import Loaders
 from graph.sse import resumable_stream
 from graph.multipart import check_csrf_header, is_multipart, limit_body
+from graph import unavailable
 from graph.throttle import LoginThrottle
 from graph.tokens import bearer_token, read_token
 
@@ -95,6 +96,11 @@ class TextFrameWebSocketAdapter(ASGIWebSocketAdapter):
             await self.ws.send_text(orjson.dumps(message).decode())
         except WebSocketDisconnect as exc:
             raise WebSocketDisconnected from exc
+
+    async def close(self, code: int, reason: str) -> None:
+        # A connection refused for a passing reason asks the client to come back (on_ws_connect).
+        code, reason = getattr(self.ws.state, "close_with", (code, reason))
+        await self.ws.close(code=code, reason=reason)
 
 
 class AuditGraphView(GraphQL):  # type: ignore[type-arg]
@@ -157,8 +163,9 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         response = process_result(result)
-        if result.data is None and result.errors and all(error.path is None for error in result.errors):
-            # Nothing was executed: the spec's request error, which carries no data entry.
+        if (result.data is None and result.errors and all(error.path is None for error in result.errors)
+                or unavailable.got_nothing(response)):
+            # Nothing was executed (or nothing got done): the spec's request error, with no data entry.
             del response["data"]
         return response
 
@@ -169,6 +176,9 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
         if (media_type == GRAPHQL_RESPONSE_JSON and not sub_response.status_code
                 and isinstance(response_data, dict) and is_request_error(response_data)):
             response.status_code = request_error_status(response_data)
+        if isinstance(response_data, dict) and unavailable.is_unavailable(response_data):
+            response.status_code = 503
+            response.headers.update(unavailable.RETRY_AFTER)
         return response
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
@@ -232,6 +242,8 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
             viewer = await viewer_from_token(token, self.database, self.settings)
         except Unauthenticated as error:
             auth_error = error.message
+        except DatabaseUnavailable as error:
+            raise unavailable.refusal(error) from None
         context = self.make_context(request, response, viewer, auth_error)
         context.last_event_id = request.headers.get("last-event-id")
         # Read back by an SSE stream, which is handed the request but not the context.
@@ -249,7 +261,8 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
 
         The protocol then closes the socket (graphql-transport-ws: 4403;
         graphql-ws: connection_error, then close 1011) instead of leaving a
-        client waiting on a subscription that could never be answered.
+        client waiting on a subscription that could never be answered. While
+        the database is unreachable the close code is 1013, try again later.
         """
         try:
             viewer = await viewer_from_token(
@@ -257,6 +270,9 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
             )
         except Unauthenticated as error:
             raise ConnectionRejectionError({"message": error.message, "code": "UNAUTHENTICATED"}) from None
+        except DatabaseUnavailable as error:
+            context.request.state.close_with = (unavailable.TRY_AGAIN_LATER, "the database is unreachable")
+            raise ConnectionRejectionError({"message": error.message, "code": error.code}) from None
         if viewer is None:
             raise ConnectionRejectionError({"message": "sign in to subscribe", "code": "UNAUTHENTICATED"})
         context.viewer = viewer
