@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     max_query_tokens: int = Field(default=5000, gt=0)
     max_aliases: int = Field(default=30, ge=0)
     introspection_enabled: bool = True
+    # Run only the documents of this allow-list (graph/trusted_documents.py); unset runs any document.
+    trusted_documents_file: Path | None = None
+    # The memory each process gives the documents clients register as automatic persisted queries.
+    persisted_queries_max_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    get_cache_max_age_seconds: int = Field(default=0, ge=0)
     # Runs common queries from cached plans instead of graphql-core's executor
     # (graph/compiled.py); off switches back to the standard path everywhere.
     compiled_execution: bool = True

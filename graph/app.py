@@ -20,6 +20,7 @@ from graph.downloads import download_artifact, download_task_file
 from graph.health import healthz, readyz
 from graph.schema import build_schema
 from graph.throttle import LoginThrottle
+from graph.trusted_documents import PersistedQueries, trusted_documents
 from graph.view import AuditGraphView
 
 logger = logging.getLogger("auditgraph")
@@ -49,7 +50,8 @@ def settle_garbage_collector() -> None:
 
 def create_app(settings: Settings) -> Starlette:
     settings.check_production_ready()
-    schema = build_schema(settings)
+    trusted = trusted_documents(settings)
+    schema = build_schema(settings, trusted)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -66,6 +68,7 @@ def create_app(settings: Settings) -> Starlette:
             database=database,
             throttle=LoginThrottle(settings.login_max_failures, settings.login_lockout_seconds),
             broker=broker,
+            persisted_queries=PersistedQueries(trusted, settings.persisted_queries_max_bytes),
             graphql_ide="graphiql",
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL, GRAPHQL_SSE_PROTOCOL),
             allowed_origins=settings.websocket_allowed_origins,

@@ -1,6 +1,6 @@
 """The root types composed from the domains, and the schema with its protective extensions."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import strawberry
@@ -29,6 +29,7 @@ from graph.selection import FieldsCache, SelectedColumns
 from graph.tasks.mutations import TaskMutations
 from graph.tasks.queries import TaskQueries
 from graph.tasks.subscriptions import TaskSubscriptions
+from graph.trusted_documents import TrustedDocumentsOnly
 from graph.users.mutations import UserMutations
 from graph.users.queries import UserQueries
 
@@ -85,7 +86,8 @@ class OperationNameRequired(SchemaExtension):
         yield
 
 
-def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+def build_schema(settings: Settings | None = None, trusted: Mapping[str, str] | None = None) -> strawberry.Schema:
+    """The schema; with `trusted` (an allow-list by sha256) it runs only those documents."""
     settings = settings or Settings(_env_file=None)
     plans = PlanCache(maxsize=DOCUMENT_CACHE_SIZE)
     selections = FieldsCache(maxsize=DOCUMENT_CACHE_SIZE)
@@ -108,6 +110,8 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         extensions.append(lambda: CompiledExecution(plans))
     if not settings.introspection_enabled:
         extensions.append(DisableIntrospection)
+    if trusted is not None:
+        extensions.append(lambda: TrustedDocumentsOnly(trusted))
     return AuditGraphSchema(
         query=Query,
         mutation=Mutation,

@@ -24,13 +24,14 @@ from strawberry.types.unset import UNSET
 from db.access import Viewer
 from db.engine import Database
 from db.enums import Role
-from db.errors import DatabaseUnavailable, PayloadTooLarge, Unauthenticated
+from db.errors import DatabaseUnavailable, DomainError, PayloadTooLarge, Unauthenticated
 from db.settings import Settings
 from db.users import active_role
 from graph.context import Context
 from graph.graphql_http import (
     APPLICATION_JSON,
     GRAPHQL_RESPONSE_JSON,
+    REQUEST_ERROR_STATUS,
     Refusal,
     is_request_error,
     refusal_parts,
@@ -41,8 +42,10 @@ from graph.loaders import Loaders
 from graph.sse import resumable_stream
 from graph.multipart import check_csrf_header, is_multipart, limit_body
 from graph import unavailable
+from graph.http_cache import cache_headers
 from graph.throttle import LoginThrottle
 from graph.tokens import bearer_token, read_token
+from graph.trusted_documents import PersistedQueries
 
 # Sees nothing: every scoped query filters on an owner that matches no row.
 ANONYMOUS = Viewer(user_id=None, role=Role.USER)
@@ -107,12 +110,13 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
     websocket_adapter_class = TextFrameWebSocketAdapter  # type: ignore[assignment]
 
     def __init__(self, *, settings: Settings, database: Database, throttle: LoginThrottle,
-                 broker: Any, **options: Any) -> None:
+                 broker: Any, persisted_queries: PersistedQueries, **options: Any) -> None:
         super().__init__(**options)
         self.settings = settings
         self.database = database
         self.throttle = throttle
         self.broker = broker
+        self.persisted_queries = persisted_queries
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -156,6 +160,10 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
                                    "for uploads (GraphQL multipart request spec)") from None
             raise
 
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        # A persisted query by hash has no `query` either: it is a GraphQL request, not a browser's visit.
+        return super().should_render_graphql_ide(request) and "extensions" not in request.query_params
+
     async def get_sub_response(self, request: Request) -> Response:
         sub_response = await super().get_sub_response(request)
         sub_response.media_type = response_media_type(request.headers.get("accept"))
@@ -167,6 +175,9 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
                 or unavailable.got_nothing(response)):
             # Nothing was executed (or nothing got done): the spec's request error, with no data entry.
             del response["data"]
+        if request.method == "GET":
+            context: Context = request.state.graphql_context
+            context.response.headers.update(cache_headers(response, self.settings.get_cache_max_age_seconds))
         return response
 
     def create_response(self, response_data: Any, sub_response: Response) -> Response:
@@ -199,14 +210,21 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
         if context.auth_error is not None:
             # A token was presented and refused: answer nothing at all rather
             # than treat the caller as anonymous.
-            if getattr(request_data, "protocol", None) == "sse":
-                # Refused before the stream opens: an EventSource does not retry a 401.
-                raise Refusal(401, context.auth_error, code="UNAUTHENTICATED")
-            error = GraphQLError(context.auth_error, extensions={"code": "UNAUTHENTICATED"})
-            return ExecutionResult(data=None, errors=[error])
+            return self.refuse(request_data, context.auth_error, "UNAUTHENTICATED")
+        try:
+            self.persisted_queries.resolve(request_data)
+        except DomainError as error:
+            return self.refuse(request_data, error.message, error.code)
         return await super().execute_operation(
             request, request_adapter, request_data, context, root_value, sub_response
         )
+
+    def refuse(self, request_data: Any, message: str, code: str) -> ExecutionResult:
+        """A request error, before execution."""
+        if getattr(request_data, "protocol", None) == "sse":
+            # Refused before the stream opens: an EventSource does not retry a 4xx.
+            raise Refusal(REQUEST_ERROR_STATUS.get(code, 400), message, code=code)
+        return ExecutionResult(data=None, errors=[GraphQLError(message, extensions={"code": code})])
 
     async def execute_single(self, request: Any, request_adapter: Any, sub_response: Any, context: Context,
                              root_value: Any, request_data: Any) -> ExecutionResult:
