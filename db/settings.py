@@ -29,7 +29,8 @@ class Settings(BaseSettings):
     introspection_enabled: bool = True
     # Run only the documents of this allow-list (graph/trusted_documents.py); unset runs any document.
     trusted_documents_file: Path | None = None
-    # The memory each process gives the documents clients register as automatic persisted queries.
+    # The memory each process gives the documents clients register as automatic persisted queries
+    # (counted as the documents' length: they are ASCII but for the odd string literal).
     persisted_queries_max_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     get_cache_max_age_seconds: int = Field(default=0, ge=0)
     # Runs common queries from cached plans instead of graphql-core's executor

@@ -127,6 +127,22 @@ async def test_an_error_over_get_is_not_cached(client: httpx.AsyncClient) -> Non
     assert response.headers["cache-control"] == "no-store"
 
 
+async def test_the_least_recently_used_document_is_forgotten_when_the_store_is_full(settings: Settings) -> None:
+    # given: room for one of the two documents
+    small = settings.model_copy(update={"persisted_queries_max_bytes": len(KIND) + len(TYPENAME) - 1})
+
+    # when
+    async with serving(small) as client:
+        await post(client, {"query": KIND, "extensions": persisted(KIND)})
+        await post(client, {"query": TYPENAME, "extensions": persisted(TYPENAME)})
+        first = await post(client, {"extensions": persisted(KIND)})
+        second = await post(client, {"extensions": persisted(TYPENAME)})
+
+    # then
+    assert error_codes(first.json()) == ["PERSISTED_QUERY_NOT_FOUND"]
+    assert second.json() == {"data": {"__typename": "Query"}}
+
+
 async def test_a_hash_that_is_not_the_querys_is_refused(client: httpx.AsyncClient) -> None:
     # when
     response = await post(client, {"query": KIND, "extensions": persisted(TYPENAME)})
