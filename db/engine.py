@@ -1,5 +1,6 @@
 """The engine and the session factories, built from settings."""
 
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from db.availability import report_unavailability
-from db.events import EventNotice, announce_events
+from db.events import EventNotice, announce_access_changes, announce_events
 from db.settings import Settings
 
 
@@ -71,6 +72,8 @@ class Database:
     # Told of the events of every committed write transaction (the in-process
     # broker listens here; on PostgreSQL the NOTIFY inside the commit suffices).
     commit_listeners: list[Callable[[list[EventNotice]], None]] = field(default_factory=list, compare=False)
+    # Told of the users whose access a committed transaction changed (the in-process broker again).
+    access_listeners: list[Callable[[list[uuid.UUID]], None]] = field(default_factory=list, compare=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Database":
@@ -93,9 +96,13 @@ class Database:
         async with self.write_sessions.begin() as session:
             yield session
             notices = await announce_events(session)
+            access_changes = await announce_access_changes(session)
         if notices:
             for listener in self.commit_listeners:
                 listener(notices)
+        if access_changes:
+            for access_listener in self.access_listeners:
+                access_listener(access_changes)
 
     def read(self) -> AsyncConnection:
         """A connection for one read statement; use it as `async with database.read() as connection`."""

@@ -156,8 +156,10 @@ def _field(
     plan = FieldPlan(key, name, parent, nodes, definition, wrappers)
     strawberry_field = definition.extensions["strawberry-definition"]
     resolver = strawberry_field.base_resolver
-    if getattr(definition.resolve, "_is_default", False):
+    if strawberry_field.is_basic_field and getattr(definition.resolve, "_is_default", False):
         # Strawberry's "basic" field: no resolver, no extensions, just an attribute.
+        # (Strawberry marks a field with permissions but no resolver as default too,
+        # though its resolve runs the permissions: that one goes the wrapper's way.)
         plan.attribute = strawberry_field.python_name
     elif (resolver is not None and not strawberry_field.extensions
           and resolver.root_parameter is None and resolver.parent_parameter is None):

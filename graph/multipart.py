@@ -1,4 +1,4 @@
-"""Guards for GraphQL multipart requests: a CSRF-safe header, and a body size limit while it streams in."""
+"""Guards for request bodies: a CSRF-safe header on multipart requests, and a size limit while a body streams in."""
 
 from starlette.requests import Request
 from starlette.types import Message
@@ -30,14 +30,13 @@ def check_csrf_header(request: Request) -> None:
         raise Refusal(403, CSRF_MESSAGE)
 
 
-def limit_body(request: Request, max_upload_bytes: int) -> Request:
-    """The request with a body that may not grow past the upload limit (plus the form's overhead).
+def limit_body(request: Request, limit: int, what: str) -> Request:
+    """The request with a body that may not grow past `limit` bytes.
 
     A declared Content-Length over the limit is refused before a byte is read;
     a body sent without one is counted as it arrives.
     """
-    limit = max_upload_bytes + BODY_OVERHEAD_BYTES
-    too_large = PayloadTooLarge(f"the request is larger than the upload limit of {max_upload_bytes} bytes")
+    too_large = PayloadTooLarge(f"the request is larger than {what}")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise too_large
@@ -53,4 +52,3 @@ def limit_body(request: Request, max_upload_bytes: int) -> Request:
         return message
 
     return Request(request.scope, receive=receive)
-

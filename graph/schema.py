@@ -16,11 +16,14 @@ from strawberry.extensions import (
 )
 from strawberry.extensions.base_extension import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types.graphql import OperationType
 
 from db.settings import Settings
 from graph.analyses.mutations import AnalysisMutations
 from graph.analyses.queries import FindingQueries
 from graph.compiled import CompiledExecution, PlanCache
+from graph.cost import CostBudget
+from graph.input_limits import InputBounds, InputLimits
 from graph.dashboard.queries import DashboardQueries
 from graph.errors import ErrorCodes, public_error
 from graph.node import NodeQueries
@@ -56,6 +59,15 @@ class AuditGraphSchema(strawberry.Schema):
         # ErrorCodes already logged what was unexpected; expected errors are
         # the client's business, not the server log's.
         return None
+
+    async def subscribe(self, query: str | None, variable_values: dict[str, Any] | None = None,
+                        context_value: Any | None = None, root_value: Any | None = None,
+                        operation_name: str | None = None,
+                        operation_extensions: dict[str, Any] | None = None) -> Any:
+        # The legacy graphql-ws protocol (subscriptions-transport-ws) carries queries and
+        # mutations too, and Strawberry's handler for it calls subscribe for every operation.
+        return await self.stream(query, variable_values, context_value, root_value, operation_name,
+                                 operation_extensions, allowed_operation_types=tuple(OperationType))
 
     async def _handle_execution_result(self, context: Any, result: Any, extensions_runner: Any,
                                        **options: Any) -> Any:
@@ -97,6 +109,7 @@ def build_schema(settings: Settings | None = None, trusted: Mapping[str, str] | 
         *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
     ]
+    input_bounds = InputBounds(settings.max_string_length, settings.max_list_length, settings.max_input_depth)
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         ErrorCodes,
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
@@ -104,14 +117,16 @@ def build_schema(settings: Settings | None = None, trusted: Mapping[str, str] | 
         lambda: AddValidationRules(limit_rules),
         lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
         OperationNameRequired,
+        # Before the input and cost checks, which pass over a document already refused.
+        *([lambda: TrustedDocumentsOnly(trusted)] if trusted is not None else []),
+        lambda: InputLimits(input_bounds),
+        lambda: CostBudget(settings.max_query_cost, settings.max_page_size),
         lambda: SelectedColumns(selections),
     ]
     if settings.compiled_execution:
         extensions.append(lambda: CompiledExecution(plans))
     if not settings.introspection_enabled:
         extensions.append(DisableIntrospection)
-    if trusted is not None:
-        extensions.append(lambda: TrustedDocumentsOnly(trusted))
     return AuditGraphSchema(
         query=Query,
         mutation=Mutation,

@@ -2,12 +2,13 @@
 and GraphQL over HTTP to the letter (graph/graphql_http.py)."""
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import orjson
 from graphql import GraphQLError
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from cross_web import HTTPException
@@ -28,6 +29,7 @@ from db.errors import DatabaseUnavailable, DomainError, PayloadTooLarge, Unauthe
 from db.settings import Settings
 from db.users import active_role
 from graph.context import Context
+from graph.graphiql.page import graphiql_page
 from graph.graphql_http import (
     APPLICATION_JSON,
     GRAPHQL_RESPONSE_JSON,
@@ -39,11 +41,11 @@ from graph.graphql_http import (
     response_media_type,
 )
 from graph.loaders import Loaders
+from graph.multipart import BODY_OVERHEAD_BYTES, check_csrf_header, is_multipart, limit_body
 from graph.sse import resumable_stream
-from graph.multipart import check_csrf_header, is_multipart, limit_body
 from graph import unavailable
 from graph.http_cache import cache_headers
-from graph.throttle import LoginThrottle
+from graph.throttle import AccountThrottle
 from graph.tokens import bearer_token, read_token
 from graph.trusted_documents import PersistedQueries
 
@@ -60,16 +62,22 @@ WHICH_OPERATION = (
 )
 
 
-async def viewer_from_token(token: str | None, database: Database, settings: Settings) -> Viewer | None:
-    """The viewer a token names, or None without a token; a bad token raises Unauthenticated."""
+async def authenticate(token: str | None, database: Database, settings: Settings) -> tuple[Viewer, datetime] | None:
+    """The viewer a token names and when the token expires, or None without a token; a bad token raises."""
     if token is None:
         return None
-    user_id = read_token(token, settings)
+    claims = read_token(token, settings)
     async with database.read() as connection:
-        role = await active_role(connection, user_id)
+        role = await active_role(connection, claims.user_id)
     if role is None:
         raise Unauthenticated("the token's user no longer exists or is inactive")
-    return Viewer(user_id=user_id, role=role)
+    return Viewer(user_id=claims.user_id, role=role), claims.expires_at
+
+
+async def viewer_from_token(token: str | None, database: Database, settings: Settings) -> Viewer | None:
+    """The viewer a token names, or None without a token; a bad token raises Unauthenticated."""
+    session = await authenticate(token, database, settings)
+    return None if session is None else session[0]
 
 
 def connection_token(params: dict[str, Any] | None, websocket: Any) -> str | None:
@@ -109,7 +117,7 @@ class TextFrameWebSocketAdapter(ASGIWebSocketAdapter):
 class AuditGraphView(GraphQL):  # type: ignore[type-arg]
     websocket_adapter_class = TextFrameWebSocketAdapter  # type: ignore[assignment]
 
-    def __init__(self, *, settings: Settings, database: Database, throttle: LoginThrottle,
+    def __init__(self, *, settings: Settings, database: Database, throttle: AccountThrottle,
                  broker: Any, persisted_queries: PersistedQueries, **options: Any) -> None:
         super().__init__(**options)
         self.settings = settings
@@ -117,6 +125,9 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
         self.throttle = throttle
         self.broker = broker
         self.persisted_queries = persisted_queries
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        return HTMLResponse(graphiql_page())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -193,11 +204,24 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
         return response
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
-        if not (isinstance(request, Request) and is_multipart(request)):
-            return await super().run(request, context, root_value)
+        if not isinstance(request, Request):
+            try:
+                return await super().run(request, context, root_value)
+            finally:
+                opened: Context | None = getattr(request.state, "graphql_context", None)
+                if opened is not None and opened.viewer is not None:
+                    self.broker.release_connection(opened.viewer.user_id)
+        if not is_multipart(request):
+            try:
+                limit = self.settings.max_request_bytes
+                return await super().run(limit_body(request, limit, f"the limit of {limit} bytes"),
+                                         context, root_value)
+            except PayloadTooLarge as error:
+                raise Refusal(413, error.message, code=error.code) from None
         check_csrf_header(request)
         try:
-            request = limit_body(request, self.settings.max_upload_bytes)
+            limit = self.settings.max_upload_bytes
+            request = limit_body(request, limit + BODY_OVERHEAD_BYTES, f"the upload limit of {limit} bytes")
             return await super().run(request, context, root_value)
         except PayloadTooLarge as error:
             raise Refusal(413, error.message, code=error.code) from None
@@ -232,7 +256,7 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
         method = request_adapter.method
         allowed = {OperationType.QUERY} if method == "GET" else {OperationType.QUERY, OperationType.MUTATION}
         try:
-            return await self.schema.execute(
+            result = await self.schema.execute(
                 request_data.query,
                 root_value=root_value,
                 variable_values=request_data.variables,
@@ -250,19 +274,31 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
             raise Refusal(405, "mutations are sent with POST, not GET", headers={"allow": "POST"}) from None
         except MissingQueryError:
             raise Refusal(400, "no GraphQL query found in the request") from None
+        # An error that says when to retry says it the HTTP way too, for clients and proxies that read only that.
+        waits = [error.extensions["retryAfter"] for error in result.errors or []
+                 if error.extensions and "retryAfter" in error.extensions]
+        if waits:
+            sub_response.headers["Retry-After"] = str(max(waits))
+        return result
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         viewer, auth_error = None, None
         if not isinstance(request, Request):
-            return self.make_context(request, response, viewer, auth_error)
+            # A WebSocket authenticates in on_ws_connect; run() reads the context back when it closes.
+            request.state.graphql_context = self.make_context(request, response, viewer, auth_error)
+            return request.state.graphql_context
+        expires_at = None
         try:
-            token = bearer_token(request.headers.get("authorization"))
-            viewer = await viewer_from_token(token, self.database, self.settings)
+            session = await authenticate(bearer_token(request.headers.get("authorization")),
+                                         self.database, self.settings)
         except Unauthenticated as error:
             auth_error = error.message
         except DatabaseUnavailable as error:
             raise unavailable.refusal(error) from None
+        else:
+            viewer, expires_at = session or (None, None)
         context = self.make_context(request, response, viewer, auth_error)
+        context.access_expires_at = expires_at
         context.last_event_id = request.headers.get("last-event-id")
         # Read back by an SSE stream, which is handed the request but not the context.
         request.state.graphql_context = context
@@ -283,7 +319,7 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
         the database is unreachable the close code is 1013, try again later.
         """
         try:
-            viewer = await viewer_from_token(
+            session = await authenticate(
                 connection_token(context.connection_params, context.request), self.database, self.settings
             )
         except Unauthenticated as error:
@@ -291,8 +327,14 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
         except DatabaseUnavailable as error:
             context.request.state.close_with = (unavailable.TRY_AGAIN_LATER, "the database is unreachable")
             raise ConnectionRejectionError({"message": error.message, "code": error.code}) from None
-        if viewer is None:
+        if session is None:
             raise ConnectionRejectionError({"message": "sign in to subscribe", "code": "UNAUTHENTICATED"})
+        viewer, context.access_expires_at = session
+        limit = self.settings.max_connections_per_user
+        if not self.broker.admit_connection(viewer.user_id, limit):
+            raise ConnectionRejectionError({"message": f"at most {limit} live connections per user",
+                                            "code": "RATE_LIMITED"})
+        # Released when the socket closes (run); the viewer marks the connection as admitted.
         context.viewer = viewer
         context.loaders = Loaders(self.database, viewer)
         return None
