@@ -1,6 +1,6 @@
 """The root types composed from the domains, and the schema with its protective extensions."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import strawberry
@@ -33,6 +33,7 @@ from graph.selection import FieldsCache, SelectedColumns
 from graph.tasks.mutations import TaskMutations
 from graph.tasks.queries import TaskQueries
 from graph.tasks.subscriptions import TaskSubscriptions
+from graph.trusted_documents import TrustedDocumentsOnly
 from graph.users.mutations import UserMutations
 from graph.users.queries import UserQueries
 
@@ -98,7 +99,8 @@ class OperationNameRequired(SchemaExtension):
         yield
 
 
-def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+def build_schema(settings: Settings | None = None, trusted: Mapping[str, str] | None = None) -> strawberry.Schema:
+    """The schema; with `trusted` (an allow-list by sha256) it runs only those documents."""
     settings = settings or Settings(_env_file=None)
     plans = PlanCache(maxsize=DOCUMENT_CACHE_SIZE)
     selections = FieldsCache(maxsize=DOCUMENT_CACHE_SIZE)
@@ -118,6 +120,8 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         lambda: AddValidationRules(limit_rules),
         lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
         OperationNameRequired,
+        # Before the input and cost checks, which pass over a document already refused.
+        *([lambda: TrustedDocumentsOnly(trusted)] if trusted is not None else []),
         lambda: InputLimits(input_bounds, literal_reasons),
         lambda: CostBudget(costs, settings.max_query_cost, settings.max_page_size),
         lambda: SelectedColumns(selections),
