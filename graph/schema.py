@@ -5,7 +5,7 @@ from typing import Any
 
 import strawberry
 from cachetools import LRUCache
-from graphql import GraphQLError, OperationDefinitionNode
+from graphql import ASTValidationRule, GraphQLError, OperationDefinitionNode, ValidationContext
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
@@ -99,6 +99,30 @@ class OperationNameRequired(SchemaExtension):
         yield
 
 
+def too_complex(rule: type[ASTValidationRule]) -> type[ASTValidationRule]:
+    """A limit rule whose refusals carry the code QUERY_TOO_COMPLEX (Strawberry's carry none)."""
+
+    def with_code(error: GraphQLError) -> GraphQLError:
+        error.extensions = {**(error.extensions or {}), "code": "QUERY_TOO_COMPLEX"}
+        return error
+
+    class Coded(rule):  # type: ignore[valid-type, misc]
+        def __init__(self, context: ValidationContext) -> None:
+            # Strawberry's depth rule reports while it is built, straight to the context.
+            report = context.report_error
+            context.report_error = lambda error: report(with_code(error))  # type: ignore[method-assign]
+            try:
+                super().__init__(context)
+            finally:
+                context.report_error = report  # type: ignore[method-assign]
+
+        def report_error(self, error: GraphQLError) -> None:
+            super().report_error(with_code(error))
+
+    Coded.__name__ = rule.__name__
+    return Coded
+
+
 def build_schema(settings: Settings | None = None, trusted: Mapping[str, str] | None = None) -> strawberry.Schema:
     """The schema; with `trusted` (an allow-list by sha256) it runs only those documents."""
     settings = settings or Settings(_env_file=None)
@@ -107,8 +131,9 @@ def build_schema(settings: Settings | None = None, trusted: Mapping[str, str] | 
     # The limit rules are built once: ValidationCache keys on the rule
     # classes, so rebuilding them per request would defeat the cache.
     limit_rules = [
-        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
-        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+        too_complex(rule)
+        for rule in (*QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+                     *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules)
     ]
     costs = CostCache(maxsize=DOCUMENT_CACHE_SIZE)
     literal_reasons: LRUCache[str, str | None] = LRUCache(DOCUMENT_CACHE_SIZE)
