@@ -1,6 +1,7 @@
 """The root types composed from the domains, and the schema with its protective extensions."""
 
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import suppress
 from typing import Any
 
 import strawberry
@@ -79,6 +80,21 @@ class AuditGraphSchema(strawberry.Schema):
         return await super()._handle_execution_result(context, result, extensions_runner, **options)
 
 
+class ParsedOnce(ParserCache):
+    """Strawberry's parser cache, except that a document that does not parse is left to Strawberry.
+
+    Its own parse step turns the syntax error into a request error on every
+    transport; raised from the cache, it escaped the WebSocket handlers (a
+    bare `complete`, or no answer at all on the legacy protocol).
+    """
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        with suppress(GraphQLError):
+            context.graphql_document = self.cached_parse_document(context.query, **context.parse_options)
+        yield
+
+
 class OperationNameRequired(SchemaExtension):
     """A document with several operations runs only the one named in operationName.
 
@@ -141,7 +157,7 @@ def build_schema(settings: Settings | None = None, trusted: Mapping[str, str] | 
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         ErrorCodes,
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
-        lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
+        lambda: ParsedOnce(maxsize=DOCUMENT_CACHE_SIZE),
         lambda: AddValidationRules(limit_rules),
         lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
         OperationNameRequired,

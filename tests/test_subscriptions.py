@@ -489,3 +489,18 @@ async def test_a_query_over_either_websocket_protocol_gets_its_answer_then_compl
     # then
     assert answer == {"data": {"me": {"email": owner.email}}}
     assert done["type"] == "complete"
+
+
+@pytest.mark.parametrize("document", ["subscription { myTaskEvents { ", "subscription { nothingLikeThis }"])
+async def test_a_document_that_does_not_parse_or_validate_gets_a_coded_error_on_either_protocol(
+    server: LiveServer, protocol: str, document: str
+) -> None:
+    _, token = await account(server)
+
+    async with graphql_socket(server.ws_url, protocol, bearer(token)) as socket:
+        await socket.subscribe(document)
+        message = await socket.receive()
+
+    assert message["type"] == "error"
+    errors = message["payload"] if isinstance(message["payload"], list) else [message["payload"]]
+    assert [error["extensions"]["code"] for error in errors] == ["BAD_USER_INPUT"]
