@@ -3,7 +3,7 @@
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import BindParameter, ColumnElement, Uuid, bindparam, select, true
+from sqlalchemy import BindParameter, ColumnElement, Uuid, bindparam, or_, select, true
 
 from db.enums import Role
 from db.models import Analysis, Task
@@ -55,7 +55,12 @@ def analysis_scope(viewer: Viewer, analysis_id: ColumnElement[uuid.UUID]) -> Col
 
 
 def user_scope(viewer: Viewer, user_id: ColumnElement[uuid.UUID]) -> ColumnElement[bool]:
-    """A USER sees only themselves; workers see owners of the tasks they handle; admins everyone."""
-    if viewer.sees_every_task:
+    """A USER sees only themselves; a WORKER themselves and the owners of tasks it sees; an ADMIN everyone."""
+    if viewer.role is Role.ADMIN:
         return true()
-    return user_id == viewer.id_parameter
+    own = user_id == viewer.id_parameter
+    if viewer.role is Role.WORKER:
+        # Correlated, so a lookup by id probes the owner index instead of reading every task.
+        owns_a_visible_task = select(Task.id).where(Task.user_id == user_id, viewer.visible_tasks()).exists()
+        return or_(own, owns_a_visible_task)
+    return own

@@ -1,5 +1,6 @@
 """The engine and the session factories, built from settings."""
 
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -14,7 +15,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from db.events import EventNotice, announce_events
+from db.availability import report_unavailability
+from db.events import EventNotice, announce_access_changes, announce_events
 from db.settings import Settings
 
 
@@ -23,13 +25,15 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(settings.database_url, **overrides)
         _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
-        return engine
-    options: dict[str, Any] = {
-        "pool_size": settings.db_pool_size,
-        "max_overflow": settings.db_max_overflow,
-        "pool_pre_ping": settings.db_pool_pre_ping,
-    }
-    return create_async_engine(settings.database_url, **(options | overrides))
+    else:
+        options: dict[str, Any] = {
+            "pool_size": settings.db_pool_size,
+            "max_overflow": settings.db_max_overflow,
+            "pool_pre_ping": settings.db_pool_pre_ping,
+        }
+        engine = create_async_engine(settings.database_url, **(options | overrides))
+    report_unavailability(engine)
+    return engine
 
 
 def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
@@ -68,6 +72,8 @@ class Database:
     # Told of the events of every committed write transaction (the in-process
     # broker listens here; on PostgreSQL the NOTIFY inside the commit suffices).
     commit_listeners: list[Callable[[list[EventNotice]], None]] = field(default_factory=list, compare=False)
+    # Told of the users whose access a committed transaction changed (the in-process broker again).
+    access_listeners: list[Callable[[list[uuid.UUID]], None]] = field(default_factory=list, compare=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Database":
@@ -90,9 +96,13 @@ class Database:
         async with self.write_sessions.begin() as session:
             yield session
             notices = await announce_events(session)
+            access_changes = await announce_access_changes(session)
         if notices:
             for listener in self.commit_listeners:
                 listener(notices)
+        if access_changes:
+            for access_listener in self.access_listeners:
+                access_listener(access_changes)
 
     def read(self) -> AsyncConnection:
         """A connection for one read statement; use it as `async with database.read() as connection`."""

@@ -16,6 +16,10 @@ from db.models import Task, TaskEvent
 PENDING_EVENTS = "auditgraph.pending_events"
 # The PostgreSQL LISTEN/NOTIFY channel every committed event is announced on.
 EVENT_CHANNEL = "auditgraph_task_events"
+# Announces that a user's access changed (deactivated, reactivated, another role): their
+# open subscriptions re-check it. The payload is the user's id.
+ACCESS_CHANNEL = "auditgraph_access_changes"
+PENDING_ACCESS_CHANGES = "auditgraph.pending_access_changes"
 # The transaction-scoped advisory lock that numbers log positions (any constant bigint, ours alone).
 POSITION_LOCK = 0x6175646974677261
 
@@ -124,3 +128,17 @@ async def announce_events(session: AsyncSession) -> list[EventNotice]:
             await session.execute(select(func.pg_notify(EVENT_CHANNEL, notice.encode())))
     session.info.pop(PENDING_EVENTS, None)
     return notices
+
+
+def note_access_change(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Stage an announcement that this user's access changed, made when the transaction commits."""
+    session.info.setdefault(PENDING_ACCESS_CHANGES, set()).add(user_id)
+
+
+async def announce_access_changes(session: AsyncSession) -> list[uuid.UUID]:
+    """Name the users whose access the session changed, just before commit; on PostgreSQL also NOTIFY."""
+    changed = sorted(session.info.pop(PENDING_ACCESS_CHANGES, ()))
+    if changed and session.bind is not None and session.bind.dialect.name == "postgresql":
+        for user_id in changed:
+            await session.execute(select(func.pg_notify(ACCESS_CHANNEL, str(user_id))))
+    return changed

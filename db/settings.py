@@ -22,17 +22,40 @@ class Settings(BaseSettings):
     token_ttl_seconds: int = Field(default=12 * 3600, gt=0)
 
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    # A JSON request body larger than this is refused while it is read, before it is parsed.
+    max_request_bytes: int = Field(default=1024 * 1024, gt=0)
+    # Every argument, in the document or a variable: the longest string (an analysis summary
+    # may hold 100,000 characters), the longest list (an analysis may hold 10,000 findings),
+    # and the deepest nesting of lists and objects (JSON evidence included).
+    max_string_length: int = Field(default=100_000, gt=0)
+    max_list_length: int = Field(default=10_000, gt=0)
+    max_input_depth: int = Field(default=32, gt=0)
+    max_subscriptions_per_connection: int = Field(default=50, gt=0)
+    # Open WebSocket and SSE connections of one user, counted per worker process.
+    max_connections_per_user: int = Field(default=100, gt=0)
     max_page_size: int = Field(default=100, gt=0)
     max_query_depth: int = Field(default=12, gt=0)
     max_query_tokens: int = Field(default=5000, gt=0)
     max_aliases: int = Field(default=30, ge=0)
+    # The most a document may cost (graph/cost.py): fields, multiplied by the pages and lists they return.
+    max_query_cost: int = Field(default=100_000, gt=0)
     introspection_enabled: bool = True
+    # Run only the documents of this allow-list (graph/trusted_documents.py); unset runs any document.
+    trusted_documents_file: Path | None = None
+    # The memory each process gives the documents clients register as automatic persisted queries
+    # (counted as the documents' length: they are ASCII but for the odd string literal).
+    persisted_queries_max_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    get_cache_max_age_seconds: int = Field(default=0, ge=0)
+    # GraphiQL at GET /graphql for browsers, from files shipped in the package.
+    graphiql_enabled: bool = True
     # Runs common queries from cached plans instead of graphql-core's executor
     # (graph/compiled.py); off switches back to the standard path everywhere.
     compiled_execution: bool = True
 
     login_max_failures: int = Field(default=5, gt=0)
     login_lockout_seconds: float = Field(default=300.0, gt=0)
+    register_max_attempts: int = Field(default=10, gt=0)
+    register_window_seconds: float = Field(default=3600.0, gt=0)
 
     cors_allowed_origins: Annotated[list[str], NoDecode] = []
     websocket_allowed_origins: Annotated[list[str], NoDecode] = []

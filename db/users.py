@@ -1,16 +1,23 @@
 """Accounts: registration with a password policy, authentication, activation."""
 
+import asyncio
+import os
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from db.engine import Database
 from db.enums import Role
 from db.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from db.events import note_access_change
 from db.models import User
 
 MIN_PASSWORD_LENGTH = 10
@@ -20,17 +27,42 @@ PASSWORD_POLICY = (
     "not only spaces, and must differ from the email"
 )
 
+T = TypeVar("T")
+
 _hasher = PasswordHasher()
 # Verified against when the email is unknown, so both failures take as long.
 _DUMMY_HASH = _hasher.hash("a password nobody has")
+# A hash costs tens of milliseconds of CPU and 64 MiB: it runs on these threads
+# (argon2 releases the GIL), never on the event loop, and a storm of logins
+# queues here instead of taking every core and gigabytes of memory. Threads
+# start on first use and serve any event loop.
+_HASHING = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="argon2")
+
+
+async def _hashing(function: Callable[..., T], *args: str) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_HASHING, function, *args)
 
 
 def normalize_email(email: str) -> str:
+    """The one spelling of an email that accounts are stored, looked up and throttled by.
+
+    Surrounding spaces go, the domain is normalised by IDNA/UTS-46 (so fullwidth
+    letters and ideographic full stops become what they look like), and the
+    whole address is compared case-insensitively.
+    """
     try:
         checked = validate_email(email.strip(), check_deliverability=False)
     except EmailNotValidError as error:
         raise InvalidInput(f"invalid email: {error}") from None
     return checked.normalized.lower()
+
+
+def account_email(email: str) -> str | None:
+    """`normalize_email`, or None for text that can be no account's email."""
+    try:
+        return normalize_email(email)
+    except InvalidInput:
+        return None
 
 
 def check_password_policy(password: str, email: str) -> None:
@@ -47,7 +79,9 @@ async def register_user(
 ) -> User:
     normalized = normalize_email(email)
     check_password_policy(password, normalized)
-    user = User(id=uuid.uuid4(), email=normalized, hashed_password=_hasher.hash(password), role=role)
+    # Before the session's first statement, so no connection (nor SQLite's write lock) waits on the hash.
+    hashed_password = await _hashing(_hasher.hash, password)
+    user = User(id=uuid.uuid4(), email=normalized, hashed_password=hashed_password, role=role)
     try:
         async with session.begin_nested():
             session.add(user)
@@ -57,24 +91,30 @@ async def register_user(
     return user
 
 
-async def authenticate(session: AsyncSession, email: str, password: str) -> User:
-    """The active user with these credentials; every failure reads the same to the caller."""
-    try:
-        normalized = normalize_email(email)
-    except InvalidInput:
-        normalized = None
-    user = None
+async def authenticate(database: Database, email: str, password: str) -> uuid.UUID:
+    """The id of the active user with these credentials; every failure reads the same to the caller.
+
+    The password is checked with no connection held: a check takes longer than
+    any query, and a storm of logins must not empty the pool.
+    """
+    normalized = account_email(email)
+    account = None
     if normalized is not None:
-        user = await session.scalar(select(User).where(User.email == normalized))
+        async with database.read() as connection:
+            account = (await connection.execute(
+                select(User.id, User.hashed_password, User.is_active).where(User.email == normalized)
+            )).one_or_none()
     try:
-        _hasher.verify(user.hashed_password if user else _DUMMY_HASH, password)
+        await _hashing(_hasher.verify, account.hashed_password if account else _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
-        user = None
-    if user is None or not user.is_active:
+        account = None
+    if account is None or not account.is_active:
         raise Unauthenticated("invalid email or password")
-    if _hasher.check_needs_rehash(user.hashed_password):
-        user.hashed_password = _hasher.hash(password)
-    return user
+    if _hasher.check_needs_rehash(account.hashed_password):
+        rehashed = await _hashing(_hasher.hash, password)
+        async with database.transaction() as session:
+            await session.execute(update(User).where(User.id == account.id).values(hashed_password=rehashed))
+    return account.id  # type: ignore[no-any-return]
 
 
 async def active_role(connection: AsyncConnection, user_id: uuid.UUID) -> Role | None:
@@ -83,9 +123,20 @@ async def active_role(connection: AsyncConnection, user_id: uuid.UUID) -> Role |
 
 
 async def set_user_active(session: AsyncSession, user_id: uuid.UUID, active: bool) -> User:
+    return await _change_access(session, user_id, is_active=active)
+
+
+async def set_user_role(session: AsyncSession, user_id: uuid.UUID, role: Role) -> User:
+    return await _change_access(session, user_id, role=role)
+
+
+async def _change_access(session: AsyncSession, user_id: uuid.UUID, **values: object) -> User:
     user = await session.get(User, user_id)
     if user is None:
         raise NotFound("user not found")
-    user.is_active = active
+    for name, value in values.items():
+        setattr(user, name, value)
     await session.flush()
+    # What the user may see changed: their open subscriptions end, on every worker.
+    note_access_change(session, user_id)
     return user

@@ -17,9 +17,11 @@ from db.engine import Database
 from db.settings import Settings
 from graph.broker import create_broker
 from graph.downloads import download_artifact, download_task_file
+from graph.graphiql.files import graphiql_routes
 from graph.health import healthz, readyz
 from graph.schema import build_schema
-from graph.throttle import LoginThrottle
+from graph.throttle import AccountThrottle
+from graph.trusted_documents import PersistedQueries, trusted_documents
 from graph.view import AuditGraphView
 
 logger = logging.getLogger("auditgraph")
@@ -49,7 +51,8 @@ def settle_garbage_collector() -> None:
 
 def create_app(settings: Settings) -> Starlette:
     settings.check_production_ready()
-    schema = build_schema(settings)
+    trusted = trusted_documents(settings)
+    schema = build_schema(settings, trusted)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -64,9 +67,10 @@ def create_app(settings: Settings) -> Starlette:
             schema=schema,
             settings=settings,
             database=database,
-            throttle=LoginThrottle(settings.login_max_failures, settings.login_lockout_seconds),
+            throttle=AccountThrottle(settings),
             broker=broker,
-            graphql_ide="graphiql",
+            persisted_queries=PersistedQueries(trusted, settings.persisted_queries_max_bytes),
+            graphql_ide="graphiql" if settings.graphiql_enabled else None,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL, GRAPHQL_SSE_PROTOCOL),
             allowed_origins=settings.websocket_allowed_origins,
             # Uploads only together with the CSRF check in AuditGraphView.run.
@@ -74,6 +78,8 @@ def create_app(settings: Settings) -> Starlette:
             # graphql-ws "ka" messages; graphql-transport-ws answers client pings.
             keep_alive=True,
             keep_alive_interval=WEBSOCKET_KEEP_ALIVE_SECONDS,
+            # Counted by the subscriptions themselves (graph/live_access.py), with a coded error.
+            max_subscriptions_per_connection=None,
         )
         settle_garbage_collector()
         try:
@@ -101,6 +107,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/files/artifacts/{artifact_id:uuid}", download_artifact),
             Route("/graphql", GraphQLEndpoint()),
             WebSocketRoute("/graphql", GraphQLEndpoint()),
+            *graphiql_routes(settings),
         ],
         middleware=middleware,
         lifespan=lifespan,

@@ -20,9 +20,9 @@ V = TypeVar("V")
 KEYS = "keys"
 KeyMatch = Callable[[ColumnElement[Any]], ColumnElement[bool]]
 
-# Statements are built for the shape of a viewer's scope, not for one viewer:
-# the viewer's id is a parameter of each execution.
-_SCOPE_SHAPES = {False: Viewer(user_id=None, role=Role.USER), True: Viewer(user_id=None, role=Role.ADMIN)}
+# Statements are built for the role of a viewer, not for one viewer: the
+# viewer's id is a parameter of each execution.
+_SCOPE_SHAPES = {role: Viewer(user_id=None, role=role) for role in Role}
 
 
 def key_match(dialect: str) -> KeyMatch:
@@ -64,15 +64,14 @@ class BatchLoader(DataLoader, Generic[K, V]):  # type: ignore[type-arg]
     async def load_nodes(self, keys: Sequence[K]) -> list[Any]:
         """The `node` objects of the rows matching these keys, in no particular order."""
         names = self.selection.names(self.node, self.shape)
-        statement = _prepared(type(self), self.viewer.sees_every_task, self.database.dialect, names)
+        statement = _prepared(type(self), self.viewer.role, self.database.dialect, names)
         rows = await self.fetch(statement, {KEYS: list(keys), VIEWER_ID: self.viewer.user_id})
         return [self.shape.build(self.node, row, names) for row in rows]
 
 
 @functools.lru_cache(maxsize=1024)
-def _prepared(loader: type[BatchLoader[Any, Any]], sees_every_task: bool, dialect: str,
-              names: tuple[str, ...]) -> Select[Any]:
-    return loader.statement(_SCOPE_SHAPES[sees_every_task], key_match(dialect), loader.shape.columns_for(names))
+def _prepared(loader: type[BatchLoader[Any, Any]], role: Role, dialect: str, names: tuple[str, ...]) -> Select[Any]:
+    return loader.statement(_SCOPE_SHAPES[role], key_match(dialect), loader.shape.columns_for(names))
 
 
 def one_per_key(keys: Iterable[K], values: dict[K, V]) -> list[V | None]:

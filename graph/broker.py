@@ -9,6 +9,7 @@ delivered, so nothing is ever lost and nothing repeats.
 import asyncio
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, Final, TypeVar
@@ -17,7 +18,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from db.engine import Database
-from db.events import EVENT_CHANNEL, EventNotice
+from db.events import ACCESS_CHANNEL, EVENT_CHANNEL, EventNotice
 from db.settings import Settings
 
 logger = logging.getLogger("auditgraph.broker")
@@ -72,6 +73,38 @@ class Broker:
         self._by_owner: dict[uuid.UUID, set[Inbox]] = {}
         self._everything: set[Inbox] = set()
         self._reads: dict[Hashable, asyncio.Future[Any]] = {}
+        self._access_watchers: dict[uuid.UUID, set[asyncio.Event]] = {}
+        self._connections: Counter[uuid.UUID] = Counter()
+
+    @contextmanager
+    def watch_access(self, user_id: uuid.UUID) -> Iterator[asyncio.Event]:
+        """An event set whenever this user's access may have changed (then re-read it, and clear the event)."""
+        changed = asyncio.Event()
+        self._access_watchers.setdefault(user_id, set()).add(changed)
+        try:
+            yield changed
+        finally:
+            watchers = self._access_watchers[user_id]
+            watchers.discard(changed)
+            if not watchers:
+                del self._access_watchers[user_id]
+
+    def publish_access_changes(self, user_ids: list[uuid.UUID]) -> None:
+        for user_id in user_ids:
+            for changed in self._access_watchers.get(user_id, ()):
+                changed.set()
+
+    def admit_connection(self, user_id: uuid.UUID, limit: int) -> bool:
+        """Count one more live connection of this user in this process, unless they hold `limit` already."""
+        if self._connections[user_id] >= limit:
+            return False
+        self._connections[user_id] += 1
+        return True
+
+    def release_connection(self, user_id: uuid.UUID) -> None:
+        self._connections[user_id] -= 1
+        if self._connections[user_id] <= 0:
+            del self._connections[user_id]
 
     async def shared_read(self, key: Hashable, read: Callable[[], Awaitable[T]]) -> T:
         """`read()`, run once for every subscriber that asks for the same `key` while it runs.
@@ -130,6 +163,8 @@ class Broker:
         for inbox in (*self._everything, *(i for s in self._by_task.values() for i in s),
                       *(i for s in self._by_owner.values() for i in s)):
             inbox.resync()
+        # Access changes may have been missed too: every watcher re-reads its user's.
+        self.publish_access_changes(list(self._access_watchers))
 
     async def start(self) -> None:
         pass
@@ -147,10 +182,13 @@ class InProcessBroker(Broker):
 
     async def start(self) -> None:
         self.database.commit_listeners.append(self.publish)
+        self.database.access_listeners.append(self.publish_access_changes)
 
     async def stop(self) -> None:
         with suppress(ValueError):
             self.database.commit_listeners.remove(self.publish)
+        with suppress(ValueError):
+            self.database.access_listeners.remove(self.publish_access_changes)
 
 
 class PostgresBroker(Broker):
@@ -207,6 +245,14 @@ class PostgresBroker(Broker):
             return
         self.publish([notice])
 
+    def _on_access_change(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            user_id = uuid.UUID(payload)
+        except ValueError:
+            logger.warning("ignoring a malformed access notification")
+            return
+        self.publish_access_changes([user_id])
+
     async def _supervise(self) -> None:
         first = True
         while True:
@@ -215,6 +261,7 @@ class PostgresBroker(Broker):
                 self._connection = await asyncpg.connect(self.dsn)
                 self._connection.add_termination_listener(lambda _connection: lost.set())
                 await self._connection.add_listener(EVENT_CHANNEL, self._on_notification)
+                await self._connection.add_listener(ACCESS_CHANNEL, self._on_access_change)
             except Exception as error:  # noqa: BLE001 - whatever it was, try again
                 if first and not self._connected.is_set():
                     raise

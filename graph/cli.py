@@ -1,18 +1,22 @@
-"""The `auditgraph` command: serve, migrate, create-user."""
+"""The `auditgraph` command: serve, migrate, create-user, trusted-documents."""
 
 import argparse
 import asyncio
 import getpass
 import sys
+from pathlib import Path
 
+import orjson
 import uvicorn
 
 from db import migrations
 from db.engine import Database, create_engine
 from db.enums import Role
-from db.errors import DomainError
+from db.errors import DatabaseUnavailable, DomainError
 from db.settings import Settings
 from db.users import register_user
+from graph.schema import build_schema
+from graph.trusted_documents import TrustedDocumentsError, build_manifest, trusted_documents
 
 
 async def _migrate(settings: Settings, direction: str, revision: str) -> None:
@@ -28,6 +32,8 @@ async def _migrate(settings: Settings, direction: str, revision: str) -> None:
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
     settings.check_production_ready()
+    # Read here too, so a bad file is one line on the terminal, not a traceback from a worker.
+    trusted_documents(settings)
     if settings.is_sqlite:
         # The embedded default sets itself up: data folder, database file, schema.
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -80,6 +86,25 @@ def create_user(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def build_trusted_documents(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        manifest = build_manifest(args.folder, build_schema(settings)._schema)
+    except TrustedDocumentsError as error:
+        print(str(error), file=sys.stderr)
+        return 2
+    text = orjson.dumps(manifest, option=orjson.OPT_INDENT_2).decode() + "\n"
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        args.output.write_text(text, encoding="utf-8")
+    except OSError as error:
+        print(f"cannot write {args.output}: {error.strerror}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(manifest)} trusted documents to {args.output}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="auditgraph", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -99,6 +124,22 @@ def build_parser() -> argparse.ArgumentParser:
     user_parser.add_argument("--email", required=True)
     user_parser.add_argument("--role", choices=[role.value for role in Role], default=Role.USER.value)
     user_parser.set_defaults(handler=create_user)
+
+    trusted_parser = commands.add_parser(
+        "trusted-documents", help="the allow-list of documents a server started with TRUSTED_DOCUMENTS_FILE runs"
+    )
+    trusted_commands = trusted_parser.add_subparsers(dest="action", required=True)
+    build = trusted_commands.add_parser(
+        "build",
+        help="build the allow-list from a folder of .graphql files",
+        description="Check every .graphql file under FOLDER against the schema and write the allow-list: "
+                    "a JSON object mapping each document's sha256 to its text, as written and as graphql-js "
+                    "prints it. Each file is one document as its client sends it; files of fragments "
+                    "alone are skipped. Set TRUSTED_DOCUMENTS_FILE to the result.",
+    )
+    build.add_argument("folder", type=Path, help="the folder searched for .graphql files, subfolders included")
+    build.add_argument("-o", "--output", type=Path, help="the file to write (default: standard output)")
+    build.set_defaults(handler=build_trusted_documents)
     return parser
 
 
@@ -113,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(settings, args)
     except RuntimeError as error:
         print(str(error), file=sys.stderr)
+        return 1
+    except DatabaseUnavailable as error:
+        print(f"{error.message} ({error.__cause__})", file=sys.stderr)
         return 1
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import strawberry
@@ -14,7 +15,7 @@ from db.settings import Settings
 
 if TYPE_CHECKING:
     from graph.loaders import Loaders
-    from graph.throttle import LoginThrottle
+    from graph.throttle import AccountThrottle
 
 
 @dataclass
@@ -23,7 +24,7 @@ class Context:
     response: Any
     settings: Settings
     database: Database
-    throttle: LoginThrottle
+    throttle: AccountThrottle
     broker: Any
     loaders: Loaders
     viewer: Viewer | None
@@ -33,6 +34,10 @@ class Context:
     # The connection_init payload of a WebSocket, set by Strawberry before on_ws_connect.
     connection_params: dict[str, Any] | None = None
 
+    # A WebSocket's subscriptions open now (its context lives as long as the connection).
+    open_subscriptions: int = 0
+    # When the viewer's token expires: a live stream ends then.
+    access_expires_at: datetime | None = None
     # A reconnecting SSE client's Last-Event-ID: where its subscription resumes.
     last_event_id: str | None = None
     # The position of the event a subscription yielded last; the SSE stream sends it as the event's id.

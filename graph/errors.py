@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
-from db.errors import DomainError, DuplicateTask, InvalidTransition
+from db.errors import DomainError, DuplicateTask, InvalidTransition, RateLimited
 from graph.relay import to_global_id
 
 logger = logging.getLogger("auditgraph.errors")
@@ -19,16 +19,22 @@ def public_error(error: GraphQLError) -> GraphQLError:
     if isinstance(original, DomainError):
         return _with_code(error, original.message, original.code, _details(original))
     if original is None:
-        # Raised by GraphQL itself (syntax, validation, variable coercion) or by
-        # a permission class, which sets its own code.
+        # Raised by GraphQL itself (syntax, validation, variable coercion) or
+        # made here with its code.
         # Kept whole, so an error that already passed through here keeps its details.
-        extensions = dict(error.extensions or {})
-        code = extensions.pop("code", "BAD_USER_INPUT")
-        return _with_code(error, error.message, code, extensions)
+        return _with_code(error, error.message, *_code_and_details(error))
     if isinstance(original, GraphQLError):
-        return public_error(original)
+        # Raised inside a resolver: its message and code, at the place
+        # graphql-core located it (the raised error knows no path or location).
+        inner = public_error(original)
+        return _with_code(error, inner.message, *_code_and_details(inner))
     logger.error("unexpected error at %s", error.path, exc_info=original)
     return _with_code(error, INTERNAL_MESSAGE, "INTERNAL_SERVER_ERROR", {})
+
+
+def _code_and_details(error: GraphQLError) -> tuple[str, dict[str, object]]:
+    extensions = dict(error.extensions or {})
+    return str(extensions.pop("code", "BAD_USER_INPUT")), extensions
 
 
 def _details(error: DomainError) -> dict[str, object]:
@@ -36,6 +42,8 @@ def _details(error: DomainError) -> dict[str, object]:
         return {"currentStatus": str(error.current), "requestedStatus": str(error.requested)}
     if isinstance(error, DuplicateTask):
         return {"taskId": to_global_id("Task", error.task_id)}  # type: ignore[arg-type]
+    if isinstance(error, RateLimited) and error.retry_after is not None:
+        return {"retryAfter": error.retry_after}
     return {}
 
 

@@ -1,5 +1,6 @@
-"""GraphQL multipart requests: a CSRF-safe header, a body size limit while it streams in, and the
-`operations` and `map` fields read strictly, so a malformed request is refused with a reason."""
+"""Guards for request bodies: a CSRF-safe header on multipart requests, a size limit while a body
+streams in, and a multipart request's `operations` and `map` fields read strictly, so a malformed
+one is refused with a reason."""
 
 from collections.abc import Mapping
 from typing import Any
@@ -40,14 +41,13 @@ def check_csrf_header(request: Request) -> None:
         raise Refusal(403, CSRF_MESSAGE)
 
 
-def limit_body(request: Request, max_upload_bytes: int) -> Request:
-    """The request with a body that may not grow past the upload limit (plus the form's overhead).
+def limit_body(request: Request, limit: int, what: str) -> Request:
+    """The request with a body that may not grow past `limit` bytes.
 
     A declared Content-Length over the limit is refused before a byte is read;
     a body sent without one is counted as it arrives.
     """
-    limit = max_upload_bytes + BODY_OVERHEAD_BYTES
-    too_large = PayloadTooLarge(f"the request is larger than the upload limit of {max_upload_bytes} bytes")
+    too_large = PayloadTooLarge(f"the request is larger than {what}")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise too_large

@@ -1,43 +1,41 @@
-"""Who may call a field: signed in, or of a role. Row-level rules live in the SQL (db/access.py)."""
+"""Who may call a field: signed in, or of a role. Row-level rules live in the SQL (db/access.py).
 
-from typing import Any
+One instance of each class serves every request at once, so a refusal is
+raised from what this request's context says, never stored on the instance.
+"""
+
+from typing import Any, ClassVar
 
 from strawberry.permission import BasePermission
 
 from db.enums import Role
+from db.errors import Forbidden
 from graph.context import Info
 
 
 class IsAuthenticated(BasePermission):
-    message = "sign in to do this"
-    error_extensions = {"code": "UNAUTHENTICATED"}
-
     def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
-        if info.context.viewer is None:
-            # Say why a presented token was refused, not just that one is missing.
-            self.message = info.context.auth_error or IsAuthenticated.message
-            return False
+        # Raises UNAUTHENTICATED, saying why a presented token was refused.
+        info.context.require_viewer()
         return True
 
 
 class _HasRole(BasePermission):
-    roles: frozenset[Role] = frozenset()
-    error_extensions = {"code": "FORBIDDEN"}
+    roles: ClassVar[frozenset[Role]]
+    refusal: ClassVar[str]
 
     def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
-        viewer = info.context.viewer
-        if viewer is None:
-            self.message = info.context.auth_error or IsAuthenticated.message
-            self.error_extensions = {"code": "UNAUTHENTICATED"}
-            return False
-        return viewer.role in self.roles
+        return info.context.require_viewer().role in self.roles
+
+    def on_unauthorized(self) -> None:
+        raise Forbidden(self.refusal)
 
 
 class IsWorker(_HasRole):
-    message = "only the analysis pipeline (WORKER) or an ADMIN can do this"
+    refusal = "only the analysis pipeline (WORKER) or an ADMIN can do this"
     roles = frozenset({Role.WORKER, Role.ADMIN})
 
 
 class IsAdmin(_HasRole):
-    message = "only an ADMIN can do this"
+    refusal = "only an ADMIN can do this"
     roles = frozenset({Role.ADMIN})

@@ -1,6 +1,7 @@
 """Bearer tokens: signed JWTs naming the user, with an expiry."""
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -19,7 +20,13 @@ def issue_token(user_id: uuid.UUID, settings: Settings) -> tuple[str, datetime]:
     return jwt.encode(claims, settings.secret_key, algorithm=ALGORITHM), expires
 
 
-def read_token(token: str, settings: Settings) -> uuid.UUID:
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    user_id: uuid.UUID
+    expires_at: datetime
+
+
+def read_token(token: str, settings: Settings) -> TokenClaims:
     try:
         claims = jwt.decode(
             token,
@@ -28,10 +35,10 @@ def read_token(token: str, settings: Settings) -> uuid.UUID:
             issuer=ISSUER,
             options={"require": ["sub", "exp", "iat", "iss"]},
         )
-        return uuid.UUID(claims["sub"])
+        return TokenClaims(uuid.UUID(claims["sub"]), datetime.fromtimestamp(claims["exp"], UTC))
     except jwt.ExpiredSignatureError:
         raise Unauthenticated("the token has expired") from None
-    except (jwt.InvalidTokenError, ValueError):
+    except (jwt.InvalidTokenError, ValueError, TypeError):
         raise Unauthenticated("the token is invalid") from None
 
 

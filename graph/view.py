@@ -2,13 +2,14 @@
 and GraphQL over HTTP to the letter (graph/graphql_http.py)."""
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import orjson
 from graphql import GraphQLError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from cross_web import HTTPException
@@ -25,13 +26,15 @@ from strawberry.types.unset import UNSET
 from db.access import Viewer
 from db.engine import Database
 from db.enums import Role
-from db.errors import PayloadTooLarge, Unauthenticated
+from db.errors import DatabaseUnavailable, DomainError, PayloadTooLarge, Unauthenticated
 from db.settings import Settings
 from db.users import active_role
 from graph.context import Context
+from graph.graphiql.page import graphiql_page
 from graph.graphql_http import (
     APPLICATION_JSON,
     GRAPHQL_RESPONSE_JSON,
+    REQUEST_ERROR_STATUS,
     Refusal,
     is_request_error,
     refusal_parts,
@@ -39,10 +42,13 @@ from graph.graphql_http import (
     response_media_type,
 )
 from graph.loaders import Loaders
+from graph.multipart import BODY_OVERHEAD_BYTES, check_csrf_header, is_multipart, limit_body, operations_with_files
 from graph.sse import resumable_stream
-from graph.multipart import check_csrf_header, is_multipart, limit_body, operations_with_files
-from graph.throttle import LoginThrottle
+from graph import unavailable
+from graph.http_cache import cache_headers
+from graph.throttle import AccountThrottle
 from graph.tokens import bearer_token, read_token
+from graph.trusted_documents import PersistedQueries
 
 # Sees nothing: every scoped query filters on an owner that matches no row.
 ANONYMOUS = Viewer(user_id=None, role=Role.USER)
@@ -57,16 +63,22 @@ WHICH_OPERATION = (
 )
 
 
-async def viewer_from_token(token: str | None, database: Database, settings: Settings) -> Viewer | None:
-    """The viewer a token names, or None without a token; a bad token raises Unauthenticated."""
+async def authenticate(token: str | None, database: Database, settings: Settings) -> tuple[Viewer, datetime] | None:
+    """The viewer a token names and when the token expires, or None without a token; a bad token raises."""
     if token is None:
         return None
-    user_id = read_token(token, settings)
+    claims = read_token(token, settings)
     async with database.read() as connection:
-        role = await active_role(connection, user_id)
+        role = await active_role(connection, claims.user_id)
     if role is None:
         raise Unauthenticated("the token's user no longer exists or is inactive")
-    return Viewer(user_id=user_id, role=role)
+    return Viewer(user_id=claims.user_id, role=role), claims.expires_at
+
+
+async def viewer_from_token(token: str | None, database: Database, settings: Settings) -> Viewer | None:
+    """The viewer a token names, or None without a token; a bad token raises Unauthenticated."""
+    session = await authenticate(token, database, settings)
+    return None if session is None else session[0]
 
 
 def connection_token(params: dict[str, Any] | None, websocket: Any) -> str | None:
@@ -97,17 +109,26 @@ class TextFrameWebSocketAdapter(ASGIWebSocketAdapter):
         except WebSocketDisconnect as exc:
             raise WebSocketDisconnected from exc
 
+    async def close(self, code: int, reason: str) -> None:
+        # A connection refused for a passing reason asks the client to come back (on_ws_connect).
+        code, reason = getattr(self.ws.state, "close_with", (code, reason))
+        await self.ws.close(code=code, reason=reason)
+
 
 class AuditGraphView(GraphQL):  # type: ignore[type-arg]
     websocket_adapter_class = TextFrameWebSocketAdapter  # type: ignore[assignment]
 
-    def __init__(self, *, settings: Settings, database: Database, throttle: LoginThrottle,
-                 broker: Any, **options: Any) -> None:
+    def __init__(self, *, settings: Settings, database: Database, throttle: AccountThrottle,
+                 broker: Any, persisted_queries: PersistedQueries, **options: Any) -> None:
         super().__init__(**options)
         self.settings = settings
         self.database = database
         self.throttle = throttle
         self.broker = broker
+        self.persisted_queries = persisted_queries
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        return HTMLResponse(graphiql_page())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -161,6 +182,10 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
             raise Refusal(400, "the multipart body could not be read") from None
         return operations_with_files(form.form)
 
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        # A persisted query by hash has no `query` either: it is a GraphQL request, not a browser's visit.
+        return super().should_render_graphql_ide(request) and "extensions" not in request.query_params
+
     async def get_sub_response(self, request: Request) -> Response:
         sub_response = await super().get_sub_response(request)
         sub_response.media_type = response_media_type(request.headers.get("accept"))
@@ -168,9 +193,13 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         response = process_result(result)
-        if result.data is None and result.errors and all(error.path is None for error in result.errors):
-            # Nothing was executed: the spec's request error, which carries no data entry.
+        if (result.data is None and result.errors and all(error.path is None for error in result.errors)
+                or unavailable.got_nothing(response)):
+            # Nothing was executed (or nothing got done): the spec's request error, with no data entry.
             del response["data"]
+        if request.method == "GET":
+            context: Context = request.state.graphql_context
+            context.response.headers.update(cache_headers(response, self.settings.get_cache_max_age_seconds))
         return response
 
     def create_response(self, response_data: Any, sub_response: Response) -> Response:
@@ -180,14 +209,30 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
         if (media_type == GRAPHQL_RESPONSE_JSON and not sub_response.status_code
                 and isinstance(response_data, dict) and is_request_error(response_data)):
             response.status_code = request_error_status(response_data)
+        if isinstance(response_data, dict) and unavailable.is_unavailable(response_data):
+            response.status_code = 503
+            response.headers.update(unavailable.RETRY_AFTER)
         return response
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
-        if not (isinstance(request, Request) and is_multipart(request)):
-            return await super().run(request, context, root_value)
+        if not isinstance(request, Request):
+            try:
+                return await super().run(request, context, root_value)
+            finally:
+                opened: Context | None = getattr(request.state, "graphql_context", None)
+                if opened is not None and opened.viewer is not None:
+                    self.broker.release_connection(opened.viewer.user_id)
+        if not is_multipart(request):
+            try:
+                limit = self.settings.max_request_bytes
+                return await super().run(limit_body(request, limit, f"the limit of {limit} bytes"),
+                                         context, root_value)
+            except PayloadTooLarge as error:
+                raise Refusal(413, error.message, code=error.code) from None
         check_csrf_header(request)
         try:
-            request = limit_body(request, self.settings.max_upload_bytes)
+            limit = self.settings.max_upload_bytes
+            request = limit_body(request, limit + BODY_OVERHEAD_BYTES, f"the upload limit of {limit} bytes")
             return await super().run(request, context, root_value)
         except PayloadTooLarge as error:
             raise Refusal(413, error.message, code=error.code) from None
@@ -200,14 +245,21 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
         if context.auth_error is not None:
             # A token was presented and refused: answer nothing at all rather
             # than treat the caller as anonymous.
-            if getattr(request_data, "protocol", None) == "sse":
-                # Refused before the stream opens: an EventSource does not retry a 401.
-                raise Refusal(401, context.auth_error, code="UNAUTHENTICATED")
-            error = GraphQLError(context.auth_error, extensions={"code": "UNAUTHENTICATED"})
-            return ExecutionResult(data=None, errors=[error])
+            return self.refuse(request_data, context.auth_error, "UNAUTHENTICATED")
+        try:
+            self.persisted_queries.resolve(request_data)
+        except DomainError as error:
+            return self.refuse(request_data, error.message, error.code)
         return await super().execute_operation(
             request, request_adapter, request_data, context, root_value, sub_response
         )
+
+    def refuse(self, request_data: Any, message: str, code: str) -> ExecutionResult:
+        """A request error, before execution."""
+        if getattr(request_data, "protocol", None) == "sse":
+            # Refused before the stream opens: an EventSource does not retry a 4xx.
+            raise Refusal(REQUEST_ERROR_STATUS.get(code, 400), message, code=code)
+        return ExecutionResult(data=None, errors=[GraphQLError(message, extensions={"code": code})])
 
     async def execute_single(self, request: Any, request_adapter: Any, sub_response: Any, context: Context,
                              root_value: Any, request_data: Any) -> ExecutionResult:
@@ -215,7 +267,7 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
         method = request_adapter.method
         allowed = {OperationType.QUERY} if method == "GET" else {OperationType.QUERY, OperationType.MUTATION}
         try:
-            return await self.schema.execute(
+            result = await self.schema.execute(
                 request_data.query,
                 root_value=root_value,
                 variable_values=request_data.variables,
@@ -233,17 +285,31 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
             raise Refusal(405, "mutations are sent with POST, not GET", headers={"allow": "POST"}) from None
         except MissingQueryError:
             raise Refusal(400, "no GraphQL query found in the request") from None
+        # An error that says when to retry says it the HTTP way too, for clients and proxies that read only that.
+        waits = [error.extensions["retryAfter"] for error in result.errors or []
+                 if error.extensions and "retryAfter" in error.extensions]
+        if waits:
+            sub_response.headers["Retry-After"] = str(max(waits))
+        return result
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         viewer, auth_error = None, None
         if not isinstance(request, Request):
-            return self.make_context(request, response, viewer, auth_error)
+            # A WebSocket authenticates in on_ws_connect; run() reads the context back when it closes.
+            request.state.graphql_context = self.make_context(request, response, viewer, auth_error)
+            return request.state.graphql_context
+        expires_at = None
         try:
-            token = bearer_token(request.headers.get("authorization"))
-            viewer = await viewer_from_token(token, self.database, self.settings)
+            session = await authenticate(bearer_token(request.headers.get("authorization")),
+                                         self.database, self.settings)
         except Unauthenticated as error:
             auth_error = error.message
+        except DatabaseUnavailable as error:
+            raise unavailable.refusal(error) from None
+        else:
+            viewer, expires_at = session or (None, None)
         context = self.make_context(request, response, viewer, auth_error)
+        context.access_expires_at = expires_at
         context.last_event_id = request.headers.get("last-event-id")
         # Read back by an SSE stream, which is handed the request but not the context.
         request.state.graphql_context = context
@@ -260,16 +326,26 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
 
         The protocol then closes the socket (graphql-transport-ws: 4403;
         graphql-ws: connection_error, then close 1011) instead of leaving a
-        client waiting on a subscription that could never be answered.
+        client waiting on a subscription that could never be answered. While
+        the database is unreachable the close code is 1013, try again later.
         """
         try:
-            viewer = await viewer_from_token(
+            session = await authenticate(
                 connection_token(context.connection_params, context.request), self.database, self.settings
             )
         except Unauthenticated as error:
             raise ConnectionRejectionError({"message": error.message, "code": "UNAUTHENTICATED"}) from None
-        if viewer is None:
+        except DatabaseUnavailable as error:
+            context.request.state.close_with = (unavailable.TRY_AGAIN_LATER, "the database is unreachable")
+            raise ConnectionRejectionError({"message": error.message, "code": error.code}) from None
+        if session is None:
             raise ConnectionRejectionError({"message": "sign in to subscribe", "code": "UNAUTHENTICATED"})
+        viewer, context.access_expires_at = session
+        limit = self.settings.max_connections_per_user
+        if not self.broker.admit_connection(viewer.user_id, limit):
+            raise ConnectionRejectionError({"message": f"at most {limit} live connections per user",
+                                            "code": "RATE_LIMITED"})
+        # Released when the socket closes (run); the viewer marks the connection as admitted.
         context.viewer = viewer
         context.loaders = Loaders(self.database, viewer)
         return None

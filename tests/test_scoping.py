@@ -1,4 +1,7 @@
-"""A USER sees nothing of another user's tasks on any read path; WORKER and ADMIN see everything."""
+"""A USER sees nothing of another user's tasks on any read path; WORKER and ADMIN see every task.
+
+Of accounts, a USER sees only itself, a WORKER itself and the owners of tasks, an ADMIN everyone.
+"""
 
 import uuid
 from typing import Any
@@ -123,6 +126,54 @@ async def test_nodes_resolves_each_id_under_the_same_rule(api: Api) -> None:
 
     assert bob == {"nodes": [None, None]}
     assert alice == {"nodes": [{"id": ids[0]}, {"id": ids[1]}]}
+
+
+async def _user_id(api: Api, email: str) -> str:
+    async with api.database.sessions() as session:
+        user = await session.scalar(select(User).where(User.email == email))
+    assert user is not None
+    return to_global_id("User", user.id)
+
+
+@pytest.mark.parametrize("email", ["admin@example.com", "bob@example.com"], ids=["an admin", "a user with no task"])
+async def test_a_worker_reads_an_account_that_owns_no_task_like_a_missing_one(api: Api, email: str) -> None:
+    # given
+    graph = await _graph(api)
+    real_id = await _user_id(api, email)
+    missing_id = to_global_id("User", uuid.uuid4())
+
+    # when
+    hidden = await api.post(NODE, {"id": real_id}, graph["worker"])
+    never_existed = await api.post(NODE, {"id": missing_id}, graph["worker"])
+    admin = await api.post(NODE, {"id": real_id}, graph["admin"])
+
+    # then
+    assert hidden == never_existed == {"data": {"node": None}}
+    assert admin == {"data": {"node": {"id": real_id}}}
+
+
+async def test_a_worker_reads_the_owner_of_a_task_and_itself(api: Api) -> None:
+    # given
+    graph = await _graph(api)
+    owner_id = to_global_id("User", graph["owner"].id)
+    query = """
+    query($task: ID!, $owner: ID!) {
+      task(id: $task) { owner { id email tasks { totalCount } } }
+      node(id: $owner) { ... on User { email } }
+      me { email role }
+    }
+    """
+
+    # when
+    worker = await api.data(query, {"task": to_global_id("Task", graph["task"].id), "owner": owner_id},
+                            graph["worker"])
+
+    # then
+    assert worker == {
+        "task": {"owner": {"id": owner_id, "email": "alice@example.com", "tasks": {"totalCount": 1}}},
+        "node": {"email": "alice@example.com"},
+        "me": {"email": "worker@example.com", "role": "WORKER"},
+    }
 
 
 async def test_a_malformed_id_is_bad_user_input(api: Api) -> None:

@@ -22,6 +22,7 @@ from db.errors import InvalidInput, NotFound
 from db.events import log_head
 from graph.broker import Broker
 from graph.context import Info
+from graph.live_access import while_access_lasts
 from graph.loaders import Loaders
 from graph.permissions import IsAuthenticated
 from graph.relay import from_global_id
@@ -229,22 +230,13 @@ def _event_id(last_event_id: str, largest: int) -> int:
     return int(text)
 
 
-def _resume_after_position(last_event_id: str | None, after_position: int | None) -> int | None:
-    """Where a stream of many tasks resumes: after an SSE client's Last-Event-ID, else after afterPosition."""
+def _resume_after(last_event_id: str | None, after: int | None, argument: str, largest: int) -> int | None:
+    """Where a stream resumes: after an SSE client's Last-Event-ID, else after the argument's value."""
     if last_event_id is not None:
-        return _event_id(last_event_id, MAX_POSITION)
-    if after_position is not None and after_position < 0:
-        raise InvalidInput("afterPosition must not be negative")
-    return after_position
-
-
-def _resume_after(last_event_id: str | None, after_sequence: int | None) -> int | None:
-    """Where a task's stream resumes: after an SSE client's Last-Event-ID, else after afterSequence."""
-    if last_event_id is not None:
-        return _event_id(last_event_id, MAX_SEQUENCE)
-    if after_sequence is not None and after_sequence < 0:
-        raise InvalidInput("afterSequence must not be negative")
-    return after_sequence
+        return _event_id(last_event_id, largest)
+    if after is not None and after < 0:
+        raise InvalidInput(f"{argument} must not be negative")
+    return after
 
 
 @strawberry.type
@@ -262,8 +254,8 @@ class TaskSubscriptions:
         self, info: Info, task_id: strawberry.ID, after_sequence: int | None = None
     ) -> AsyncGenerator[TaskEvent, None]:
         _, pk = from_global_id(task_id, "Task")
-        after = _resume_after(info.context.last_event_id, after_sequence)
-        async for event in task_event_stream(info, pk, after):
+        after = _resume_after(info.context.last_event_id, after_sequence, "afterSequence", MAX_SEQUENCE)
+        async for event in while_access_lasts(info, task_event_stream(info, pk, after)):
             # Over SSE, the event's id: a reconnect sends it back as Last-Event-ID.
             info.context.stream_position = str(event.sequence)
             yield event
@@ -283,9 +275,9 @@ class TaskSubscriptions:
         self, info: Info, after_position: BigInt | None = None, since: datetime | None = None,
         after_sequences: list[TaskSequenceInput] | None = None,
     ) -> AsyncGenerator[TaskEvent, None]:
-        after = _resume_after_position(info.context.last_event_id, after_position)
+        after = _resume_after(info.context.last_event_id, after_position, "afterPosition", MAX_POSITION)
         resume = _resume_points(after_sequences, info.context.settings.max_page_size)
-        async for event in my_task_event_stream(info, after, since, resume):
+        async for event in while_access_lasts(info, my_task_event_stream(info, after, since, resume)):
             # Over SSE, the event's id: a reconnect sends it back as Last-Event-ID.
             info.context.stream_position = str(event.position)
             yield event

@@ -3,7 +3,8 @@ from sqlalchemy import select
 
 from db import models
 from db.errors import Unauthenticated
-from db.users import authenticate, register_user, set_user_active
+from db.users import authenticate, register_user, set_user_active, set_user_role
+from graph.enums import Role
 from graph.context import Info
 from graph.permissions import IsAdmin
 from graph.relay import from_global_id
@@ -21,28 +22,40 @@ async def _user(info: Info, user_id: object) -> User:
 class UserMutations:
     @strawberry.mutation(description="Create a USER account and sign it in.")
     async def register(self, info: Info, email: str, password: str) -> AuthPayload:
-        async with info.context.database.transaction() as session:
+        context = info.context
+        await context.throttle.count_registration(email, context.client_address)
+        async with context.database.transaction() as session:
             user = await register_user(session, email, password)
-        token, expires = issue_token(user.id, info.context.settings)
+        token, expires = issue_token(user.id, context.settings)
         return AuthPayload(token=token, expires_at=expires, user=await _user(info, user.id))
 
     @strawberry.mutation(description="Exchange an email and password for a bearer token.")
     async def login(self, info: Info, email: str, password: str) -> AuthPayload:
         context = info.context
-        await context.throttle.check(email, context.client_address)
+        await context.throttle.check_login(email, context.client_address)
         try:
-            async with context.database.transaction() as session:
-                user = await authenticate(session, email, password)
+            user_id = await authenticate(context.database, email, password)
         except Unauthenticated:
-            await context.throttle.record_failure(email, context.client_address)
+            await context.throttle.record_login_failure(email, context.client_address)
             raise
-        await context.throttle.record_success(email)
-        token, expires = issue_token(user.id, context.settings)
-        return AuthPayload(token=token, expires_at=expires, user=await _user(info, user.id))
+        await context.throttle.record_login_success(email)
+        token, expires = issue_token(user_id, context.settings)
+        return AuthPayload(token=token, expires_at=expires, user=await _user(info, user_id))
 
-    @strawberry.mutation(permission_classes=[IsAdmin], description="Activate or deactivate an account (ADMIN).")
+    @strawberry.mutation(permission_classes=[IsAdmin], description=(
+        "Activate or deactivate an account (ADMIN). A deactivated account's live subscriptions end."
+    ))
     async def set_user_active(self, info: Info, user_id: strawberry.ID, active: bool) -> User:
         _, pk = from_global_id(user_id, "User")
         async with info.context.database.transaction() as session:
             await set_user_active(session, pk, active)
+        return await _user(info, pk)
+
+    @strawberry.mutation(permission_classes=[IsAdmin], description=(
+        "Give an account another role (ADMIN). Its live subscriptions end; its tokens stay valid."
+    ))
+    async def set_user_role(self, info: Info, user_id: strawberry.ID, role: Role) -> User:
+        _, pk = from_global_id(user_id, "User")
+        async with info.context.database.transaction() as session:
+            await set_user_role(session, pk, role)
         return await _user(info, pk)

@@ -2,6 +2,7 @@ import strawberry
 from sqlalchemy import select
 
 from db import models
+from db.access import user_scope
 from db.pagination import SortKey, count_rows, keyset_page
 from graph.context import Info
 from graph.permissions import IsAdmin, IsAuthenticated
@@ -23,7 +24,8 @@ class UserQueries:
     async def users(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[User]:
         context = info.context
         first, _ = page_size(first, None, context.settings.max_page_size)
-        statement = select(*USER_COLUMNS)
+        # Scoped like every other read, so the rule holds if the permission ever widens.
+        statement = select(*USER_COLUMNS).where(user_scope(context.require_viewer(), models.User.id))
         async with context.database.read() as connection:
             page = await keyset_page(
                 connection, statement, USER_SORT_KEY, first=first,
