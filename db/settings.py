@@ -63,6 +63,13 @@ class Settings(BaseSettings):
     port: int = 8000
     log_level: str = "info"
 
+    # Observability (graph/observability/): "auto" is text on a terminal and JSON lines otherwise.
+    log_format: Literal["auto", "json", "text"] = "auto"
+    # /metrics (Prometheus) on the API's own port: off unless asked for, as it tells anyone the traffic.
+    metrics_enabled: bool = False
+    # Spans go to this OTLP/HTTP collector (e.g. http://collector:4318); unset means no tracing at all.
+    otel_exporter_otlp_endpoint: str | None = None
+
     @field_validator("cors_allowed_origins", "websocket_allowed_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:

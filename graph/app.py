@@ -19,6 +19,9 @@ from graph.broker import create_broker
 from graph.downloads import download_artifact, download_task_file
 from graph.graphiql.files import graphiql_routes
 from graph.health import healthz, readyz
+from graph.observability.metrics import forget_this_process, metrics_routes
+from graph.observability.requests import ObservedRequests
+from graph.observability.sql import count_statements
 from graph.schema import build_schema
 from graph.throttle import AccountThrottle
 from graph.view import AuditGraphView
@@ -55,6 +58,7 @@ def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         database = Database.from_settings(settings)
+        count_statements(database.engines)
         broker = create_broker(database, settings)
         await broker.start()
         app.state.broker = broker
@@ -84,8 +88,10 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             await broker.stop()
             await database.dispose()
+            forget_this_process()
 
-    middleware = []
+    # Outermost: every response, a CORS refusal too, carries the request id.
+    middleware = [Middleware(ObservedRequests)]
     if settings.cors_allowed_origins:
         middleware.append(
             Middleware(
@@ -105,6 +111,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/graphql", GraphQLEndpoint()),
             WebSocketRoute("/graphql", GraphQLEndpoint()),
             *graphiql_routes(settings),
+            *metrics_routes(settings),
         ],
         middleware=middleware,
         lifespan=lifespan,

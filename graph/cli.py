@@ -13,6 +13,7 @@ from db.enums import Role
 from db.errors import DomainError
 from db.settings import Settings
 from db.users import register_user
+from graph.observability.logs import log_config
 
 
 async def _migrate(settings: Settings, direction: str, revision: str) -> None:
@@ -38,7 +39,10 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         host=args.host or settings.host,
         port=args.port or settings.port,
         workers=args.workers,
+        log_config=log_config(settings),
         log_level=settings.log_level,
+        # The request line (graph/observability/requests.py) says all the access line did, and more.
+        access_log=False,
         proxy_headers=True,
     )
     return 0

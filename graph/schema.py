@@ -27,6 +27,7 @@ from graph.input_limits import InputBounds, InputLimits
 from graph.dashboard.queries import DashboardQueries
 from graph.errors import ErrorCodes, public_error
 from graph.node import NodeQueries
+from graph.observability.operations import OperationFacts
 from graph.scalars import SCALARS
 from graph.selection import FieldsCache, SelectedColumns
 from graph.tasks.mutations import TaskMutations
@@ -109,6 +110,8 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     ]
     input_bounds = InputBounds(settings.max_string_length, settings.max_list_length, settings.max_input_depth)
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
+        # First, so it sees every error after ErrorCodes gave it a code.
+        OperationFacts,
         ErrorCodes,
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
         lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
