@@ -6,16 +6,37 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
+
+def _home() -> Path:
+    """Where `.env` is read from and a relative DATA_DIR starts: the source checkout this code runs
+    from (whatever the current directory), or, for an installed package, the current directory."""
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "alembic.ini").is_file():
+        return checkout
+    return Path.cwd()
+
+
+HOME = _home()
+# The spellings people write, each mapped to the async driver the server runs on.
+DATABASE_DRIVERS = {
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+}
 DEVELOPMENT_SECRET_KEY = "development-only-secret-key-do-not-use-in-production"
 MIN_SECRET_KEY_LENGTH = 32
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_file=HOME / ".env", extra="ignore", frozen=True)
 
     environment: Literal["development", "production"] = "development"
-    data_dir: Path = Path("data")
+    data_dir: Path = HOME / "data"
     # Empty means the embedded default: a SQLite file inside data_dir.
     database_url_override: str | None = Field(default=None, alias="DATABASE_URL")
     secret_key: str = DEVELOPMENT_SECRET_KEY
@@ -77,6 +98,27 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _anchor_data_dir(cls, value: Path) -> Path:
+        return value if value.is_absolute() else HOME / value
+
+    @field_validator("database_url_override", mode="after")
+    @classmethod
+    def _normalise_database_url(cls, value: str | None) -> str | None:
+        # The messages never repeat the URL: it may hold a password.
+        if value is None or not value.strip():
+            return None
+        try:
+            url = make_url(value.strip())
+        except ArgumentError:
+            raise ValueError("not a URL (e.g. postgresql://user:password@host/auditgraph)") from None
+        driver = DATABASE_DRIVERS.get(url.drivername)
+        if driver is None:
+            raise ValueError(f"{url.drivername!r} databases are not served: use "
+                             "postgresql://user:password@host/name or sqlite:///path/to/file.db")
+        return url.set(drivername=driver).render_as_string(hide_password=False)
 
     @cached_property
     def database_url(self) -> str:

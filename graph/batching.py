@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from db.access import VIEWER_ID, Viewer
 from db.engine import Database
 from db.enums import Role
+from graph.observability.metrics import DATALOADER_BATCH_SIZE
 from graph.rows import RowShape
 from graph.selection import Selection
 
@@ -49,6 +50,11 @@ class BatchLoader(DataLoader, Generic[K, V]):  # type: ignore[type-arg]
     shape: ClassVar[RowShape]
     statement: ClassVar[Callable[[Viewer, KeyMatch, tuple[Any, ...]], Select[Any]]]
 
+    def __init_subclass__(cls, **options: Any) -> None:
+        super().__init_subclass__(**options)
+        if "batch_load_fn" in cls.__dict__:
+            cls.batch_load_fn = _counted(cls.__name__, cls.__dict__["batch_load_fn"])
+
     def __init__(self, database: Database, viewer: Viewer, selection: Selection | None = None) -> None:
         super().__init__()
         self.database = database
@@ -67,6 +73,18 @@ class BatchLoader(DataLoader, Generic[K, V]):  # type: ignore[type-arg]
         statement = _prepared(type(self), self.viewer.role, self.database.dialect, names)
         rows = await self.fetch(statement, {KEYS: list(keys), VIEWER_ID: self.viewer.user_id})
         return [self.shape.build(self.node, row, names) for row in rows]
+
+
+def _counted(loader: str, batch_load_fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The batch function, with its batch's size recorded (a histogram per loader class)."""
+    sizes = DATALOADER_BATCH_SIZE.labels(loader)
+
+    @functools.wraps(batch_load_fn)
+    def counted(self: Any, keys: Sequence[Any]) -> Any:
+        sizes.observe(len(keys))
+        return batch_load_fn(self, keys)
+
+    return counted
 
 
 @functools.lru_cache(maxsize=1024)

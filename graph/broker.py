@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from db.engine import Database
 from db.events import ACCESS_CHANNEL, EVENT_CHANNEL, EventNotice
 from db.settings import Settings
+from graph.observability.metrics import BROKER_RECONNECTS
 
 logger = logging.getLogger("auditgraph.broker")
 T = TypeVar("T")
@@ -270,6 +271,7 @@ class PostgresBroker(Broker):
                 continue
             if not first:
                 self.reconnects += 1
+                BROKER_RECONNECTS.inc()
                 logger.info("event listener reconnected; subscribers re-read the log")
                 # Whatever was committed while we were deaf is in the log.
                 self.resync_all()

@@ -9,8 +9,11 @@ objects are module-level, as prometheus-client requires: one per process.
 import logging
 import os
 import re
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import generate_latest
@@ -84,6 +87,27 @@ def operation_label(name: str | None) -> str:
     return name
 
 
+@contextmanager
+def open_subscription() -> Iterator[Callable[[object], None]]:
+    """Counts a subscription as open while it lasts; the callable it gives records an item's delivery lag.
+
+    Only events created after the subscription opened count: a replay of stored events
+    after a reconnect is history, not lag.
+    """
+    opened = datetime.now(UTC)
+
+    def delivered(item: object) -> None:
+        created = getattr(item, "created_at", None)
+        if isinstance(created, datetime) and created >= opened:
+            SUBSCRIPTION_LAG_SECONDS.observe((datetime.now(UTC) - created).total_seconds())
+
+    SUBSCRIPTIONS_OPEN.inc()
+    try:
+        yield delivered
+    finally:
+        SUBSCRIPTIONS_OPEN.dec()
+
+
 def is_multiprocess() -> bool:
     return bool(os.environ.get(MULTIPROCESS_DIR))
 
@@ -137,6 +161,29 @@ async def metrics_endpoint(request: Request) -> Response:
 
 def metrics_routes(settings: Settings) -> list[Route]:
     return [Route("/metrics", metrics_endpoint)] if settings.metrics_enabled else []
+
+
+@contextmanager
+def shared_by_workers() -> Iterator[Path]:
+    """A folder where every worker about to be started writes its metrics (PROMETHEUS_MULTIPROC_DIR).
+
+    One the operator named is emptied of an earlier run's files first; otherwise a
+    temporary one is made and removed when the server stops.
+    """
+    named = os.environ.get(MULTIPROCESS_DIR)
+    if named:
+        folder = Path(named)
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("*.db"):
+            stale.unlink()
+        yield folder
+        return
+    with tempfile.TemporaryDirectory(prefix="auditgraph-metrics-") as made:
+        os.environ[MULTIPROCESS_DIR] = made
+        try:
+            yield Path(made)
+        finally:
+            del os.environ[MULTIPROCESS_DIR]
 
 
 def forget_this_process() -> None:

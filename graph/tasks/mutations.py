@@ -14,6 +14,7 @@ from db.tasks import claim_next_task, create_url_task, normalize_url, report_pro
 from db.uploads import add_artifact, delete_task_and_files, upload_document
 from graph.context import Info
 from graph.enums import TaskStatus
+from graph.observability.metrics import UPLOAD_BYTES
 from graph.permissions import IsAuthenticated, IsWorker
 from graph.relay import from_global_id
 from graph.tasks.types import ARTIFACT_COLUMNS, EVENT_COLUMNS, TASK_COLUMNS, Artifact, Task, TaskEvent
@@ -59,6 +60,7 @@ class DeleteTaskPayload:
 
 async def read_chunks(file: Upload) -> AsyncIterator[bytes]:
     while chunk := await file.read(CHUNK_SIZE):
+        UPLOAD_BYTES.inc(len(chunk))
         yield chunk
 
 
