@@ -80,9 +80,9 @@ def _counted(loader: str, batch_load_fn: Callable[..., Any]) -> Callable[..., An
     sizes = DATALOADER_BATCH_SIZE.labels(loader)
 
     @functools.wraps(batch_load_fn)
-    def counted(self: Any, keys: Sequence[Any]) -> Any:
+    async def counted(self: Any, keys: Sequence[Any]) -> Any:
         sizes.observe(len(keys))
-        return batch_load_fn(self, keys)
+        return await batch_load_fn(self, keys)
 
     return counted
 

@@ -20,7 +20,7 @@ from graph.commands import check, demo, users
 from graph.commands.database import migrate as run_migration
 from graph.commands.database import prepare_embedded, sqlite_file_missing
 from graph.commands.failures import REFUSED, CommandError, describe
-from graph.observability import metrics
+from graph.observability.workers import shared_by_workers
 from graph.observability.logs import log_config
 
 DEBUG = "AUDITGRAPH_DEBUG"
@@ -35,7 +35,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     prepare_embedded(settings)
     with ExitStack() as stack:
         if args.workers > 1:
-            stack.enter_context(metrics.shared_by_workers())
+            stack.enter_context(shared_by_workers())
         uvicorn.run(
             "graph.app:create_app_from_environment",
             factory=True,

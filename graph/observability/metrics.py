@@ -9,11 +9,9 @@ objects are module-level, as prometheus-client requires: one per process.
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import generate_latest
@@ -28,10 +26,10 @@ from starlette.routing import Route
 from db.engine import Database
 from db.queue_stats import QueueStats, queue_stats
 from db.settings import Settings
+from graph.observability.workers import MULTIPROCESS_DIR
 
 logger = logging.getLogger("auditgraph.metrics")
 
-MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 # Operation names come from clients: past this many distinct ones a process counts the rest as "other",
 # so a client inventing names cannot make the metrics grow without bound.
 MAX_OPERATION_NAMES = 200
@@ -161,29 +159,6 @@ async def metrics_endpoint(request: Request) -> Response:
 
 def metrics_routes(settings: Settings) -> list[Route]:
     return [Route("/metrics", metrics_endpoint)] if settings.metrics_enabled else []
-
-
-@contextmanager
-def shared_by_workers() -> Iterator[Path]:
-    """A folder where every worker about to be started writes its metrics (PROMETHEUS_MULTIPROC_DIR).
-
-    One the operator named is emptied of an earlier run's files first; otherwise a
-    temporary one is made and removed when the server stops.
-    """
-    named = os.environ.get(MULTIPROCESS_DIR)
-    if named:
-        folder = Path(named)
-        folder.mkdir(parents=True, exist_ok=True)
-        for stale in folder.glob("*.db"):
-            stale.unlink()
-        yield folder
-        return
-    with tempfile.TemporaryDirectory(prefix="auditgraph-metrics-") as made:
-        os.environ[MULTIPROCESS_DIR] = made
-        try:
-            yield Path(made)
-        finally:
-            del os.environ[MULTIPROCESS_DIR]
 
 
 def forget_this_process() -> None:

@@ -11,7 +11,13 @@ class OperationFacts(SchemaExtension):
     """First in the schema's extensions, so it leaves last and sees the errors after ErrorCodes gave them codes."""
 
     def on_operation(self) -> Iterator[None]:
-        yield
+        try:
+            yield
+        finally:
+            # Also when a subscription is cancelled because its client went away.
+            self._record()
+
+    def _record(self) -> None:
         facts = current.get()
         if facts is None:
             return
