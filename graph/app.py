@@ -22,6 +22,7 @@ from graph.health import healthz, readyz
 from graph.observability.metrics import forget_this_process, metrics_routes
 from graph.observability.requests import ObservedRequests
 from graph.observability.sql import count_statements
+from graph.observability.tracing import install_exporter, traced_statements, tracing_middleware
 from graph.schema import build_schema
 from graph.throttle import AccountThrottle
 from graph.view import AuditGraphView
@@ -84,14 +85,15 @@ def create_app(settings: Settings) -> Starlette:
         )
         settle_garbage_collector()
         try:
-            yield
+            with traced_statements(settings, database.engines):
+                yield
         finally:
             await broker.stop()
             await database.dispose()
             forget_this_process()
 
-    # Outermost: every response, a CORS refusal too, carries the request id.
-    middleware = [Middleware(ObservedRequests)]
+    # Outermost the request's span (when tracing), then its id: every response, a CORS refusal too, carries it.
+    middleware = [*tracing_middleware(settings), Middleware(ObservedRequests)]
     if settings.cors_allowed_origins:
         middleware.append(
             Middleware(
@@ -120,4 +122,6 @@ def create_app(settings: Settings) -> Starlette:
 
 def create_app_from_environment() -> Starlette:
     """The factory uvicorn workers call: settings come from the environment."""
-    return create_app(Settings())
+    settings = Settings()
+    install_exporter(settings)
+    return create_app(settings)

@@ -28,6 +28,7 @@ from graph.dashboard.queries import DashboardQueries
 from graph.errors import ErrorCodes, public_error
 from graph.node import NodeQueries
 from graph.observability.operations import OperationFacts
+from graph.observability.tracing import tracing_extensions
 from graph.scalars import SCALARS
 from graph.selection import FieldsCache, SelectedColumns
 from graph.tasks.mutations import TaskMutations
@@ -126,6 +127,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         extensions.append(lambda: CompiledExecution(plans))
     if not settings.introspection_enabled:
         extensions.append(DisableIntrospection)
+    extensions.extend(tracing_extensions(settings))
     return AuditGraphSchema(
         query=Query,
         mutation=Mutation,
