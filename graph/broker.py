@@ -260,10 +260,10 @@ class PostgresBroker(Broker):
             lost = asyncio.Event()
             try:
                 self._connection = await asyncpg.connect(self.dsn)
-                self._connection.add_termination_listener(lambda _connection: lost.set())
+                self._connection.add_termination_listener(lambda _connection, lost=lost: lost.set())
                 await self._connection.add_listener(EVENT_CHANNEL, self._on_notification)
                 await self._connection.add_listener(ACCESS_CHANNEL, self._on_access_change)
-            except Exception as error:  # noqa: BLE001 - whatever it was, try again
+            except Exception as error:  # whatever it was, try again
                 if first and not self._connected.is_set():
                     raise
                 logger.warning("event listener cannot connect (%s); retrying", error)

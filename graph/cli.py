@@ -20,8 +20,8 @@ from graph.commands import check, demo, users
 from graph.commands.database import migrate as run_migration
 from graph.commands.database import prepare_embedded, sqlite_file_missing
 from graph.commands.failures import REFUSED, CommandError, describe
-from graph.observability.workers import shared_by_workers
 from graph.observability.logs import log_config
+from graph.observability.workers import shared_by_workers
 
 DEBUG = "AUDITGRAPH_DEBUG"
 

@@ -23,9 +23,9 @@ from graph.analyses.mutations import AnalysisMutations
 from graph.analyses.queries import FindingQueries
 from graph.compiled import CompiledExecution, PlanCache
 from graph.cost import CostBudget
-from graph.input_limits import InputBounds, InputLimits
 from graph.dashboard.queries import DashboardQueries
 from graph.errors import ErrorCodes, public_error
+from graph.input_limits import InputBounds, InputLimits
 from graph.node import NodeQueries
 from graph.observability.operations import OperationFacts
 from graph.observability.tracing import tracing_extensions
@@ -56,7 +56,7 @@ class Subscription(TaskSubscriptions):
 
 
 class AuditGraphSchema(strawberry.Schema):
-    def process_errors(self, errors: list[object], execution_context: object = None) -> None:
+    def process_errors(self, errors: list[GraphQLError], execution_context: object = None) -> None:
         # ErrorCodes already logged what was unexpected; expected errors are
         # the client's business, not the server log's.
         return None
@@ -133,7 +133,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,  # type: ignore[arg-type]
-        config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),
+        config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),  # type: ignore[arg-type]
     )
 
 

@@ -6,17 +6,17 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from cross_web import HTTPException
 from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
-from cross_web import HTTPException
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, process_result
-from strawberry.http.streaming import SSETransport
 from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.http.streaming import SSETransport
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
@@ -105,7 +105,7 @@ class TextFrameWebSocketAdapter(ASGIWebSocketAdapter):
             raise WebSocketDisconnected from exc
 
 
-class AuditGraphView(GraphQL):  # type: ignore[type-arg]
+class AuditGraphView(GraphQL[Context, None]):
     websocket_adapter_class = TextFrameWebSocketAdapter  # type: ignore[assignment]
 
     def __init__(self, *, settings: Settings, database: Database, throttle: AccountThrottle,
@@ -161,7 +161,7 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
                                    "for uploads (GraphQL multipart request spec)") from None
             raise
 
-    async def get_sub_response(self, request: Request) -> Response:
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = await super().get_sub_response(request)
         sub_response.media_type = response_media_type(request.headers.get("accept"))
         return sub_response

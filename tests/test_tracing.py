@@ -1,7 +1,8 @@
 """OpenTelemetry spans, when an OTLP endpoint is configured: the request, the operation, parsing,
 validation, resolvers and each SQL statement, in one trace, with no password in any attribute."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 
 import httpx
 import pytest
@@ -10,7 +11,6 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from pathlib import Path
 
 from graph.app import create_app
 from tests.api import PASSWORD, Api
@@ -40,8 +40,8 @@ async def traced(database_url: str, data_dir: Path, exporter: InMemorySpanExport
         yield Api(client=client, database=app.state.database)
 
 
-def attributes(spans: list[ReadableSpan]) -> str:
-    return " ".join(f"{key}={value}" for span in spans for key, value in (span.attributes or {}).items())
+def attributes(spans: Sequence[ReadableSpan]) -> str:
+    return " ".join(f"{key}={value!s}" for span in spans for key, value in (span.attributes or {}).items())
 
 
 async def test_a_query_is_one_trace_from_the_request_down_to_each_statement(

@@ -55,7 +55,7 @@ def check(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if all(problem is None for _, problem, _ in results) else FAILED
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     parser = commands.add_parser(
         "check", help="check the settings, the database (reachable, schema at head) and storage",
         description="Check what the server needs before it starts: settings fit for the environment, the "

@@ -35,7 +35,7 @@ def demo(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     parser = commands.add_parser(
         "demo", help="add a demo data set (accounts, tasks in every status, analyses, events) for a first look",
         description="Add a demo data set: an ADMIN, a WORKER and two USER accounts with new passwords (printed "

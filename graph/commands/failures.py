@@ -48,7 +48,7 @@ def describe(error: BaseException, database_url: str | None) -> tuple[str, int]:
     where = f" at {shown_url(database_url)}" if database_url else ""
     if isinstance(error, DBAPIError):
         # The driver's own message, never SQLAlchemy's: that one repeats the statement's parameters.
-        return f"the database{where} failed: {_first_line(error.orig)}", FAILED
+        return f"the database{where} failed: {_first_line(error.orig or error)}", FAILED
     if isinstance(error, (OSError, socket.gaierror, TimeoutError)):
         return f"cannot reach the database{where}: {_first_line(error)}", FAILED
     if isinstance(error, SQLAlchemyError):

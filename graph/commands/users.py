@@ -89,7 +89,7 @@ def set_password(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parsers(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     roles = [role.value for role in Role]
     create = commands.add_parser(
         "create-user", help="create an account; the password is read from a prompt or stdin",

@@ -59,7 +59,8 @@ class DeleteTaskPayload:
 
 
 async def read_chunks(file: Upload) -> AsyncIterator[bytes]:
-    while chunk := await file.read(CHUNK_SIZE):
+    # Typed as bytes by Strawberry; what arrives is Starlette's UploadFile.
+    while chunk := await file.read(CHUNK_SIZE):  # type: ignore[attr-defined]
         UPLOAD_BYTES.inc(len(chunk))
         yield chunk
 
@@ -91,7 +92,8 @@ class TaskMutations:
         viewer = context.require_viewer()
         assert viewer.user_id is not None
         task_id, deduplicated = await upload_document(
-            context.database, context.settings, viewer.user_id, clean_filename(file.filename), read_chunks(file)
+            context.database, context.settings, viewer.user_id,
+            clean_filename(file.filename), read_chunks(file),  # type: ignore[attr-defined]
         )
         return UploadPayload(task=await fresh_task(info, task_id), deduplicated=deduplicated)
 

@@ -32,7 +32,7 @@ from graph.tasks.types import EVENT_COLUMNS, TaskEvent
 READ_BATCH = 200
 
 
-async def _fetch(database: Database, statement: Select[Any]) -> list[TaskEvent]:
+async def _fetch(database: Database, statement: Select) -> list[TaskEvent]:
     async with database.read() as connection:
         return [TaskEvent.from_row(row) for row in await connection.execute(statement)]
 
@@ -112,7 +112,7 @@ async def task_event_stream(
                     break
 
 
-def _events_of_tasks_after(viewer: Viewer, after: dict[uuid.UUID, int], head: int) -> Select[Any]:
+def _events_of_tasks_after(viewer: Viewer, after: dict[uuid.UUID, int], head: int) -> Select:
     return (
         select(*EVENT_COLUMNS)
         .where(
@@ -126,7 +126,7 @@ def _events_of_tasks_after(viewer: Viewer, after: dict[uuid.UUID, int], head: in
     )
 
 
-def _events_since(viewer: Viewer, since: datetime, head: int) -> Select[Any]:
+def _events_since(viewer: Viewer, since: datetime, head: int) -> Select:
     return select(*EVENT_COLUMNS).where(
         models.TaskEvent.created_at >= since,
         models.TaskEvent.position <= head,
@@ -134,7 +134,7 @@ def _events_since(viewer: Viewer, since: datetime, head: int) -> Select[Any]:
     )
 
 
-def _log_after(viewer: Viewer, position: int) -> Select[Any]:
+def _log_after(viewer: Viewer, position: int) -> Select:
     return (
         select(*EVENT_COLUMNS)
         .where(models.TaskEvent.position > position, task_scope(viewer, models.TaskEvent.task_id))
