@@ -32,7 +32,7 @@ def value(exposition: str, name: str, **labels: str) -> float:
     )
 
 
-async def test_metrics_are_not_served_unless_enabled(settings: object, client: httpx.AsyncClient) -> None:
+async def test_metrics_are_not_served_unless_enabled(client: httpx.AsyncClient) -> None:
     response = await client.get("/metrics")
     assert response.status_code == 404
 
