@@ -3,6 +3,7 @@
 import base64
 import logging
 import re
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -161,3 +162,25 @@ def test_the_server_writes_one_json_line_per_request(tmp_path: Path) -> None:
         "operation_name": "Anyone", "operation_type": "query", "viewer_id": None, "duration_ms": 0,
         "sql_statements": 0, "sql_ms": 0, "code": "OK", "client": "",
     }
+
+
+async def test_a_crash_outside_graphql_answers_json_with_the_request_id(
+    api: Api, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: reading a download's row fails in a way nothing expected
+    async def fail(*args: object) -> None:
+        raise RuntimeError("the disk caught fire")
+
+    monkeypatch.setattr("graph.downloads._visible_row", fail)
+
+    # when
+    response = await api.client.get(f"/files/tasks/{uuid.uuid4()}", headers={"X-Request-ID": "r-3"})
+
+    # then
+    assert response.status_code == 500
+    assert response.json() == {"errors": [{"message": "An unexpected error occurred.",
+                                           "extensions": {"code": "INTERNAL_SERVER_ERROR", "requestId": "r-3"}}]}
+    assert response.headers["x-request-id"] == "r-3"
+    [line] = request_lines(caplog)
+    assert (line["request_id"], line["code"], line["status"]) == ("r-3", "INTERNAL_SERVER_ERROR", 500)
+    assert "the disk caught fire" in caplog.text
