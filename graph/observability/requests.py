@@ -20,6 +20,8 @@ from graph.observability import metrics
 from graph.observability.facts import OK, RequestFacts, current, request_id_from
 
 logger = logging.getLogger("auditgraph.requests")
+# Tracebacks go where the GraphQL layer's unexpected errors go (graph/errors.py).
+errors_logger = logging.getLogger("auditgraph.errors")
 
 REQUEST_ID_HEADER = b"x-request-id"
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
@@ -92,7 +94,7 @@ class ObservedRequests:
             await self.app(scope, receive, send_with_id)
         except Exception:
             facts.code = INTERNAL_SERVER_ERROR
-            logger.exception("unhandled error", extra={"request_id": facts.request_id})
+            errors_logger.exception("unhandled error", extra={"request_id": facts.request_id})
             if responded or scope["type"] != "http":
                 raise
             status = 500
