@@ -57,3 +57,10 @@ class RateLimited(DomainError):
         # Without retry_after, the limit lifts when something the caller holds ends (a connection).
         super().__init__(message if retry_after is None else f"{message}; try again in {retry_after} seconds")
         self.retry_after = retry_after
+
+
+class DatabaseUnavailable(DomainError):
+    code = "SERVICE_UNAVAILABLE"
+
+    def __init__(self) -> None:
+        super().__init__("the database is unreachable at the moment; retry shortly")

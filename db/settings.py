@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     # The most a document may cost (graph/cost.py): fields, multiplied by the pages and lists they return.
     max_query_cost: int = Field(default=100_000, gt=0)
     introspection_enabled: bool = True
+    # Run only the documents of this allow-list (graph/trusted_documents.py); unset runs any document.
+    trusted_documents_file: Path | None = None
+    # The memory each process gives the documents clients register as automatic persisted queries
+    # (counted as the documents' length: they are ASCII but for the odd string literal).
+    persisted_queries_max_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    get_cache_max_age_seconds: int = Field(default=0, ge=0)
     # GraphiQL at GET /graphql for browsers, from files shipped in the package.
     graphiql_enabled: bool = True
     # Runs common queries from cached plans instead of graphql-core's executor

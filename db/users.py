@@ -123,21 +123,19 @@ async def active_role(connection: AsyncConnection, user_id: uuid.UUID) -> Role |
 
 
 async def set_user_active(session: AsyncSession, user_id: uuid.UUID, active: bool) -> User:
-    user = await session.get(User, user_id)
-    if user is None:
-        raise NotFound("user not found")
-    user.is_active = active
-    await session.flush()
-    # A deactivated user's open subscriptions end, on every worker.
-    note_access_change(session, user_id)
-    return user
+    return await _change_access(session, user_id, is_active=active)
 
 
 async def set_user_role(session: AsyncSession, user_id: uuid.UUID, role: Role) -> User:
+    return await _change_access(session, user_id, role=role)
+
+
+async def _change_access(session: AsyncSession, user_id: uuid.UUID, **values: object) -> User:
     user = await session.get(User, user_id)
     if user is None:
         raise NotFound("user not found")
-    user.role = role
+    for name, value in values.items():
+        setattr(user, name, value)
     await session.flush()
     # What the user may see changed: their open subscriptions end, on every worker.
     note_access_change(session, user_id)

@@ -25,6 +25,7 @@ from graph.observability.sql import count_statements
 from graph.observability.tracing import install_exporter, traced_statements, tracing_middleware
 from graph.schema import build_schema
 from graph.throttle import AccountThrottle
+from graph.trusted_documents import PersistedQueries, trusted_documents
 from graph.view import AuditGraphView
 
 logger = logging.getLogger("auditgraph")
@@ -54,7 +55,8 @@ def settle_garbage_collector() -> None:
 
 def create_app(settings: Settings) -> Starlette:
     settings.check_production_ready()
-    schema = build_schema(settings)
+    trusted = trusted_documents(settings)
+    schema = build_schema(settings, trusted)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -72,6 +74,7 @@ def create_app(settings: Settings) -> Starlette:
             database=database,
             throttle=AccountThrottle(settings),
             broker=broker,
+            persisted_queries=PersistedQueries(trusted, settings.persisted_queries_max_bytes),
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL, GRAPHQL_SSE_PROTOCOL),
             allowed_origins=settings.websocket_allowed_origins,

@@ -1,4 +1,5 @@
-"""The `auditgraph` command: serve the API, migrate the database, manage accounts, check a deployment.
+"""The `auditgraph` command: serve the API, migrate the database, manage accounts and trusted documents,
+check a deployment.
 
 Settings come from the environment and a `.env` file (see README.md); `.env` and
 a relative DATA_DIR are found in the source checkout this runs from whatever the
@@ -16,12 +17,13 @@ import uvicorn
 from db import migrations
 from db.engine import create_engine
 from db.settings import Settings
-from graph.commands import check, demo, users
+from graph.commands import check, demo, trusted_documents, users
 from graph.commands.database import migrate as run_migration
 from graph.commands.database import prepare_embedded, sqlite_file_missing
 from graph.commands.failures import REFUSED, CommandError, describe
 from graph.observability.logs import log_config
 from graph.observability.workers import shared_by_workers
+from graph.trusted_documents import trusted_documents as read_trusted_documents
 
 DEBUG = "AUDITGRAPH_DEBUG"
 
@@ -32,6 +34,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         raise CommandError(
             "--workers above 1 needs PostgreSQL (DATABASE_URL): on the embedded SQLite default each worker "
             "would hear only its own writes, and live subscribers would miss the others' events", REFUSED)
+    # Read here too, so a bad file is one line on the terminal, not a traceback from a worker.
+    read_trusted_documents(settings)
     prepare_embedded(settings)
     with ExitStack() as stack:
         if args.workers > 1:
@@ -115,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     users.add_parsers(commands)
     check.add_parser(commands)
     demo.add_parser(commands)
+    trusted_documents.add_parser(commands)
 
     schema_parser = commands.add_parser("schema", help="print the GraphQL schema (SDL)",
                                         description="Print the GraphQL schema in SDL, as schema.graphql holds it.")
@@ -135,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get(DEBUG):
             raise
         message, exit_code = describe(error, settings.database_url if settings else None)
-        print(f"auditgraph: {message}", file=sys.stderr)
+        print(message, file=sys.stderr)
         return exit_code
 
 

@@ -20,11 +20,11 @@ that path alone decides how errors and partial results look.
 import asyncio
 import logging
 import math
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from cachetools import LRUCache
 from graphql import (
     DocumentNode,
     ExecutionResult,
@@ -210,22 +210,18 @@ class PlanCache:
     """The plans of recently seen documents, bounded like the parser and validation caches."""
 
     def __init__(self, maxsize: int) -> None:
-        self._plans: OrderedDict[tuple[str, str | None], QueryPlan | None] = OrderedDict()
-        self._maxsize = maxsize
+        self._plans: LRUCache[tuple[str, str | None], QueryPlan | None] = LRUCache(maxsize)
 
     def get(self, schema: GraphQLSchema, query: str, document: DocumentNode,
             operation_name: str | None) -> QueryPlan | None:
         key = (query, operation_name)
         if key in self._plans:
-            self._plans.move_to_end(key)
             return self._plans[key]
         try:
             plan: QueryPlan | None = compile_query(schema, document, operation_name)
         except Unsupported:
             plan = None
         self._plans[key] = plan
-        if len(self._plans) > self._maxsize:
-            self._plans.popitem(last=False)
         return plan
 
 

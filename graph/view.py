@@ -25,25 +25,29 @@ from strawberry.types.unset import UNSET
 from db.access import Viewer
 from db.engine import Database
 from db.enums import Role
-from db.errors import PayloadTooLarge, Unauthenticated
+from db.errors import DatabaseUnavailable, DomainError, PayloadTooLarge, Unauthenticated
 from db.settings import Settings
 from db.users import active_role
+from graph import unavailable
 from graph.context import Context
 from graph.graphiql.page import graphiql_page
 from graph.graphql_http import (
     APPLICATION_JSON,
     GRAPHQL_RESPONSE_JSON,
+    REQUEST_ERROR_STATUS,
     Refusal,
     is_request_error,
     refusal_parts,
     request_error_status,
     response_media_type,
 )
+from graph.http_cache import cache_headers
 from graph.loaders import Loaders
 from graph.multipart import BODY_OVERHEAD_BYTES, check_csrf_header, is_multipart, limit_body
 from graph.sse import resumable_stream
 from graph.throttle import AccountThrottle
 from graph.tokens import bearer_token, read_token
+from graph.trusted_documents import PersistedQueries
 
 # Sees nothing: every scoped query filters on an owner that matches no row.
 ANONYMOUS = Viewer(user_id=None, role=Role.USER)
@@ -104,17 +108,23 @@ class TextFrameWebSocketAdapter(ASGIWebSocketAdapter):
         except WebSocketDisconnect as exc:
             raise WebSocketDisconnected from exc
 
+    async def close(self, code: int, reason: str) -> None:
+        # A connection refused for a passing reason asks the client to come back (on_ws_connect).
+        code, reason = getattr(self.ws.state, "close_with", (code, reason))
+        await self.ws.close(code=code, reason=reason)
+
 
 class AuditGraphView(GraphQL[Context, None]):
     websocket_adapter_class = TextFrameWebSocketAdapter  # type: ignore[assignment]
 
     def __init__(self, *, settings: Settings, database: Database, throttle: AccountThrottle,
-                 broker: Any, **options: Any) -> None:
+                 broker: Any, persisted_queries: PersistedQueries, **options: Any) -> None:
         super().__init__(**options)
         self.settings = settings
         self.database = database
         self.throttle = throttle
         self.broker = broker
+        self.persisted_queries = persisted_queries
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         return HTMLResponse(graphiql_page())
@@ -161,6 +171,10 @@ class AuditGraphView(GraphQL[Context, None]):
                                    "for uploads (GraphQL multipart request spec)") from None
             raise
 
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        # A persisted query by hash has no `query` either: it is a GraphQL request, not a browser's visit.
+        return super().should_render_graphql_ide(request) and "extensions" not in request.query_params
+
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = await super().get_sub_response(request)
         sub_response.media_type = response_media_type(request.headers.get("accept"))
@@ -168,9 +182,13 @@ class AuditGraphView(GraphQL[Context, None]):
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         response = process_result(result)
-        if result.data is None and result.errors and all(error.path is None for error in result.errors):
-            # Nothing was executed: the spec's request error, which carries no data entry.
+        if ((result.data is None and result.errors and all(error.path is None for error in result.errors))
+                or unavailable.got_nothing(response)):
+            # Nothing was executed (or nothing got done): the spec's request error, with no data entry.
             del response["data"]
+        if request.method == "GET":
+            context: Context = request.state.graphql_context
+            context.response.headers.update(cache_headers(response, self.settings.get_cache_max_age_seconds))
         return response
 
     def create_response(self, response_data: Any, sub_response: Response) -> Response:
@@ -180,6 +198,9 @@ class AuditGraphView(GraphQL[Context, None]):
         if (media_type == GRAPHQL_RESPONSE_JSON and not sub_response.status_code
                 and isinstance(response_data, dict) and is_request_error(response_data)):
             response.status_code = request_error_status(response_data)
+        if isinstance(response_data, dict) and unavailable.is_unavailable(response_data):
+            response.status_code = 503
+            response.headers.update(unavailable.RETRY_AFTER)
         return response
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
@@ -213,14 +234,21 @@ class AuditGraphView(GraphQL[Context, None]):
         if context.auth_error is not None:
             # A token was presented and refused: answer nothing at all rather
             # than treat the caller as anonymous.
-            if getattr(request_data, "protocol", None) == "sse":
-                # Refused before the stream opens: an EventSource does not retry a 401.
-                raise Refusal(401, context.auth_error, code="UNAUTHENTICATED")
-            error = GraphQLError(context.auth_error, extensions={"code": "UNAUTHENTICATED"})
-            return ExecutionResult(data=None, errors=[error])
+            return self.refuse(request_data, context.auth_error, "UNAUTHENTICATED")
+        try:
+            self.persisted_queries.resolve(request_data)
+        except DomainError as error:
+            return self.refuse(request_data, error.message, error.code)
         return await super().execute_operation(
             request, request_adapter, request_data, context, root_value, sub_response
         )
+
+    def refuse(self, request_data: Any, message: str, code: str) -> ExecutionResult:
+        """A request error, before execution."""
+        if getattr(request_data, "protocol", None) == "sse":
+            # Refused before the stream opens: an EventSource does not retry a 4xx.
+            raise Refusal(REQUEST_ERROR_STATUS.get(code, 400), message, code=code)
+        return ExecutionResult(data=None, errors=[GraphQLError(message, extensions={"code": code})])
 
     async def execute_single(self, request: Any, request_adapter: Any, sub_response: Any, context: Context,
                              root_value: Any, request_data: Any) -> ExecutionResult:
@@ -265,6 +293,8 @@ class AuditGraphView(GraphQL[Context, None]):
                                          self.database, self.settings)
         except Unauthenticated as error:
             auth_error = error.message
+        except DatabaseUnavailable as error:
+            raise unavailable.refusal(error) from None
         else:
             viewer, expires_at = session or (None, None)
         context = self.make_context(request, response, viewer, auth_error)
@@ -285,7 +315,8 @@ class AuditGraphView(GraphQL[Context, None]):
 
         The protocol then closes the socket (graphql-transport-ws: 4403;
         graphql-ws: connection_error, then close 1011) instead of leaving a
-        client waiting on a subscription that could never be answered.
+        client waiting on a subscription that could never be answered. While
+        the database is unreachable the close code is 1013, try again later.
         """
         try:
             session = await authenticate(
@@ -293,6 +324,9 @@ class AuditGraphView(GraphQL[Context, None]):
             )
         except Unauthenticated as error:
             raise ConnectionRejectionError({"message": error.message, "code": "UNAUTHENTICATED"}) from None
+        except DatabaseUnavailable as error:
+            context.request.state.close_with = (unavailable.TRY_AGAIN_LATER, "the database is unreachable")
+            raise ConnectionRejectionError({"message": error.message, "code": error.code}) from None
         if session is None:
             raise ConnectionRejectionError({"message": "sign in to subscribe", "code": "UNAUTHENTICATED"})
         viewer, context.access_expires_at = session

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
-from db.errors import DomainError
+from db.errors import DatabaseUnavailable, DomainError
 
 # Exit codes: 1 the command could not do its work, 2 it was asked for something it refuses.
 FAILED, REFUSED = 1, 2
@@ -34,8 +34,13 @@ def _first_line(error: BaseException) -> str:
 
 def describe(error: BaseException, database_url: str | None) -> tuple[str, int]:
     """The line to print for a failure, and the exit code."""
+    where = f" at {shown_url(database_url)}" if database_url else ""
     if isinstance(error, CommandError):
         return error.message, error.exit_code
+    if isinstance(error, DatabaseUnavailable):
+        cause = _first_line(error.__cause__) if error.__cause__ else "no detail"
+        url = f"; DATABASE_URL {shown_url(database_url)}" if database_url else ""
+        return f"{error.message} ({cause}{url})", FAILED
     if isinstance(error, DomainError):
         return error.message, REFUSED
     if isinstance(error, ValidationError):
@@ -45,7 +50,6 @@ def describe(error: BaseException, database_url: str | None) -> tuple[str, int]:
             for problem in error.errors(include_input=False, include_url=False)
         )
         return f"invalid settings: {problems}", REFUSED
-    where = f" at {shown_url(database_url)}" if database_url else ""
     if isinstance(error, DBAPIError):
         # The driver's own message, never SQLAlchemy's: that one repeats the statement's parameters.
         return f"the database{where} failed: {_first_line(error.orig or error)}", FAILED

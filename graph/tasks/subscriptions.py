@@ -219,26 +219,15 @@ def _resume_points(points: list[TaskSequenceInput] | None, limit: int) -> dict[u
     return resume
 
 
-def _resume_after_position(last_event_id: str | None, after_position: int | None) -> int | None:
-    """Where a stream of many tasks resumes: after an SSE client's Last-Event-ID, else after afterPosition."""
+def _resume_after(last_event_id: str | None, after: int | None, argument: str) -> int | None:
+    """Where a stream resumes: after an SSE client's Last-Event-ID, else after the argument's value."""
     if last_event_id is not None:
         if not last_event_id.strip().isdigit():
             raise InvalidInput("Last-Event-ID must be the id of an event this stream sent")
         return int(last_event_id)
-    if after_position is not None and after_position < 0:
-        raise InvalidInput("afterPosition must not be negative")
-    return after_position
-
-
-def _resume_after(last_event_id: str | None, after_sequence: int | None) -> int | None:
-    """Where a task's stream resumes: after an SSE client's Last-Event-ID, else after afterSequence."""
-    if last_event_id is not None:
-        if not last_event_id.strip().isdigit():
-            raise InvalidInput("Last-Event-ID must be the id of an event this stream sent")
-        return int(last_event_id)
-    if after_sequence is not None and after_sequence < 0:
-        raise InvalidInput("afterSequence must not be negative")
-    return after_sequence
+    if after is not None and after < 0:
+        raise InvalidInput(f"{argument} must not be negative")
+    return after
 
 
 @strawberry.type
@@ -256,7 +245,7 @@ class TaskSubscriptions:
         self, info: Info, task_id: strawberry.ID, after_sequence: int | None = None
     ) -> AsyncGenerator[TaskEvent, None]:
         _, pk = from_global_id(task_id, "Task")
-        after = _resume_after(info.context.last_event_id, after_sequence)
+        after = _resume_after(info.context.last_event_id, after_sequence, "afterSequence")
         async for event in while_access_lasts(info, task_event_stream(info, pk, after)):
             # Over SSE, the event's id: a reconnect sends it back as Last-Event-ID.
             info.context.stream_position = str(event.sequence)
@@ -277,7 +266,7 @@ class TaskSubscriptions:
         self, info: Info, after_position: BigInt | None = None, since: datetime | None = None,
         after_sequences: list[TaskSequenceInput] | None = None,
     ) -> AsyncGenerator[TaskEvent, None]:
-        after = _resume_after_position(info.context.last_event_id, after_position)
+        after = _resume_after(info.context.last_event_id, after_position, "afterPosition")
         resume = _resume_points(after_sequences, info.context.settings.max_page_size)
         async for event in while_access_lasts(info, my_task_event_stream(info, after, since, resume)):
             # Over SSE, the event's id: a reconnect sends it back as Last-Event-ID.
