@@ -86,6 +86,7 @@ def migration_status(settings: Settings) -> int:
 
 
 def schema(settings: Settings | None, args: argparse.Namespace) -> int:
+    # Imported here, as in graph/commands/trusted_documents.py: the schema brings the metrics.
     from graph.schema import export_sdl
 
     print(export_sdl(), end="")

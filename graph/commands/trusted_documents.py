@@ -8,11 +8,14 @@ import orjson
 
 from db.settings import Settings
 from graph.commands.failures import REFUSED, CommandError
-from graph.schema import build_schema
 from graph.trusted_documents import TrustedDocumentsError, build_manifest
 
 
 def build_trusted_documents(settings: Settings, args: argparse.Namespace) -> int:
+    # Imported here: the schema brings the metrics, which a command that serves nothing must not create
+    # (with PROMETHEUS_MULTIPROC_DIR set, importing them writes files for this process).
+    from graph.schema import build_schema
+
     try:
         manifest = build_manifest(args.folder, build_schema(settings)._schema)
     except TrustedDocumentsError as error:
