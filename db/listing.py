@@ -44,7 +44,7 @@ def task_sort_key(field: str, descending: bool) -> SortKey:
 
 def task_list(
     viewer: Viewer, criteria: TaskCriteria, columns: tuple[Any, ...], *, order_field: str = "CREATED_AT"
-) -> Select[Any]:
+) -> Select:
     if criteria.owner_id is not None and not viewer.sees_every_task and criteria.owner_id != viewer.user_id:
         raise Forbidden("only workers and admins can list another user's tasks")
     statement = select(*columns).select_from(Task).where(viewer.visible_tasks(), *_task_conditions(criteria))
@@ -97,7 +97,7 @@ class FindingCriteria:
 FINDING_SORT_KEY = SortKey(columns=(Finding.created_at, Finding.id), descending=True)
 
 
-def finding_list(viewer: Viewer, criteria: FindingCriteria, columns: tuple[Any, ...]) -> Select[Any]:
+def finding_list(viewer: Viewer, criteria: FindingCriteria, columns: tuple[Any, ...]) -> Select:
     statement = (
         select(*columns)
         .select_from(Finding)

@@ -11,11 +11,15 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Inside the package, so an installed wheel carries its migrations (alembic.ini at the
+# checkout's root points here too, for the plain `alembic` command).
+SCRIPTS = Path(__file__).resolve().parent / "alembic"
 
 
 def alembic_config() -> Config:
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPTS))
+    config.set_main_option("path_separator", "os")
     config.attributes["configure_logging"] = False
     return config
 

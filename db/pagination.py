@@ -9,10 +9,11 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, bindparam, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-
-Executor = AsyncSession | AsyncConnection
+from sqlalchemy.orm import InstrumentedAttribute
 
 from db.errors import InvalidInput
+
+Executor = AsyncSession | AsyncConnection
 
 RowT = TypeVar("RowT")
 
@@ -21,7 +22,7 @@ RowT = TypeVar("RowT")
 class SortKey:
     """The columns a list is ordered by, the last of them unique (the id)."""
 
-    columns: tuple[ColumnElement[Any], ...]
+    columns: tuple[ColumnElement[Any] | InstrumentedAttribute[Any], ...]
     descending: bool = False
 
     def values_of(self, row: Any) -> tuple[Any, ...]:
@@ -94,7 +95,7 @@ class Page(Generic[RowT]):
 
 async def keyset_page(
     session: Executor,
-    statement: Select[Any],
+    statement: Select,
     key: SortKey,
     *,
     first: int | None = None,
@@ -136,6 +137,6 @@ async def keyset_page(
     )
 
 
-async def count_rows(session: Executor, statement: Select[Any]) -> int:
+async def count_rows(session: Executor, statement: Select) -> int:
     total = await session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
     return int(total or 0)

@@ -19,6 +19,10 @@ from graph.broker import create_broker
 from graph.downloads import download_artifact, download_task_file
 from graph.graphiql.files import graphiql_routes
 from graph.health import healthz, readyz
+from graph.observability.metrics import forget_this_process, metrics_routes
+from graph.observability.requests import ObservedRequests
+from graph.observability.sql import count_statements
+from graph.observability.tracing import install_exporter, traced_statements, tracing_middleware
 from graph.schema import build_schema
 from graph.throttle import AccountThrottle
 from graph.trusted_documents import PersistedQueries, trusted_documents
@@ -57,6 +61,7 @@ def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         database = Database.from_settings(settings)
+        count_statements(database.engines)
         broker = create_broker(database, settings)
         await broker.start()
         app.state.broker = broker
@@ -83,12 +88,15 @@ def create_app(settings: Settings) -> Starlette:
         )
         settle_garbage_collector()
         try:
-            yield
+            with traced_statements(settings, database.engines):
+                yield
         finally:
             await broker.stop()
             await database.dispose()
+            forget_this_process()
 
-    middleware = []
+    # Outermost the request's span (when tracing), then its id: every response, a CORS refusal too, carries it.
+    middleware = [*tracing_middleware(settings), Middleware(ObservedRequests)]
     if settings.cors_allowed_origins:
         middleware.append(
             Middleware(
@@ -108,6 +116,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/graphql", GraphQLEndpoint()),
             WebSocketRoute("/graphql", GraphQLEndpoint()),
             *graphiql_routes(settings),
+            *metrics_routes(settings),
         ],
         middleware=middleware,
         lifespan=lifespan,
@@ -116,4 +125,6 @@ def create_app(settings: Settings) -> Starlette:
 
 def create_app_from_environment() -> Starlette:
     """The factory uvicorn workers call: settings come from the environment."""
-    return create_app(Settings())
+    settings = Settings()
+    install_exporter(settings)
+    return create_app(settings)

@@ -39,6 +39,7 @@ from graphql import (
     GraphQLScalarType,
     GraphQLSchema,
     InlineFragmentNode,
+    NamedTypeNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
@@ -128,6 +129,7 @@ def _collect(
             if isinstance(selection, FieldNode):
                 yield selection
                 continue
+            condition: NamedTypeNode | None
             if isinstance(selection, FragmentSpreadNode):
                 fragment = fragments[selection.name.value]
                 condition, inner = fragment.type_condition, fragment.selection_set
@@ -339,9 +341,9 @@ class _Run:
             self.plan.operation,
             self.variables,
             self.context,
-            optimized_is_awaitable,
+            optimized_is_awaitable,  # type: ignore[arg-type]
             None,
-            None,
+            None,  # type: ignore[arg-type]
         )
 
 
@@ -363,7 +365,7 @@ class CompiledExecution(SchemaExtension):
                 if not isinstance(variables, list):
                     try:
                         data = await _Run(plan, context.schema, variables, context.context, context.root_value).data()
-                    except Exception:  # noqa: BLE001 - any failure is graphql-core's to report
+                    except Exception:  # any failure is graphql-core's to report
                         logger.debug("compiled execution fell back to graphql-core", exc_info=True)
                     else:
                         context.result = ExecutionResult(data=data, errors=None)

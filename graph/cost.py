@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cachetools import LRUCache
 from graphql import (
     FieldNode,
     FragmentDefinitionNode,
@@ -33,7 +34,6 @@ from graphql import (
     VariableNode,
     get_named_type,
 )
-from cachetools import LRUCache
 from graphql.utilities import get_operation_ast
 from strawberry.extensions import SchemaExtension
 
@@ -90,7 +90,8 @@ class CostCalculator:
         if definition is None:  # __typename, or an interface's field: its type is not needed to count
             return 1 + self.selection_set(node.selection_set, None)
         child = get_named_type(definition.type)
-        return 1 + self.multiplier(node, definition.type, parent) * self.selection_set(node.selection_set, child)
+        return 1 + self.multiplier(node, definition.type, parent) * self.selection_set(  # type: ignore[arg-type]
+            node.selection_set, child)
 
     def multiplier(self, node: FieldNode, type_: Any, parent: GraphQLNamedType) -> int:
         arguments = {argument.name.value: argument.value for argument in node.arguments or ()}

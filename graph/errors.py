@@ -8,6 +8,7 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
 from db.errors import DomainError, DuplicateTask, InvalidTransition, RateLimited
+from graph.observability.facts import current_request_id, request_reference
 from graph.relay import to_global_id
 
 logger = logging.getLogger("auditgraph.errors")
@@ -31,7 +32,7 @@ def public_error(error: GraphQLError) -> GraphQLError:
         # graphql-core located it (the raised error knows no path or location).
         inner = public_error(original)
         return _with_code(error, _message(error, inner.message), *_code_and_details(inner))
-    logger.error("unexpected error at %s", error.path, exc_info=original)
+    logger.error("unexpected error at %s", error.path, exc_info=original, extra={"request_id": current_request_id()})
     return _with_code(error, INTERNAL_MESSAGE, "INTERNAL_SERVER_ERROR", {})
 
 
@@ -64,7 +65,8 @@ def _with_code(error: GraphQLError, message: str, code: str, details: dict[str, 
         positions=error.positions,
         path=error.path,
         original_error=None,
-        extensions={"code": code, **details},
+        # The request id on every error: a client quotes it, the server log is searched by it.
+        extensions={"code": code, **details, **request_reference()},
     )
 
 

@@ -11,6 +11,8 @@ from typing import Any
 from cross_web import HTTPException
 from mimeparse import parse_media_range
 
+from graph.observability.facts import request_reference
+
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 APPLICATION_JSON = "application/json"
 
@@ -76,7 +78,7 @@ def request_error_status(response: Mapping[str, Any]) -> int:
 
 
 def error_body(message: str, code: str, **details: Any) -> dict[str, Any]:
-    return {"errors": [{"message": message, "extensions": {"code": code, **details}}]}
+    return {"errors": [{"message": message, "extensions": {"code": code, **details, **request_reference()}}]}
 
 
 class Refusal(HTTPException):

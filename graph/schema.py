@@ -25,10 +25,12 @@ from graph.analyses.mutations import AnalysisMutations
 from graph.analyses.queries import FindingQueries
 from graph.compiled import CompiledExecution, PlanCache
 from graph.cost import CostBudget, CostCache
-from graph.input_limits import InputBounds, InputLimits
 from graph.dashboard.queries import DashboardQueries
 from graph.errors import ErrorCodes, public_error
+from graph.input_limits import InputBounds, InputLimits
 from graph.node import NodeQueries
+from graph.observability.operations import OperationFacts
+from graph.observability.tracing import tracing_extensions
 from graph.scalars import SCALARS
 from graph.selection import FieldsCache, SelectedColumns
 from graph.tasks.mutations import TaskMutations
@@ -58,7 +60,7 @@ class Subscription(TaskSubscriptions):
 
 
 class AuditGraphSchema(strawberry.Schema):
-    def process_errors(self, errors: list[object], execution_context: object = None) -> None:
+    def process_errors(self, errors: list[GraphQLError], execution_context: object = None) -> None:
         # ErrorCodes already logged what was unexpected; expected errors are
         # the client's business, not the server log's.
         return None
@@ -157,6 +159,8 @@ def build_schema(settings: Settings | None = None, trusted: Mapping[str, str] | 
     literal_reasons: LRUCache[str, str | None] = LRUCache(DOCUMENT_CACHE_SIZE)
     input_bounds = InputBounds(settings.max_string_length, settings.max_list_length, settings.max_input_depth)
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
+        # First, so it sees every error after ErrorCodes gave it a code.
+        OperationFacts,
         ErrorCodes,
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
         lambda: ParsedOnce(maxsize=DOCUMENT_CACHE_SIZE),
@@ -174,12 +178,13 @@ def build_schema(settings: Settings | None = None, trusted: Mapping[str, str] | 
         extensions.append(lambda: CompiledExecution(plans))
     if not settings.introspection_enabled:
         extensions.append(DisableIntrospection)
+    extensions.extend(tracing_extensions(settings))
     return AuditGraphSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,  # type: ignore[arg-type]
-        config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),
+        config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),  # type: ignore[arg-type]
     )
 
 

@@ -6,18 +6,18 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from cross_web import HTTPException
 from graphql import GraphQLError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
-from cross_web import HTTPException
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, process_result
-from strawberry.http.streaming import SSETransport
 from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.http.streaming import SSETransport
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
@@ -29,6 +29,7 @@ from db.enums import Role
 from db.errors import DatabaseUnavailable, DomainError, PayloadTooLarge, Unauthenticated
 from db.settings import Settings
 from db.users import active_role
+from graph import unavailable
 from graph.context import Context
 from graph.graphiql.page import graphiql_page
 from graph.graphql_http import (
@@ -41,11 +42,10 @@ from graph.graphql_http import (
     request_error_status,
     response_media_type,
 )
+from graph.http_cache import cache_headers
 from graph.loaders import Loaders
 from graph.multipart import BODY_OVERHEAD_BYTES, check_csrf_header, is_multipart, limit_body, operations_with_files
 from graph.sse import resumable_stream
-from graph import unavailable
-from graph.http_cache import cache_headers
 from graph.throttle import AccountThrottle
 from graph.tokens import bearer_token, read_token
 from graph.trusted_documents import PersistedQueries
@@ -115,7 +115,7 @@ class TextFrameWebSocketAdapter(ASGIWebSocketAdapter):
         await self.ws.close(code=code, reason=reason)
 
 
-class AuditGraphView(GraphQL):  # type: ignore[type-arg]
+class AuditGraphView(GraphQL[Context, None]):
     websocket_adapter_class = TextFrameWebSocketAdapter  # type: ignore[assignment]
 
     def __init__(self, *, settings: Settings, database: Database, throttle: AccountThrottle,
@@ -186,14 +186,14 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
         # A persisted query by hash has no `query` either: it is a GraphQL request, not a browser's visit.
         return super().should_render_graphql_ide(request) and "extensions" not in request.query_params
 
-    async def get_sub_response(self, request: Request) -> Response:
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = await super().get_sub_response(request)
         sub_response.media_type = response_media_type(request.headers.get("accept"))
         return sub_response
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         response = process_result(result)
-        if (result.data is None and result.errors and all(error.path is None for error in result.errors)
+        if ((result.data is None and result.errors and all(error.path is None for error in result.errors))
                 or unavailable.got_nothing(response)):
             # Nothing was executed (or nothing got done): the spec's request error, with no data entry.
             del response["data"]

@@ -14,8 +14,8 @@ from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from graph.app import create_app
 from db.settings import Settings
+from graph.app import create_app
 from tests.cli import free_port
 
 TRANSPORT_WS = "graphql-transport-ws"

@@ -11,12 +11,12 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from db.access import SYSTEM
+from db.analyses import record_analysis
 from db.engine import Database
 from db.enums import EventType, Role, TaskStatus
 from db.events import append_event
 from db.settings import Settings
 from db.tasks import claim_next_task, transition_task
-from db.analyses import record_analysis
 from graph.relay import to_global_id
 from graph.tokens import issue_token
 from tests.cli import free_port, start_cli, wait_until_ready
@@ -75,7 +75,8 @@ async def test_a_subscriber_receives_the_whole_lifecycle_in_order(server: LiveSe
 
         # when
         async with db.transaction() as session:
-            assert (await claim_next_task(session, worker.id)).id == task_id
+            claimed = await claim_next_task(session, worker.id)
+            assert claimed is not None and claimed.id == task_id
         async with db.transaction() as session:
             await append_event(session, task_id, EventType.PROGRESS, {"percent": 50})
         async with db.transaction() as session:

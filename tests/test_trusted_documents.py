@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import httpx
 import orjson
@@ -18,9 +19,7 @@ from graph.app import create_app
 from graph.tokens import issue_token
 from tests.api import PASSWORD, error_codes
 from tests.cli import run_cli
-from tests.conftest import make_settings
 from tests.live import TRANSPORT_WS, bearer, graphql_socket, live_server
-
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 TYPENAME = "{ __typename }"
@@ -186,7 +185,7 @@ async def test_an_unlisted_document_is_refused_with_forbidden(allow_list: Settin
     assert response.status_code == 403
     assert response.json() == {"errors": [{
         "message": "This server runs only trusted documents, and this one is not among them.",
-        "extensions": {"code": "FORBIDDEN"},
+        "extensions": {"code": "FORBIDDEN", "requestId": ANY},
     }]}
 
 

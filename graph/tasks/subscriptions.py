@@ -35,7 +35,7 @@ MAX_SEQUENCE = 2**31 - 1
 MAX_POSITION = 2**63 - 1
 
 
-async def _fetch(database: Database, statement: Select[Any]) -> list[TaskEvent]:
+async def _fetch(database: Database, statement: Select) -> list[TaskEvent]:
     async with database.read() as connection:
         return [TaskEvent.from_row(row) for row in await connection.execute(statement)]
 
@@ -115,7 +115,7 @@ async def task_event_stream(
                     break
 
 
-def _events_of_tasks_after(viewer: Viewer, after: dict[uuid.UUID, int], head: int) -> Select[Any]:
+def _events_of_tasks_after(viewer: Viewer, after: dict[uuid.UUID, int], head: int) -> Select:
     return (
         select(*EVENT_COLUMNS)
         .where(
@@ -129,7 +129,7 @@ def _events_of_tasks_after(viewer: Viewer, after: dict[uuid.UUID, int], head: in
     )
 
 
-def _events_since(viewer: Viewer, since: datetime, head: int) -> Select[Any]:
+def _events_since(viewer: Viewer, since: datetime, head: int) -> Select:
     return select(*EVENT_COLUMNS).where(
         models.TaskEvent.created_at >= since,
         models.TaskEvent.position <= head,
@@ -137,7 +137,7 @@ def _events_since(viewer: Viewer, since: datetime, head: int) -> Select[Any]:
     )
 
 
-def _log_after(viewer: Viewer, position: int) -> Select[Any]:
+def _log_after(viewer: Viewer, position: int) -> Select:
     return (
         select(*EVENT_COLUMNS)
         .where(models.TaskEvent.position > position, task_scope(viewer, models.TaskEvent.task_id))
