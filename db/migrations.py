@@ -3,13 +3,14 @@
 from pathlib import Path
 from typing import Any
 
-from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from alembic import command
 
 # Inside the package, so an installed wheel carries its migrations (alembic.ini at the
 # checkout's root points here too, for the plain `alembic` command).

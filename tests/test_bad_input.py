@@ -186,8 +186,11 @@ async def everything(database: Database, data_dir: Path) -> tuple[Any, ...]:
     """Every row and every stored file: what a refused request must leave as it was."""
     async with database.sessions() as session:
         users = (await session.execute(select(User.id, User.email, User.is_active).order_by(User.id))).all()
-    files = sorted(path for path in data_dir.rglob("*") if path.is_file() and path.parent != data_dir)
-    return await snapshot(database), users, files
+    return await snapshot(database), users, stored_files(data_dir)
+
+
+def stored_files(data_dir: Path) -> list[Path]:
+    return sorted(path for path in data_dir.rglob("*") if path.is_file() and path.parent != data_dir)
 
 
 @pytest.mark.parametrize(("name", "role", "query", "variables", "message"), BAD_INPUTS, ids=[case[0] for case in BAD_INPUTS])

@@ -22,11 +22,11 @@ import graphql
 import pytest
 import requests
 import schemathesis
-from sqlalchemy import select
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from schemathesis.generation import GenerationMode
 from schemathesis.graphql import nodes
+from sqlalchemy import select
 
 from db.access import SYSTEM
 from db.engine import Database
@@ -100,7 +100,7 @@ async def _seed(database: Database) -> tuple[dict[Role, uuid.UUID], list[str]]:
         await transition_task(session, failed.id, "PROCESSING", viewer=SYSTEM)
         await transition_task(session, failed.id, "FAILED", viewer=SYSTEM, error_message="broken")
         await make_processing_task(session, await make_user(session))
-    global_ids = []
+    global_ids: list[str] = []
     async with database.sessions() as session:
         for model in NODE_MODELS:
             global_ids += [to_global_id(model.__name__, pk) for pk in await session.scalars(select(model.id))]
@@ -160,7 +160,7 @@ def test_generated_requests_get_coded_errors_and_responses_that_fit_the_schema(s
                 **accept, "Authorization": f"Bearer {issue_token(accounts[role], settings)[0]}"
             }
             for result in schema.get_all_operations():
-                operation = result.ok()
+                operation = result.ok()  # type: ignore[union-attr]  # an Err would have raised on load
 
                 def call(case: Any, headers: dict[str, str] = headers) -> None:
                     check(case, case.call(session=http, headers=headers))
@@ -169,7 +169,7 @@ def test_generated_requests_get_coded_errors_and_responses_that_fit_the_schema(s
                     try:
                         _fuzz(operation.as_strategy(generation_mode=mode), call)
                     except Exception as error:  # noqa: BLE001 - every operation and role is tried before failing
-                        failures.append(f"{role and role.value or 'anonymous'} {operation.label} {mode}: {error}")
+                        failures.append(f"{(role and role.value) or 'anonymous'} {operation.label} {mode}: {error}")
 
     # then
     print(f"fuzzing: {sum(outcomes.values())} requests, {len(failures)} failures; answers: {dict(outcomes)}")
