@@ -39,7 +39,7 @@ from bench.soak_load import (
 )
 from db.orphans import store_folders, stored_files_in
 from tests.cli import free_port, wait_until_ready
-from tests.throwaway_postgres import PostgresServer, throwaway_postgres
+from tests.throwaway_postgres import PostgresCluster, postgres_cluster
 
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = BENCH_DIR.parent
@@ -157,10 +157,15 @@ async def sample_memory(servers: Servers, every: float, started: float) -> None:
         servers.note_memory(f"{time.monotonic() - started:.0f} s")
 
 
-async def chaos(postgres: PostgresServer, servers: Servers, seconds: int, log: list[str], started: float) -> None:
+def restart(cluster: PostgresCluster) -> None:
+    cluster.stop()
+    cluster.start()
+
+
+async def chaos(cluster: PostgresCluster, servers: Servers, seconds: int, log: list[str], started: float) -> None:
     await asyncio.sleep(seconds * 0.4)
     restarting = time.monotonic()
-    await asyncio.to_thread(postgres.restart)
+    await asyncio.to_thread(restart, cluster)
     log.append(f"{restarting - started:5.0f} s  PostgreSQL restarted (fast shutdown and start: "
                f"{time.monotonic() - restarting:.1f} s)")
     await asyncio.sleep(max(0.0, started + seconds * 0.6 - time.monotonic()))
@@ -179,7 +184,8 @@ async def soak(args: argparse.Namespace, out: io.StringIO) -> None:
         print(line, flush=True)
         out.write(line + "\n")
 
-    with throwaway_postgres() as postgres, tempfile.TemporaryDirectory(prefix="auditgraph-soak-") as folder:
+    with postgres_cluster() as cluster, tempfile.TemporaryDirectory(prefix="auditgraph-soak-") as folder:
+        postgres = cluster.server
         admin = await asyncpg.connect(postgres.dsn("postgres"))
         await admin.execute(f'CREATE DATABASE "{DATABASE}"')
         await admin.close()
@@ -230,7 +236,7 @@ async def soak(args: argparse.Namespace, out: io.StringIO) -> None:
             following = [asyncio.create_task(subscribe_on_and_off(subscriber, servers.urls, stop, 200 + index))
                          for index, subscriber in enumerate(subscribers)]
             faults: list[str] = []
-            injected = asyncio.create_task(chaos(postgres, servers, args.seconds, faults, started))
+            injected = asyncio.create_task(chaos(cluster, servers, args.seconds, faults, started))
             sampler = asyncio.create_task(sample_memory(servers, args.seconds / 6, started))
 
             await asyncio.sleep(args.seconds)

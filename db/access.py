@@ -3,7 +3,7 @@
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import BindParameter, ColumnElement, Uuid, bindparam, or_, select, true
+from sqlalchemy import BindParameter, ColumnElement, SQLColumnExpression, Uuid, bindparam, or_, select, true
 
 from db.enums import Role
 from db.models import Analysis, Task
@@ -38,14 +38,14 @@ VIEWER_ID = "viewer_id"
 SYSTEM = Viewer(user_id=None, role=Role.ADMIN)
 
 
-def task_scope(viewer: Viewer, task_id: ColumnElement[uuid.UUID]) -> ColumnElement[bool]:
+def task_scope(viewer: Viewer, task_id: SQLColumnExpression[uuid.UUID]) -> ColumnElement[bool]:
     """Limit rows that hang off a task (by `task_id`) to tasks the viewer may see."""
     if viewer.sees_every_task:
         return true()
     return task_id.in_(select(Task.id).where(Task.user_id == viewer.id_parameter))
 
 
-def analysis_scope(viewer: Viewer, analysis_id: ColumnElement[uuid.UUID]) -> ColumnElement[bool]:
+def analysis_scope(viewer: Viewer, analysis_id: SQLColumnExpression[uuid.UUID]) -> ColumnElement[bool]:
     """Limit rows that hang off an analysis to analyses of tasks the viewer may see."""
     if viewer.sees_every_task:
         return true()
@@ -54,7 +54,7 @@ def analysis_scope(viewer: Viewer, analysis_id: ColumnElement[uuid.UUID]) -> Col
     )
 
 
-def user_scope(viewer: Viewer, user_id: ColumnElement[uuid.UUID]) -> ColumnElement[bool]:
+def user_scope(viewer: Viewer, user_id: SQLColumnExpression[uuid.UUID]) -> ColumnElement[bool]:
     """A USER sees only themselves; a WORKER themselves and the owners of tasks it sees; an ADMIN everyone."""
     if viewer.role is Role.ADMIN:
         return true()

@@ -1,6 +1,7 @@
 """Artifacts: files the pipeline attaches to a task, numbered per task."""
 
 import uuid
+
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Date, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -56,7 +57,7 @@ async def dashboard_figures(
     today = (now or utcnow()).date()
     first_day = today - timedelta(days=days - 1)
     day = _utc_day(session)
-    per_day = dict(
+    per_day: dict[Any, int] = dict(
         (await session.execute(
             select(day, func.count())
             .where(Task.id.in_(select(scoped.c.id)), day >= first_day)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from db.availability import report_unavailability
 from db.events import EventNotice, announce_access_changes, announce_events
 from db.settings import Settings
 
@@ -24,13 +25,15 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(settings.database_url, **overrides)
         _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
-        return engine
-    options: dict[str, Any] = {
-        "pool_size": settings.db_pool_size,
-        "max_overflow": settings.db_max_overflow,
-        "pool_pre_ping": settings.db_pool_pre_ping,
-    }
-    return create_async_engine(settings.database_url, **(options | overrides))
+    else:
+        options: dict[str, Any] = {
+            "pool_size": settings.db_pool_size,
+            "max_overflow": settings.db_max_overflow,
+            "pool_pre_ping": settings.db_pool_pre_ping,
+        }
+        engine = create_async_engine(settings.database_url, **(options | overrides))
+    report_unavailability(engine)
+    return engine
 
 
 def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:

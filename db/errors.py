@@ -59,6 +59,13 @@ class RateLimited(DomainError):
         self.retry_after = retry_after
 
 
+class DatabaseUnavailable(DomainError):
+    code = "SERVICE_UNAVAILABLE"
+
+    def __init__(self) -> None:
+        super().__init__("the database is unreachable at the moment; retry shortly")
+
+
 class InsufficientStorage(DomainError):
     """The disk (or quota) that takes files is full: nothing was stored; retrying later may succeed."""
 

@@ -90,7 +90,7 @@ async def number_positions(session: AsyncSession, events: list[TaskEvent]) -> No
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         await session.execute(select(func.pg_advisory_xact_lock(POSITION_LOCK)))
     # A statement of its own, after the lock: it sees the transaction that released it.
-    head = await session.scalar(select(func.coalesce(func.max(TaskEvent.position), 0)))
+    head: int = await session.scalar(select(func.coalesce(func.max(TaskEvent.position), 0))) or 0
     for offset, event in enumerate(events, start=1):
         event.position = head + offset
     await session.flush()

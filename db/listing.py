@@ -44,7 +44,7 @@ def task_sort_key(field: str, descending: bool) -> SortKey:
 
 def task_list(
     viewer: Viewer, criteria: TaskCriteria, columns: tuple[Any, ...], *, order_field: str = "CREATED_AT"
-) -> Select[Any]:
+) -> Select:
     if criteria.owner_id is not None and not viewer.sees_every_task and criteria.owner_id != viewer.user_id:
         raise Forbidden("only workers and admins can list another user's tasks")
     statement = select(*columns).select_from(Task).where(viewer.visible_tasks(), *_task_conditions(criteria))
@@ -57,9 +57,13 @@ def _task_conditions(criteria: TaskCriteria) -> list[Any]:
     conditions: list[Any] = []
     if criteria.statuses is not None:
         conditions.append(Task.status.in_(list(criteria.statuses)))
+    # The subqueries correlate to Task only: when the list is sorted by score,
+    # Analysis is outer-joined beside it and would otherwise be correlated away.
     if criteria.verdicts is not None:
         conditions.append(
-            exists().where(Analysis.task_id == Task.id, Analysis.verdict.in_(list(criteria.verdicts)))
+            exists()
+            .where(Analysis.task_id == Task.id, Analysis.verdict.in_(list(criteria.verdicts)))
+            .correlate(Task)
         )
     if criteria.created_after is not None:
         conditions.append(Task.created_at >= criteria.created_after)
@@ -72,6 +76,7 @@ def _task_conditions(criteria: TaskCriteria) -> list[Any]:
             exists()
             .where(Analysis.task_id == Task.id, Finding.analysis_id == Analysis.id)
             .where(Finding.severity.in_(list(criteria.finding_severities)))
+            .correlate(Task)
         )
     if criteria.owner_id is not None:
         conditions.append(Task.user_id == criteria.owner_id)
@@ -92,7 +97,7 @@ class FindingCriteria:
 FINDING_SORT_KEY = SortKey(columns=(Finding.created_at, Finding.id), descending=True)
 
 
-def finding_list(viewer: Viewer, criteria: FindingCriteria, columns: tuple[Any, ...]) -> Select[Any]:
+def finding_list(viewer: Viewer, criteria: FindingCriteria, columns: tuple[Any, ...]) -> Select:
     statement = (
         select(*columns)
         .select_from(Finding)

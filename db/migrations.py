@@ -3,7 +3,6 @@
 from pathlib import Path
 from typing import Any
 
-from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
@@ -11,11 +10,17 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from alembic import command
+
+# Inside the package, so an installed wheel carries its migrations (alembic.ini at the
+# checkout's root points here too, for the plain `alembic` command).
+SCRIPTS = Path(__file__).resolve().parent / "alembic"
 
 
 def alembic_config() -> Config:
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPTS))
+    config.set_main_option("path_separator", "os")
     config.attributes["configure_logging"] = False
     return config
 

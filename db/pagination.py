@@ -3,16 +3,17 @@
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, bindparam, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-
-Executor = AsyncSession | AsyncConnection
+from sqlalchemy.orm import InstrumentedAttribute
 
 from db.errors import InvalidInput
+
+Executor = AsyncSession | AsyncConnection
 
 RowT = TypeVar("RowT")
 
@@ -21,7 +22,7 @@ RowT = TypeVar("RowT")
 class SortKey:
     """The columns a list is ordered by, the last of them unique (the id)."""
 
-    columns: tuple[ColumnElement[Any], ...]
+    columns: tuple[ColumnElement[Any] | InstrumentedAttribute[Any], ...]
     descending: bool = False
 
     def values_of(self, row: Any) -> tuple[Any, ...]:
@@ -69,8 +70,11 @@ def _decode_value(value: Any, python_type: type) -> Any:
         parsed = datetime.fromisoformat(value)
         if parsed.tzinfo is None:
             raise ValueError("cursor times carry an offset")
-        return parsed
-    if python_type is uuid.UUID:
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("cursor time out of range") from None
+    if python_type is uuid.UUID and isinstance(value, str):
         return uuid.UUID(value)
     if python_type is float and isinstance(value, int | float):
         return float(value)
@@ -91,7 +95,7 @@ class Page(Generic[RowT]):
 
 async def keyset_page(
     session: Executor,
-    statement: Select[Any],
+    statement: Select,
     key: SortKey,
     *,
     first: int | None = None,
@@ -133,6 +137,6 @@ async def keyset_page(
     )
 
 
-async def count_rows(session: Executor, statement: Select[Any]) -> int:
+async def count_rows(session: Executor, statement: Select) -> int:
     total = await session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
     return int(total or 0)

@@ -7,17 +7,39 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 DEFAULT_LEASE_SECONDS = 60.0
+
+
+def _home() -> Path:
+    """Where `.env` is read from and a relative DATA_DIR starts: the source checkout this code runs
+    from (whatever the current directory), or, for an installed package, the current directory."""
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "alembic.ini").is_file():
+        return checkout
+    return Path.cwd()
+
+
+HOME = _home()
+# The spellings people write, each mapped to the async driver the server runs on.
+DATABASE_DRIVERS = {
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+}
 DEVELOPMENT_SECRET_KEY = "development-only-secret-key-do-not-use-in-production"
 MIN_SECRET_KEY_LENGTH = 32
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_file=HOME / ".env", extra="ignore", frozen=True)
 
     environment: Literal["development", "production"] = "development"
-    data_dir: Path = Path("data")
+    data_dir: Path = HOME / "data"
     # Empty means the embedded default: a SQLite file inside data_dir.
     database_url_override: str | None = Field(default=None, alias="DATABASE_URL")
     secret_key: str = DEVELOPMENT_SECRET_KEY
@@ -42,6 +64,12 @@ class Settings(BaseSettings):
     # The most a document may cost (graph/cost.py): fields, multiplied by the pages and lists they return.
     max_query_cost: int = Field(default=100_000, gt=0)
     introspection_enabled: bool = True
+    # Run only the documents of this allow-list (graph/trusted_documents.py); unset runs any document.
+    trusted_documents_file: Path | None = None
+    # The memory each process gives the documents clients register as automatic persisted queries
+    # (counted as the documents' length: they are ASCII but for the odd string literal).
+    persisted_queries_max_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    get_cache_max_age_seconds: int = Field(default=0, ge=0)
     # GraphiQL at GET /graphql for browsers, from files shipped in the package.
     graphiql_enabled: bool = True
     # Runs common queries from cached plans instead of graphql-core's executor
@@ -79,6 +107,13 @@ class Settings(BaseSettings):
     port: int = 8000
     log_level: str = "info"
 
+    # Observability (graph/observability/): "auto" is text on a terminal and JSON lines otherwise.
+    log_format: Literal["auto", "json", "text"] = "auto"
+    # /metrics (Prometheus) on the API's own port: off unless asked for, as it tells anyone the traffic.
+    metrics_enabled: bool = False
+    # Spans go to this OTLP/HTTP collector (e.g. http://collector:4318); unset means no tracing at all.
+    otel_exporter_otlp_endpoint: str | None = None
+
     @field_validator("cors_allowed_origins", "websocket_allowed_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -86,6 +121,27 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _anchor_data_dir(cls, value: Path) -> Path:
+        return value if value.is_absolute() else HOME / value
+
+    @field_validator("database_url_override", mode="after")
+    @classmethod
+    def _normalise_database_url(cls, value: str | None) -> str | None:
+        # The messages never repeat the URL: it may hold a password.
+        if value is None or not value.strip():
+            return None
+        try:
+            url = make_url(value.strip())
+        except ArgumentError:
+            raise ValueError("not a URL (e.g. postgresql://user:password@host/auditgraph)") from None
+        driver = DATABASE_DRIVERS.get(url.drivername)
+        if driver is None:
+            raise ValueError(f"{url.drivername!r} databases are not served: use "
+                             "postgresql://user:password@host/name or sqlite:///path/to/file.db")
+        return url.set(drivername=driver).render_as_string(hide_password=False)
 
     @cached_property
     def database_url(self) -> str:

@@ -29,6 +29,7 @@ ALLOWED_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
 }
 OPEN_STATUSES = frozenset({TaskStatus.QUEUED, TaskStatus.PROCESSING})
 MAX_PROGRESS_MESSAGE_LENGTH = 1000
+MAX_ERROR_MESSAGE_LENGTH = 10_000
 MAX_URL_LENGTH = 2048
 _http_url: TypeAdapter[HttpUrl] = TypeAdapter(HttpUrl)
 
@@ -101,6 +102,8 @@ async def create_file_task(session: AsyncSession, owner_id: uuid.UUID, file: Sto
 def normalize_url(url: str) -> str:
     """An absolute http(s) URL in canonical form: lower-case host, no default port, no fragment."""
     candidate = url.strip()
+    if len(candidate) > MAX_URL_LENGTH:
+        raise InvalidInput(f"a URL has at most {MAX_URL_LENGTH} characters")
     try:
         parsed = _http_url.validate_python(candidate)
     except ValidationError:
@@ -192,6 +195,8 @@ async def transition_task(
     expected = parse_status(expected_status) if expected_status is not None else None
     if error_message is not None and target is not TaskStatus.FAILED:
         raise InvalidInput("an error message can only accompany a move to FAILED")
+    if error_message is not None and len(error_message) > MAX_ERROR_MESSAGE_LENGTH:
+        raise InvalidInput(f"an error message has at most {MAX_ERROR_MESSAGE_LENGTH} characters")
 
     # Lock the row first so the answer below names the state that really blocked us.
     current, held = await lock_task_claim(session, task_id, viewer)

@@ -123,22 +123,47 @@ async def active_role(connection: AsyncConnection, user_id: uuid.UUID) -> Role |
 
 
 async def set_user_active(session: AsyncSession, user_id: uuid.UUID, active: bool) -> User:
+    return await _change_access(session, user_id, is_active=active)
+
+
+async def set_user_role(session: AsyncSession, user_id: uuid.UUID, role: Role) -> User:
+    return await _change_access(session, user_id, role=role)
+
+
+async def _change_access(session: AsyncSession, user_id: uuid.UUID, **values: object) -> User:
     user = await session.get(User, user_id)
     if user is None:
         raise NotFound("user not found")
-    user.is_active = active
+    for name, value in values.items():
+        setattr(user, name, value)
     await session.flush()
-    # A deactivated user's open subscriptions end, on every worker.
+    # What the user may see changed: their open subscriptions end, on every worker.
     note_access_change(session, user_id)
     return user
 
 
-async def set_user_role(session: AsyncSession, user_id: uuid.UUID, role: Role) -> User:
+async def user_by_email(session: AsyncSession, email: str) -> User:
+    """The account with this email (in any spelling that normalises to it); NotFound otherwise."""
+    normalized = account_email(email)
+    user = None if normalized is None else await session.scalar(select(User).where(User.email == normalized))
+    if user is None:
+        raise NotFound(f"no account with the email {email.strip()!r}")
+    return user
+
+
+async def list_users(session: AsyncSession, role: Role | None = None) -> list[User]:
+    """Every account (of one role, if given), oldest first."""
+    statement = select(User).order_by(User.created_at, User.id)
+    if role is not None:
+        statement = statement.where(User.role == role)
+    return list((await session.scalars(statement)).all())
+
+
+async def set_user_password(session: AsyncSession, user_id: uuid.UUID, password: str) -> User:
     user = await session.get(User, user_id)
     if user is None:
         raise NotFound("user not found")
-    user.role = role
+    check_password_policy(password, user.email)
+    user.hashed_password = await _hashing(_hasher.hash, password)
     await session.flush()
-    # What the user may see changed: their open subscriptions end, on every worker.
-    note_access_change(session, user_id)
     return user

@@ -20,9 +20,14 @@ from graph.downloads import download_artifact, download_task_file
 from graph.graphiql.files import graphiql_routes
 from graph.health import healthz, readyz
 from graph.housekeeping import Housekeeping
+from graph.observability.metrics import forget_this_process, metrics_routes
+from graph.observability.requests import ObservedRequests
+from graph.observability.sql import count_statements
+from graph.observability.tracing import install_exporter, traced_statements, tracing_middleware
 from graph.schema import build_schema
 from graph.shutdown import Shutdown
 from graph.throttle import AccountThrottle
+from graph.trusted_documents import PersistedQueries, trusted_documents
 from graph.view import AuditGraphView
 
 logger = logging.getLogger("auditgraph")
@@ -52,11 +57,13 @@ def settle_garbage_collector() -> None:
 
 def create_app(settings: Settings) -> Starlette:
     settings.check_production_ready()
-    schema = build_schema(settings)
+    trusted = trusted_documents(settings)
+    schema = build_schema(settings, trusted)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         database = Database.from_settings(settings)
+        count_statements(database.engines)
         broker = create_broker(database, settings)
         await broker.start()
         housekeeping = Housekeeping(database, settings)
@@ -73,6 +80,7 @@ def create_app(settings: Settings) -> Starlette:
             throttle=AccountThrottle(settings),
             broker=broker,
             stopping=shutdown.stopping,
+            persisted_queries=PersistedQueries(trusted, settings.persisted_queries_max_bytes),
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL, GRAPHQL_SSE_PROTOCOL),
             allowed_origins=settings.websocket_allowed_origins,
@@ -86,14 +94,16 @@ def create_app(settings: Settings) -> Starlette:
         )
         settle_garbage_collector()
         try:
-            with shutdown.on_stop_signals():
+            with shutdown.on_stop_signals(), traced_statements(settings, database.engines):
                 yield
         finally:
             await housekeeping.stop()
             await broker.stop()
             await database.dispose()
+            forget_this_process()
 
-    middleware = []
+    # Outermost the request's span (when tracing), then its id: every response, a CORS refusal too, carries it.
+    middleware = [*tracing_middleware(settings), Middleware(ObservedRequests)]
     if settings.cors_allowed_origins:
         middleware.append(
             Middleware(
@@ -113,6 +123,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/graphql", GraphQLEndpoint()),
             WebSocketRoute("/graphql", GraphQLEndpoint()),
             *graphiql_routes(settings),
+            *metrics_routes(settings),
         ],
         middleware=middleware,
         lifespan=lifespan,
@@ -121,4 +132,6 @@ def create_app(settings: Settings) -> Starlette:
 
 def create_app_from_environment() -> Starlette:
     """The factory uvicorn workers call: settings come from the environment."""
-    return create_app(Settings())
+    settings = Settings()
+    install_exporter(settings)
+    return create_app(settings)

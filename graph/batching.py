@@ -7,10 +7,12 @@ from typing import Any, ClassVar, Generic, TypeVar
 from aiodataloader import DataLoader
 from sqlalchemy import ColumnElement, Row, Select, any_, bindparam
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import InstrumentedAttribute
 
 from db.access import VIEWER_ID, Viewer
 from db.engine import Database
 from db.enums import Role
+from graph.observability.metrics import DATALOADER_BATCH_SIZE
 from graph.rows import RowShape
 from graph.selection import Selection
 
@@ -18,7 +20,7 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 KEYS = "keys"
-KeyMatch = Callable[[ColumnElement[Any]], ColumnElement[bool]]
+KeyMatch = Callable[[ColumnElement[Any] | InstrumentedAttribute[Any]], ColumnElement[bool]]
 
 # Statements are built for the role of a viewer, not for one viewer: the
 # viewer's id is a parameter of each execution.
@@ -47,7 +49,12 @@ class BatchLoader(DataLoader, Generic[K, V]):  # type: ignore[type-arg]
 
     node: ClassVar[type]
     shape: ClassVar[RowShape]
-    statement: ClassVar[Callable[[Viewer, KeyMatch, tuple[Any, ...]], Select[Any]]]
+    statement: ClassVar["staticmethod[[Viewer, KeyMatch, tuple[Any, ...]], Select]"]
+
+    def __init_subclass__(cls, **options: Any) -> None:
+        super().__init_subclass__(**options)
+        if "batch_load_fn" in cls.__dict__:
+            cls.batch_load_fn = _counted(cls.__name__, cls.__dict__["batch_load_fn"])  # type: ignore[misc]
 
     def __init__(self, database: Database, viewer: Viewer, selection: Selection | None = None) -> None:
         super().__init__()
@@ -55,7 +62,7 @@ class BatchLoader(DataLoader, Generic[K, V]):  # type: ignore[type-arg]
         self.viewer = viewer
         self.selection = selection or Selection()
 
-    async def fetch(self, statement: Select[Any], parameters: dict[str, Any] | None = None) -> list[Row[Any]]:
+    async def fetch(self, statement: Select, parameters: dict[str, Any] | None = None) -> list[Row]:
         # A connection per batch, not a shared session: aiodataloader runs
         # batches concurrently, and an AsyncSession cannot be shared.
         async with self.database.read() as connection:
@@ -64,13 +71,25 @@ class BatchLoader(DataLoader, Generic[K, V]):  # type: ignore[type-arg]
     async def load_nodes(self, keys: Sequence[K]) -> list[Any]:
         """The `node` objects of the rows matching these keys, in no particular order."""
         names = self.selection.names(self.node, self.shape)
-        statement = _prepared(type(self), self.viewer.role, self.database.dialect, names)
+        statement = _prepared(type(self), self.viewer.role, self.database.dialect, names)  # type: ignore[arg-type]
         rows = await self.fetch(statement, {KEYS: list(keys), VIEWER_ID: self.viewer.user_id})
         return [self.shape.build(self.node, row, names) for row in rows]
 
 
+def _counted(loader: str, batch_load_fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The batch function, with its batch's size recorded (a histogram per loader class)."""
+    sizes = DATALOADER_BATCH_SIZE.labels(loader)
+
+    @functools.wraps(batch_load_fn)
+    async def counted(self: Any, keys: Sequence[Any]) -> Any:
+        sizes.observe(len(keys))
+        return await batch_load_fn(self, keys)
+
+    return counted
+
+
 @functools.lru_cache(maxsize=1024)
-def _prepared(loader: type[BatchLoader[Any, Any]], role: Role, dialect: str, names: tuple[str, ...]) -> Select[Any]:
+def _prepared(loader: type[BatchLoader[Any, Any]], role: Role, dialect: str, names: tuple[str, ...]) -> Select:
     return loader.statement(_SCOPE_SHAPES[role], key_match(dialect), loader.shape.columns_for(names))
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from db.engine import Database
 from db.events import ACCESS_CHANNEL, EVENT_CHANNEL, EventNotice
 from db.settings import Settings
+from graph.observability.metrics import BROKER_RECONNECTS
 
 logger = logging.getLogger("auditgraph.broker")
 T = TypeVar("T")
@@ -268,10 +269,10 @@ class PostgresBroker(Broker):
             lost = asyncio.Event()
             try:
                 self._connection = await asyncpg.connect(self.dsn)
-                self._connection.add_termination_listener(lambda _connection: lost.set())
+                self._connection.add_termination_listener(lambda _connection, lost=lost: lost.set())
                 await self._connection.add_listener(EVENT_CHANNEL, self._on_notification)
                 await self._connection.add_listener(ACCESS_CHANNEL, self._on_access_change)
-            except Exception as error:  # noqa: BLE001 - whatever it was, try again
+            except Exception as error:  # whatever it was, try again
                 if first and not self._connected.is_set():
                     raise
                 logger.warning("event listener cannot connect (%s); retrying", error)
@@ -279,6 +280,7 @@ class PostgresBroker(Broker):
                 continue
             if not first:
                 self.reconnects += 1
+                BROKER_RECONNECTS.inc()
                 logger.info("event listener reconnected; subscribers re-read the log")
                 # Whatever was committed while we were deaf is in the log.
                 self.resync_all()

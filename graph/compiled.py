@@ -20,11 +20,11 @@ that path alone decides how errors and partial results look.
 import asyncio
 import logging
 import math
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from cachetools import LRUCache
 from graphql import (
     DocumentNode,
     ExecutionResult,
@@ -39,6 +39,7 @@ from graphql import (
     GraphQLScalarType,
     GraphQLSchema,
     InlineFragmentNode,
+    NamedTypeNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
@@ -128,6 +129,7 @@ def _collect(
             if isinstance(selection, FieldNode):
                 yield selection
                 continue
+            condition: NamedTypeNode | None
             if isinstance(selection, FragmentSpreadNode):
                 fragment = fragments[selection.name.value]
                 condition, inner = fragment.type_condition, fragment.selection_set
@@ -208,22 +210,18 @@ class PlanCache:
     """The plans of recently seen documents, bounded like the parser and validation caches."""
 
     def __init__(self, maxsize: int) -> None:
-        self._plans: OrderedDict[tuple[str, str | None], QueryPlan | None] = OrderedDict()
-        self._maxsize = maxsize
+        self._plans: LRUCache[tuple[str, str | None], QueryPlan | None] = LRUCache(maxsize)
 
     def get(self, schema: GraphQLSchema, query: str, document: DocumentNode,
             operation_name: str | None) -> QueryPlan | None:
         key = (query, operation_name)
         if key in self._plans:
-            self._plans.move_to_end(key)
             return self._plans[key]
         try:
             plan: QueryPlan | None = compile_query(schema, document, operation_name)
         except Unsupported:
             plan = None
         self._plans[key] = plan
-        if len(self._plans) > self._maxsize:
-            self._plans.popitem(last=False)
         return plan
 
 
@@ -343,9 +341,9 @@ class _Run:
             self.plan.operation,
             self.variables,
             self.context,
-            optimized_is_awaitable,
+            optimized_is_awaitable,  # type: ignore[arg-type]
             None,
-            None,
+            None,  # type: ignore[arg-type]
         )
 
 
@@ -367,7 +365,7 @@ class CompiledExecution(SchemaExtension):
                 if not isinstance(variables, list):
                     try:
                         data = await _Run(plan, context.schema, variables, context.context, context.root_value).data()
-                    except Exception:  # noqa: BLE001 - any failure is graphql-core's to report
+                    except Exception:  # any failure is graphql-core's to report
                         logger.debug("compiled execution fell back to graphql-core", exc_info=True)
                     else:
                         context.result = ExecutionResult(data=data, errors=None)

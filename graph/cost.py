@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cachetools import LRUCache
 from graphql import (
     FieldNode,
     FragmentDefinitionNode,
@@ -51,6 +52,8 @@ class CostCalculator:
     variables: Mapping[str, Any]
     max_page_size: int
     _fragment_costs: dict[str, int] = field(default_factory=dict)
+    # The variables the cost depends on, by name: what a cached cost is keyed by.
+    read: set[str] = field(default_factory=set)
 
     def operation(self, operation: OperationDefinitionNode) -> int:
         root = self.schema.get_root_type(operation.operation)
@@ -87,7 +90,8 @@ class CostCalculator:
         if definition is None:  # __typename, or an interface's field: its type is not needed to count
             return 1 + self.selection_set(node.selection_set, None)
         child = get_named_type(definition.type)
-        return 1 + self.multiplier(node, definition.type, parent) * self.selection_set(node.selection_set, child)
+        return 1 + self.multiplier(node, definition.type, parent) * self.selection_set(  # type: ignore[arg-type]
+            node.selection_set, child)
 
     def multiplier(self, node: FieldNode, type_: Any, parent: GraphQLNamedType) -> int:
         arguments = {argument.name.value: argument.value for argument in node.arguments or ()}
@@ -115,6 +119,7 @@ class CostCalculator:
 
     def _value(self, node: Any) -> Any:
         if isinstance(node, VariableNode):
+            self.read.add(node.name.value)
             return self.variables.get(node.name.value)
         return node
 
@@ -131,13 +136,47 @@ class CostCalculator:
         return len(value) if isinstance(value, list) else 1
 
 
-def document_cost(schema: GraphQLSchema, document: Any, operation_name: str | None,
-                  variables: Mapping[str, Any] | None, max_page_size: int) -> int:
-    operation = get_operation_ast(document, operation_name)
-    if operation is None:
-        return 0
-    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-    return CostCalculator(schema, fragments, variables or {}, max_page_size).operation(operation)
+def _shape(value: Any) -> Any:
+    """What of a variable's value a cost can depend on: a number, or a list's length."""
+    if isinstance(value, list):
+        return ("list", len(value))
+    return value if isinstance(value, int) else None
+
+
+class CostCache:
+    """Costs of recent documents, keyed by the values of the variables each cost depends on.
+
+    Most requests repeat a document with the same page sizes; walking it again
+    would cost more than the rest of validation, which is cached too.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        # (query, operation name) -> (the variables its cost reads, {their shapes: cost})
+        self._entries: LRUCache[tuple[str, str | None], tuple[tuple[str, ...], LRUCache[Any, int]]] = (
+            LRUCache(maxsize)
+        )
+        self._maxsize = maxsize
+
+    def cost(self, schema: GraphQLSchema, query: str, document: Any, operation_name: str | None,
+             variables: Mapping[str, Any], max_page_size: int) -> int:
+        key = (query, operation_name)
+        entry = self._entries.get(key)
+        if entry is not None:
+            names, costs = entry
+            cost = costs.get(tuple(_shape(variables.get(name)) for name in names))
+            if cost is not None:
+                return cost
+        operation = get_operation_ast(document, operation_name)
+        if operation is None:
+            return 0
+        fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+        calculator = CostCalculator(schema, fragments, variables, max_page_size)
+        cost = calculator.operation(operation)
+        names = tuple(sorted(calculator.read))
+        if entry is None or entry[0] != names:
+            entry = self._entries[key] = (names, LRUCache(self._maxsize))
+        entry[1][tuple(_shape(variables.get(name)) for name in names)] = cost
+        return cost
 
 
 class CostBudget(SchemaExtension):
@@ -148,7 +187,8 @@ class CostBudget(SchemaExtension):
     A request with `"extensions": {"cost": true}` gets `extensions.cost` back.
     """
 
-    def __init__(self, max_cost: int, max_page_size: int) -> None:
+    def __init__(self, cache: CostCache, max_cost: int, max_page_size: int) -> None:
+        self.cache = cache
         self.max_cost = max_cost
         self.max_page_size = max_page_size
         self.cost: int | None = None
@@ -156,9 +196,9 @@ class CostBudget(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         document = context.graphql_document
-        if document is not None and not context.pre_execution_errors:
-            self.cost = document_cost(context.schema._schema, document, context.operation_name,
-                                      context.variables, self.max_page_size)
+        if document is not None and context.query is not None and not context.pre_execution_errors:
+            self.cost = self.cache.cost(context.schema._schema, context.query, document, context.operation_name,
+                                        context.variables or {}, self.max_page_size)
             if self.cost > self.max_cost:
                 context.pre_execution_errors = [GraphQLError(
                     f"This document costs {self.cost}, over the budget of {self.max_cost}: ask for fewer "

@@ -4,7 +4,6 @@ import logging
 import mimetypes
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 from sqlalchemy import Row, Select, select
 from starlette.requests import Request
@@ -31,7 +30,7 @@ def _not_found() -> Response:
     return PlainTextResponse("Not Found", status_code=404)
 
 
-async def _visible_row(request: Request, statement_for: Callable[[Viewer], Select[Any]]) -> Row[Any] | Response:
+async def _visible_row(request: Request, statement_for: Callable[[Viewer], Select]) -> Row | Response:
     """The one row `statement_for(viewer)` finds for the bearer of the request's token, or the response refusing it."""
     settings: Settings = request.app.state.settings
     database: Database = request.app.state.database

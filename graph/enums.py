@@ -6,11 +6,15 @@ import strawberry
 
 from db import enums
 
-Role = strawberry.enum(enums.Role)
-TaskStatus = strawberry.enum(enums.TaskStatus)
-Verdict = strawberry.enum(enums.Verdict)
-Severity = strawberry.enum(enums.Severity)
-EventType = strawberry.enum(enums.EventType)
+# strawberry.enum marks a class and returns it: each name stays the domain's own class (and, to a
+# type checker, a type rather than a variable).
+for domain_enum in (enums.Role, enums.TaskStatus, enums.Verdict, enums.Severity, enums.EventType):
+    strawberry.enum(domain_enum)
+Role = enums.Role
+TaskStatus = enums.TaskStatus
+Verdict = enums.Verdict
+Severity = enums.Severity
+EventType = enums.EventType
 
 
 @strawberry.enum

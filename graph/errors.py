@@ -1,23 +1,27 @@
 """The one place where failures become GraphQL errors with `extensions.code`."""
 
 import logging
+import re
 from collections.abc import Iterator
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
 from db.errors import DomainError, DuplicateTask, InvalidTransition, RateLimited
+from graph.observability.facts import current_request_id, request_reference
 from graph.relay import to_global_id
 
 logger = logging.getLogger("auditgraph.errors")
 
 INTERNAL_MESSAGE = "An unexpected error occurred."
+# How graphql-core begins the message of a variable that does not coerce.
+VARIABLE_PLACE = re.compile(r"^(Variable '\$[^']+' (?:has|got) (?:an )?invalid value(?: at '[^']*')?)")
 
 
 def public_error(error: GraphQLError) -> GraphQLError:
     original = error.original_error
     if isinstance(original, DomainError):
-        return _with_code(error, original.message, original.code, _details(original))
+        return _with_code(error, _message(error, original.message), original.code, _details(original))
     if original is None:
         # Raised by GraphQL itself (syntax, validation, variable coercion) or
         # made here with its code.
@@ -27,9 +31,15 @@ def public_error(error: GraphQLError) -> GraphQLError:
         # Raised inside a resolver: its message and code, at the place
         # graphql-core located it (the raised error knows no path or location).
         inner = public_error(original)
-        return _with_code(error, inner.message, *_code_and_details(inner))
-    logger.error("unexpected error at %s", error.path, exc_info=original)
+        return _with_code(error, _message(error, inner.message), *_code_and_details(inner))
+    logger.error("unexpected error at %s", error.path, exc_info=original, extra={"request_id": current_request_id()})
     return _with_code(error, INTERNAL_MESSAGE, "INTERNAL_SERVER_ERROR", {})
+
+
+def _message(error: GraphQLError, inner: str) -> str:
+    """The inner reason, prefixed with graphql-core's naming of the variable (and place) it is about."""
+    named = VARIABLE_PLACE.match(error.message) if error.path is None else None
+    return f"{named.group(1)}: {inner}" if named and inner not in named.group(1) else inner
 
 
 def _code_and_details(error: GraphQLError) -> tuple[str, dict[str, object]]:
@@ -55,7 +65,8 @@ def _with_code(error: GraphQLError, message: str, code: str, details: dict[str, 
         positions=error.positions,
         path=error.path,
         original_error=None,
-        extensions={"code": code, **details},
+        # The request id on every error: a client quotes it, the server log is searched by it.
+        extensions={"code": code, **details, **request_reference()},
     )
 
 

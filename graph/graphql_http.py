@@ -11,6 +11,8 @@ from typing import Any
 from cross_web import HTTPException
 from mimeparse import parse_media_range
 
+from graph.observability.facts import request_reference
+
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 APPLICATION_JSON = "application/json"
 
@@ -19,14 +21,13 @@ APPLICATION_JSON = "application/json"
 REQUEST_ERROR_STATUS = {
     "UNAUTHENTICATED": 401,
     "FORBIDDEN": 403,
+    "PERSISTED_QUERY_NOT_FOUND": 404,
     "PAYLOAD_TOO_LARGE": 413,
     "RATE_LIMITED": 429,
     "INTERNAL_SERVER_ERROR": 500,
     "SERVICE_UNAVAILABLE": 503,
     "INSUFFICIENT_STORAGE": 507,
 }
-# Codes that name the server's condition rather than anything wrong with the request.
-SERVER_CONDITION_STATUS = {"INSUFFICIENT_STORAGE": 507}
 # The status of a refusal before the request was even parsed, under either media type.
 REFUSAL_CODES = {401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND", 413: "PAYLOAD_TOO_LARGE",
                  429: "RATE_LIMITED", 503: "SERVICE_UNAVAILABLE", 507: "INSUFFICIENT_STORAGE"}
@@ -76,21 +77,16 @@ def request_error_status(response: Mapping[str, Any]) -> int:
     return max(REQUEST_ERROR_STATUS.get(code, 400) for code in codes)  # type: ignore[arg-type]
 
 
-def server_condition_status(response: Mapping[str, Any]) -> int | None:
-    """The status of a result that is nothing but a server condition (a full disk), else None.
-
-    The spec recommends 200 when `data` is present, even null. When nothing
-    of the operation could be done and only because of the server's state,
-    the 5xx tells proxies, monitors and retrying clients what the body says.
-    """
-    if response.get("data") is not None or not response.get("errors"):
-        return None
-    codes = {(error.get("extensions") or {}).get("code") for error in response["errors"]}
-    return SERVER_CONDITION_STATUS.get(codes.pop()) if len(codes) == 1 else None
+def storage_full(response: Mapping[str, Any]) -> bool:
+    """A full disk stopped the request and no root field holds anything to keep: answered as a request
+    error (no data entry; 507 under graphql-response+json), since the server, not the request, failed."""
+    data = response.get("data") or {}
+    codes = {(error.get("extensions") or {}).get("code") for error in response.get("errors") or ()}
+    return codes == {"INSUFFICIENT_STORAGE"} and all(value is None for value in data.values())
 
 
 def error_body(message: str, code: str, **details: Any) -> dict[str, Any]:
-    return {"errors": [{"message": message, "extensions": {"code": code, **details}}]}
+    return {"errors": [{"message": message, "extensions": {"code": code, **details, **request_reference()}}]}
 
 
 class Refusal(HTTPException):

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from cachetools import LRUCache
 from graphql import (
     ArgumentNode,
     GraphQLError,
@@ -76,24 +77,35 @@ class _LiteralArguments(Visitor):
 
 
 class InputLimits(SchemaExtension):
-    """Refuses a request whose arguments are out of bounds, with BAD_USER_INPUT, before execution."""
+    """Refuses a request whose arguments are out of bounds, with BAD_USER_INPUT, before execution.
 
-    def __init__(self, bounds: InputBounds) -> None:
+    What the document itself writes is checked once per document (`literal_reasons`, by query text);
+    the variables, every time.
+    """
+
+    def __init__(self, bounds: InputBounds, literal_reasons: LRUCache[str, str | None]) -> None:
         self.bounds = bounds
+        self.literal_reasons = literal_reasons
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         if context.graphql_document is not None and not context.pre_execution_errors:
-            reason = self._variables_reason(context.variables or {})
-            if reason is None:
-                literals = _LiteralArguments(self.bounds)
-                visit(context.graphql_document, literals)
-                reason = literals.reason
+            reason = self._variables_reason(context.variables or {}) or self._literal_reason(
+                context.query, context.graphql_document)
             if reason is not None:
                 context.pre_execution_errors = [GraphQLError(
                     f"The request is too large: {reason}.", extensions={"code": "BAD_USER_INPUT"}
                 )]
         yield
+
+    def _literal_reason(self, query: str | None, document: Any) -> str | None:
+        if query is not None and query in self.literal_reasons:
+            return self.literal_reasons[query]
+        literals = _LiteralArguments(self.bounds)
+        visit(document, literals)
+        if query is not None:
+            self.literal_reasons[query] = literals.reason
+        return literals.reason
 
     def _variables_reason(self, variables: dict[str, Any]) -> str | None:
         for name, value in variables.items():

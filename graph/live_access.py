@@ -20,6 +20,7 @@ from db.engine import Database
 from db.errors import RateLimited, Unauthenticated
 from db.users import active_role
 from graph.context import Info
+from graph.observability.metrics import open_subscription
 
 T = TypeVar("T")
 
@@ -64,6 +65,7 @@ async def while_access_lasts(info: Info, stream: AsyncGenerator[T, None]) -> Asy
 
             held.callback(closed)
         changed: asyncio.Event = held.enter_context(broker.watch_access(viewer.user_id))
+        delivered = held.enter_context(open_subscription())
         try:
             while True:
                 if pull is None:
@@ -78,6 +80,7 @@ async def while_access_lasts(info: Info, stream: AsyncGenerator[T, None]) -> Asy
                     except StopAsyncIteration:
                         return
                     pull = None
+                    delivered(item)
                     yield item
                 elif not done:
                     raise Unauthenticated("the token has expired: sign in again and resubscribe")

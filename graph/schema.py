@@ -1,10 +1,12 @@
 """The root types composed from the domains, and the schema with its protective extensions."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import suppress
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError, OperationDefinitionNode
+from cachetools import LRUCache
+from graphql import ASTValidationRule, GraphQLError, OperationDefinitionNode, ValidationContext
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
@@ -22,16 +24,20 @@ from db.settings import Settings
 from graph.analyses.mutations import AnalysisMutations
 from graph.analyses.queries import FindingQueries
 from graph.compiled import CompiledExecution, PlanCache
-from graph.cost import CostBudget
-from graph.input_limits import InputBounds, InputLimits
+from graph.cost import CostBudget, CostCache
 from graph.dashboard.queries import DashboardQueries
 from graph.errors import ErrorCodes, public_error
+from graph.input_limits import InputBounds, InputLimits
 from graph.node import NodeQueries
+from graph.observability.operations import OperationFacts
+from graph.observability.tracing import tracing_extensions
 from graph.scalars import SCALARS
 from graph.selection import FieldsCache, SelectedColumns
 from graph.tasks.mutations import TaskMutations
 from graph.tasks.queries import TaskQueries
 from graph.tasks.subscriptions import TaskSubscriptions
+from graph.text_inputs import NoNulInLiterals, NoNulInVariables
+from graph.trusted_documents import TrustedDocumentsOnly
 from graph.users.mutations import UserMutations
 from graph.users.queries import UserQueries
 
@@ -54,7 +60,7 @@ class Subscription(TaskSubscriptions):
 
 
 class AuditGraphSchema(strawberry.Schema):
-    def process_errors(self, errors: list[object], execution_context: object = None) -> None:
+    def process_errors(self, errors: list[GraphQLError], execution_context: object = None) -> None:
         # ErrorCodes already logged what was unexpected; expected errors are
         # the client's business, not the server log's.
         return None
@@ -77,6 +83,21 @@ class AuditGraphSchema(strawberry.Schema):
         return await super()._handle_execution_result(context, result, extensions_runner, **options)
 
 
+class ParsedOnce(ParserCache):
+    """Strawberry's parser cache, except that a document that does not parse is left to Strawberry.
+
+    Its own parse step turns the syntax error into a request error on every
+    transport; raised from the cache, it escaped the WebSocket handlers (a
+    bare `complete`, or no answer at all on the legacy protocol).
+    """
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        with suppress(GraphQLError):
+            context.graphql_document = self.cached_parse_document(context.query, **context.parse_options)
+        yield
+
+
 class OperationNameRequired(SchemaExtension):
     """A document with several operations runs only the one named in operationName.
 
@@ -97,38 +118,73 @@ class OperationNameRequired(SchemaExtension):
         yield
 
 
-def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+def too_complex(rule: type[ASTValidationRule]) -> type[ASTValidationRule]:
+    """A limit rule whose refusals carry the code QUERY_TOO_COMPLEX (Strawberry's carry none)."""
+
+    def with_code(error: GraphQLError) -> GraphQLError:
+        error.extensions = {**(error.extensions or {}), "code": "QUERY_TOO_COMPLEX"}
+        return error
+
+    class Coded(rule):  # type: ignore[valid-type, misc]
+        def __init__(self, context: ValidationContext) -> None:
+            # Strawberry's depth rule reports while it is built, straight to the context.
+            report = context.report_error
+            context.report_error = lambda error: report(with_code(error))  # type: ignore[method-assign]
+            try:
+                super().__init__(context)
+            finally:
+                context.report_error = report  # type: ignore[method-assign]
+
+        def report_error(self, error: GraphQLError) -> None:
+            super().report_error(with_code(error))
+
+    Coded.__name__ = rule.__name__
+    return Coded
+
+
+def build_schema(settings: Settings | None = None, trusted: Mapping[str, str] | None = None) -> strawberry.Schema:
+    """The schema; with `trusted` (an allow-list by sha256) it runs only those documents."""
     settings = settings or Settings(_env_file=None)
     plans = PlanCache(maxsize=DOCUMENT_CACHE_SIZE)
     selections = FieldsCache(maxsize=DOCUMENT_CACHE_SIZE)
     # The limit rules are built once: ValidationCache keys on the rule
     # classes, so rebuilding them per request would defeat the cache.
     limit_rules = [
-        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
-        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+        *(too_complex(rule)
+          for rule in (*QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+                       *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules)),
+        NoNulInLiterals,
     ]
+    costs = CostCache(maxsize=DOCUMENT_CACHE_SIZE)
+    literal_reasons: LRUCache[str, str | None] = LRUCache(DOCUMENT_CACHE_SIZE)
     input_bounds = InputBounds(settings.max_string_length, settings.max_list_length, settings.max_input_depth)
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
+        # First, so it sees every error after ErrorCodes gave it a code.
+        OperationFacts,
         ErrorCodes,
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
-        lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
+        lambda: ParsedOnce(maxsize=DOCUMENT_CACHE_SIZE),
         lambda: AddValidationRules(limit_rules),
         lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
         OperationNameRequired,
-        lambda: InputLimits(input_bounds),
-        lambda: CostBudget(settings.max_query_cost, settings.max_page_size),
+        # Before the input and cost checks, which pass over a document already refused.
+        *([lambda: TrustedDocumentsOnly(trusted)] if trusted is not None else []),
+        lambda: InputLimits(input_bounds, literal_reasons),
+        NoNulInVariables,
+        lambda: CostBudget(costs, settings.max_query_cost, settings.max_page_size),
         lambda: SelectedColumns(selections),
     ]
     if settings.compiled_execution:
         extensions.append(lambda: CompiledExecution(plans))
     if not settings.introspection_enabled:
         extensions.append(DisableIntrospection)
+    extensions.extend(tracing_extensions(settings))
     return AuditGraphSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,  # type: ignore[arg-type]
-        config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),
+        config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),  # type: ignore[arg-type]
     )
 
 

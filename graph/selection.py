@@ -1,9 +1,9 @@
 """Which fields of which types a request's document asks for, so loaders select only those columns."""
 
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from cachetools import LRUCache
 from graphql import (
     DocumentNode,
     FieldNode,
@@ -73,16 +73,12 @@ class FieldsCache:
     """The fields of recently seen documents, bounded like the parser and validation caches."""
 
     def __init__(self, maxsize: int) -> None:
-        self._fields: OrderedDict[str, Fields] = OrderedDict()
-        self._maxsize = maxsize
+        self._fields: LRUCache[str, Fields] = LRUCache(maxsize)
 
     def get(self, schema: GraphQLSchema, query: str, document: DocumentNode) -> Fields:
-        if query in self._fields:
-            self._fields.move_to_end(query)
-            return self._fields[query]
-        fields = self._fields[query] = requested_fields(schema, document)
-        if len(self._fields) > self._maxsize:
-            self._fields.popitem(last=False)
+        fields = self._fields.get(query)
+        if fields is None:
+            fields = self._fields[query] = requested_fields(schema, document)
         return fields
 
 

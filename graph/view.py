@@ -7,17 +7,18 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from cross_web import HTTPException
 from graphql import GraphQLError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
-from cross_web import HTTPException
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, process_result
-from strawberry.http.streaming import SSETransport
 from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.http.streaming import SSETransport
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
@@ -26,27 +27,31 @@ from strawberry.types.unset import UNSET
 from db.access import Viewer
 from db.engine import Database
 from db.enums import Role
-from db.errors import PayloadTooLarge, Unauthenticated
+from db.errors import DatabaseUnavailable, DomainError, PayloadTooLarge, Unauthenticated
 from db.settings import Settings
 from db.storage import STORAGE_FULL
 from db.users import active_role
+from graph import unavailable
 from graph.context import Context
 from graph.graphiql.page import graphiql_page
 from graph.graphql_http import (
     APPLICATION_JSON,
     GRAPHQL_RESPONSE_JSON,
+    REQUEST_ERROR_STATUS,
     Refusal,
     is_request_error,
     refusal_parts,
     request_error_status,
     response_media_type,
-    server_condition_status,
+    storage_full,
 )
+from graph.http_cache import cache_headers
 from graph.loaders import Loaders
-from graph.multipart import BODY_OVERHEAD_BYTES, check_csrf_header, is_multipart, limit_body
+from graph.multipart import BODY_OVERHEAD_BYTES, check_csrf_header, is_multipart, limit_body, operations_with_files
 from graph.sse import resumable_stream
 from graph.throttle import AccountThrottle
 from graph.tokens import bearer_token, read_token
+from graph.trusted_documents import PersistedQueries
 
 # Sees nothing: every scoped query filters on an owner that matches no row.
 ANONYMOUS = Viewer(user_id=None, role=Role.USER)
@@ -107,17 +112,24 @@ class TextFrameWebSocketAdapter(ASGIWebSocketAdapter):
         except WebSocketDisconnect as exc:
             raise WebSocketDisconnected from exc
 
+    async def close(self, code: int, reason: str) -> None:
+        # A connection refused for a passing reason asks the client to come back (on_ws_connect).
+        code, reason = getattr(self.ws.state, "close_with", (code, reason))
+        await self.ws.close(code=code, reason=reason)
 
-class AuditGraphView(GraphQL):  # type: ignore[type-arg]
+
+class AuditGraphView(GraphQL[Context, None]):
     websocket_adapter_class = TextFrameWebSocketAdapter  # type: ignore[assignment]
 
     def __init__(self, *, settings: Settings, database: Database, throttle: AccountThrottle,
-                 broker: Any, stopping: asyncio.Event, **options: Any) -> None:
+                 broker: Any, persisted_queries: PersistedQueries, stopping: asyncio.Event,
+                 **options: Any) -> None:
         super().__init__(**options)
         self.settings = settings
         self.database = database
         self.throttle = throttle
         self.broker = broker
+        self.persisted_queries = persisted_queries
         # Set when the process begins to stop (graph/shutdown.py): SSE streams end then.
         self.stopping = stopping
 
@@ -166,27 +178,46 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
                                    "for uploads (GraphQL multipart request spec)") from None
             raise
 
-    async def get_sub_response(self, request: Request) -> Response:
+    async def parse_multipart(self, request: Any) -> dict[str, Any]:
+        try:
+            form = await request.get_form_data()
+        except StarletteHTTPException as error:
+            # Starlette's reason for a body it cannot parse (no boundary, a part without a name...).
+            raise Refusal(400, f"the multipart body could not be read: {error.detail}") from None
+        except ValueError:
+            raise Refusal(400, "the multipart body could not be read") from None
+        return operations_with_files(form.form)
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        # A persisted query by hash has no `query` either: it is a GraphQL request, not a browser's visit.
+        return super().should_render_graphql_ide(request) and "extensions" not in request.query_params
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = await super().get_sub_response(request)
         sub_response.media_type = response_media_type(request.headers.get("accept"))
         return sub_response
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         response = process_result(result)
-        if result.data is None and result.errors and all(error.path is None for error in result.errors):
-            # Nothing was executed: the spec's request error, which carries no data entry.
+        if ((result.data is None and result.errors and all(error.path is None for error in result.errors))
+                or unavailable.got_nothing(response) or storage_full(response)):
+            # Nothing was executed (or nothing got done): the spec's request error, with no data entry.
             del response["data"]
+        if request.method == "GET":
+            context: Context = request.state.graphql_context
+            context.response.headers.update(cache_headers(response, self.settings.get_cache_max_age_seconds))
         return response
 
     def create_response(self, response_data: Any, sub_response: Response) -> Response:
         response = super().create_response(response_data, sub_response)
         media_type = sub_response.media_type or APPLICATION_JSON
         response.headers["content-type"] = media_type
-        if media_type == GRAPHQL_RESPONSE_JSON and not sub_response.status_code and isinstance(response_data, dict):
-            if is_request_error(response_data):
-                response.status_code = request_error_status(response_data)
-            elif status := server_condition_status(response_data):
-                response.status_code = status
+        if (media_type == GRAPHQL_RESPONSE_JSON and not sub_response.status_code
+                and isinstance(response_data, dict) and is_request_error(response_data)):
+            response.status_code = request_error_status(response_data)
+        if isinstance(response_data, dict) and unavailable.is_unavailable(response_data):
+            response.status_code = 503
+            response.headers.update(unavailable.RETRY_AFTER)
         return response
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
@@ -226,14 +257,21 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
         if context.auth_error is not None:
             # A token was presented and refused: answer nothing at all rather
             # than treat the caller as anonymous.
-            if getattr(request_data, "protocol", None) == "sse":
-                # Refused before the stream opens: an EventSource does not retry a 401.
-                raise Refusal(401, context.auth_error, code="UNAUTHENTICATED")
-            error = GraphQLError(context.auth_error, extensions={"code": "UNAUTHENTICATED"})
-            return ExecutionResult(data=None, errors=[error])
+            return self.refuse(request_data, context.auth_error, "UNAUTHENTICATED")
+        try:
+            self.persisted_queries.resolve(request_data)
+        except DomainError as error:
+            return self.refuse(request_data, error.message, error.code)
         return await super().execute_operation(
             request, request_adapter, request_data, context, root_value, sub_response
         )
+
+    def refuse(self, request_data: Any, message: str, code: str) -> ExecutionResult:
+        """A request error, before execution."""
+        if getattr(request_data, "protocol", None) == "sse":
+            # Refused before the stream opens: an EventSource does not retry a 4xx.
+            raise Refusal(REQUEST_ERROR_STATUS.get(code, 400), message, code=code)
+        return ExecutionResult(data=None, errors=[GraphQLError(message, extensions={"code": code})])
 
     async def execute_single(self, request: Any, request_adapter: Any, sub_response: Any, context: Context,
                              root_value: Any, request_data: Any) -> ExecutionResult:
@@ -278,6 +316,8 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
                                          self.database, self.settings)
         except Unauthenticated as error:
             auth_error = error.message
+        except DatabaseUnavailable as error:
+            raise unavailable.refusal(error) from None
         else:
             viewer, expires_at = session or (None, None)
         context = self.make_context(request, response, viewer, auth_error)
@@ -298,7 +338,8 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
 
         The protocol then closes the socket (graphql-transport-ws: 4403;
         graphql-ws: connection_error, then close 1011) instead of leaving a
-        client waiting on a subscription that could never be answered.
+        client waiting on a subscription that could never be answered. While
+        the database is unreachable the close code is 1013, try again later.
         """
         try:
             session = await authenticate(
@@ -306,6 +347,9 @@ class AuditGraphView(GraphQL):  # type: ignore[type-arg]
             )
         except Unauthenticated as error:
             raise ConnectionRejectionError({"message": error.message, "code": "UNAUTHENTICATED"}) from None
+        except DatabaseUnavailable as error:
+            context.request.state.close_with = (unavailable.TRY_AGAIN_LATER, "the database is unreachable")
+            raise ConnectionRejectionError({"message": error.message, "code": error.code}) from None
         if session is None:
             raise ConnectionRejectionError({"message": "sign in to subscribe", "code": "UNAUTHENTICATED"})
         viewer, context.access_expires_at = session

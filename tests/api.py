@@ -32,7 +32,7 @@ class Api:
         assert "errors" not in body, body["errors"]
         return body["data"]
 
-    async def upload(self, query: str, variables: dict[str, Any], files: dict[str, tuple[str, bytes]],
+    async def upload(self, query: str, variables: dict[str, Any], files: dict[str, tuple[str, bytes] | tuple[str, bytes, str]],
                      token: str | None = None, headers: dict[str, str] | None = None) -> httpx.Response:
         """A GraphQL multipart request: each key of `files` is a variable path such as "file"."""
         names = {str(number): path for number, path in enumerate(files)}

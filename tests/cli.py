@@ -16,7 +16,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 def cli_environment(**settings: str) -> dict[str, str]:
     environment = {
         key: value for key, value in os.environ.items()
-        if key not in {"DATABASE_URL", "DATA_DIR", "SECRET_KEY", "ENVIRONMENT"}
+        if key not in {"DATABASE_URL", "DATA_DIR", "SECRET_KEY", "ENVIRONMENT", "LOG_FORMAT", "METRICS_ENABLED",
+                       "PROMETHEUS_MULTIPROC_DIR", "OTEL_EXPORTER_OTLP_ENDPOINT"}
     }
     return environment | settings
 

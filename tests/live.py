@@ -2,10 +2,11 @@
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import uvicorn
@@ -13,14 +14,15 @@ from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from graph.app import create_app
 from db.settings import Settings
+from graph.app import create_app
 from tests.cli import free_port
 
 TRANSPORT_WS = "graphql-transport-ws"
 LEGACY_WS = "graphql-ws"
 PROTOCOLS = (TRANSPORT_WS, LEGACY_WS)
 TIMEOUT = 10.0
+T = TypeVar("T")
 
 
 @dataclass
@@ -48,6 +50,33 @@ async def live_server(settings: Settings) -> AsyncIterator[LiveServer]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(serving, timeout=TIMEOUT)
+
+
+@contextmanager
+def live_server_in_thread(settings: Settings) -> Iterator[tuple[LiveServer, Callable[[Coroutine[Any, Any, T]], T]]]:
+    """live_server on an event loop of its own thread, for synchronous clients (Hypothesis, requests).
+
+    Yields the server and a function that runs a coroutine on the server's loop
+    (where its Database lives) and returns the result.
+    """
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="live-server", daemon=True)
+    thread.start()
+
+    def run(coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
+
+    serving = live_server(settings)
+    try:
+        server = run(serving.__aenter__())
+        try:
+            yield server, run
+        finally:
+            run(serving.__aexit__(None, None, None))
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(TIMEOUT)
+        loop.close()
 
 
 class Refused(Exception):

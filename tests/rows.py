@@ -1,6 +1,6 @@
 """Reading rows back in tests: whole-database snapshots and lookups by natural key."""
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 
 from db.engine import Database
 from db.models import Analysis, Artifact, Finding, SourceReference, Task, TaskEvent, User
@@ -13,7 +13,7 @@ async def snapshot(database: Database) -> dict[str, list[tuple[object, ...]]]:
     rows: dict[str, list[tuple[object, ...]]] = {}
     async with database.sessions() as session:
         for model in SNAPSHOT_TABLES:
-            table = model.__table__
+            table: Table = model.__table__  # type: ignore[assignment]
             result = await session.execute(select(table).order_by(table.c.id))
             rows[table.name] = [tuple(row) for row in result]
     return rows

@@ -66,3 +66,16 @@ def test_migrate_downgrade_without_a_target_is_refused(empty_database_url: str) 
     result = run_cli("migrate", "downgrade", DATABASE_URL=empty_database_url)
     assert result.returncode == 2
     assert "needs a target revision" in result.stderr
+
+
+def test_migrate_against_an_unreachable_database_says_so_in_one_line(tmp_path: Path) -> None:
+    # given: nothing listens on the port
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/auditgraph"
+
+    # when
+    result = run_cli("migrate", DATABASE_URL=url, DATA_DIR=str(tmp_path))
+
+    # then
+    assert result.returncode == 1
+    assert result.stderr.startswith("the database is unreachable at the moment; retry shortly (")
+    assert len(result.stderr.strip().splitlines()) == 1

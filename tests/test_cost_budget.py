@@ -101,5 +101,5 @@ async def test_aliases_inside_fragments_count_against_the_alias_limit(api: Api) 
 
     body = await api.post(f"fragment Many on User {{ {aliases} }} {{ me {{ ...Many }} }}", token=token)
 
-    assert error_codes(body) == ["BAD_USER_INPUT"]
+    assert error_codes(body) == ["QUERY_TOO_COMPLEX"]
     assert "aliases" in body["errors"][0]["message"]

@@ -14,7 +14,7 @@ mutation($taskId: ID!, $file: Upload!) {
   addArtifact(taskId: $taskId, file: $file, kind: "screenshot") { artifact { downloadUrl } }
 }
 """
-CONTENT = "tag,reading\nT-1,550\nT-2,12.5\n".encode()
+CONTENT = b"tag,reading\nT-1,550\nT-2,12.5\n"
 
 
 @pytest.fixture

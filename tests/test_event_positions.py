@@ -83,11 +83,11 @@ async def test_an_upgrade_numbers_events_written_before_positions_existed(
     await migrations.upgrade(engine, "cc301cf8f465")
     user_id, task_id = uuid.uuid4(), uuid.uuid4()
     async with engine.begin() as connection:
-        await connection.execute(insert(User.__table__).values(
+        await connection.execute(insert(User).values(
             id=user_id, email="a@b.co", hashed_password="x", is_active=True, role="USER"))
-        await connection.execute(insert(Task.__table__).values(
+        await connection.execute(insert(Task).values(
             id=task_id, user_id=user_id, status="QUEUED", source_url="https://example.com/", last_event_sequence=3))
-        await connection.execute(insert(TaskEvent.__table__), [
+        await connection.execute(insert(TaskEvent), [
             {"id": uuid.uuid4(), "task_id": task_id, "sequence": sequence, "type": "PROGRESS", "data": {},
              "created_at": datetime(2026, 1, sequence, tzinfo=UTC)}
             for sequence in (3, 1, 2)

@@ -118,6 +118,28 @@ async def test_each_ordering_matches_plain_sql(api: Api, field: str, column: str
     assert actual == expected
 
 
+@pytest.mark.parametrize(("filter", "where"), [
+    ({"verdict": ["REVIEW"]}, "a.verdict = 'REVIEW'"),
+    ({"hasFindingsOfSeverity": ["CRITICAL", "MAJOR"]},
+     "EXISTS (SELECT 1 FROM findings f WHERE f.analysis_id = a.id AND f.severity IN ('CRITICAL', 'MAJOR'))"),
+], ids=["verdict", "has findings of severity"])
+@pytest.mark.parametrize("direction", ["ASC", "DESC"])
+async def test_a_filter_on_the_analysis_combines_with_ordering_by_compliance_score(
+    api: Api, filter: dict[str, Any], where: str, direction: str
+) -> None:
+    # given
+    token, owner = await _generated(api)
+
+    # when
+    actual = await _api_ids(api, token, filter, {"field": "COMPLIANCE_SCORE", "direction": direction})
+
+    # then
+    expected = await _sql_ids(api, where, {"owner": owner.id if api.database.dialect != "sqlite" else owner.id.hex},
+                              order=f"COALESCE(a.compliance_score, -1) {direction}, t.id {direction}")
+    assert actual == expected
+    assert expected, "the generated data should exercise the filter"
+
+
 DASHBOARD = """
 { dashboard(filter: {days: 30}) {
     totalTasks averageComplianceScore averageConfidenceScore

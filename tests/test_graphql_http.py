@@ -140,3 +140,11 @@ async def test_another_method_is_a_405_json_error(client: httpx.AsyncClient) -> 
 
     assert (response.status_code, response.headers["allow"]) == (405, "GET, POST")
     assert error_codes(response.json()) == ["BAD_USER_INPUT"]
+
+
+async def test_a_variable_that_does_not_coerce_is_named_with_the_scalar_s_reason(client: httpx.AsyncClient) -> None:
+    response = await post(client, {"query": "query($s: DateTime) { tasks(filter: {createdAfter: $s}) { totalCount } }",
+                                   "variables": {"s": "2020-01-01"}})
+
+    message = response.json()["errors"][0]["message"]
+    assert message.startswith("Variable '$s' has invalid value: ") and "offset" in message

@@ -173,3 +173,14 @@ async def test_graphql_http_server_audits_find_no_must_or_should_failure(node: s
                 if failure["name"].startswith(("MUST", "SHOULD"))]
     assert counts["MUST"]["failed"] == counts["SHOULD"]["failed"] == 0, (
         f"audit counts {counts}; failing:\n" + "\n".join(required))
+
+
+async def test_apollo_clients_persisted_queries_link_registers_a_query_then_sends_only_its_hash(
+    node: str, server: LiveServer
+) -> None:
+    # when
+    result = await run_script(node, "apollo_persisted_queries.mjs", GRAPHQL_URL=graphql_url(server))
+
+    # then: unknown hash, then the query with its hash, then the hash alone over GET
+    assert result["data"] == [{"__typename": "Query"}, {"__typename": "Query"}]
+    assert result["requests"] == [["GET", "hash"], ["POST", "query and hash"], ["GET", "hash"]]

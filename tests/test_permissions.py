@@ -2,6 +2,7 @@
 
 import uuid
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 import strawberry
@@ -32,13 +33,13 @@ async def test_a_user_is_forbidden_not_unauthenticated_after_an_anonymous_reques
     body = await api.post(document, token=user)
 
     # then
-    assert anonymous["errors"][0]["extensions"] == {"code": "UNAUTHENTICATED"}
+    assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     assert body["errors"] == [{
         "message": "only the analysis pipeline (WORKER) or an ADMIN can do this" if field == "claimNextTask"
         else "only an ADMIN can do this",
         "locations": [{"line": 1, "column": column}],
         "path": [field],
-        "extensions": {"code": "FORBIDDEN"},
+        "extensions": {"code": "FORBIDDEN", "requestId": ANY},
     }]
 
 

@@ -43,7 +43,7 @@ async def test_one_request_returns_tasks_owner_analysis_findings_sources_and_eve
     # given
     token, owner = await _owner(api)
     async with api.database.transaction() as session:
-        task, analysis = await make_analysed_task(session, owner)
+        task, _analysis = await make_analysed_task(session, owner)
 
     # when
     data = await api.data(NESTED, {"first": 10}, token)
@@ -210,7 +210,7 @@ async def test_task_by_hash_finds_the_viewers_own_task(api: Api) -> None:
     async with api.database.transaction() as session:
         task = await make_task(session, owner)
 
-    found = await api.data("query($h: String!) { taskByHash(sha256: $h) { id } }", {"h": task.file_hash.upper()}, token)
+    found = await api.data("query($h: String!) { taskByHash(sha256: $h) { id } }", {"h": str(task.file_hash).upper()}, token)
     bad = await api.post("{ taskByHash(sha256: \"xyz\") { id } }", token=token)
 
     assert found == {"taskByHash": {"id": to_global_id("Task", task.id)}}

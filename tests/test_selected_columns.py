@@ -33,7 +33,7 @@ SHAPED_TYPES = [
 async def _token_and_task(api: Api) -> str:
     token = await api.sign_up("alice@example.com")
     async with api.database.sessions() as session:
-        owner = await session.scalar(select(User).where(User.email == "alice@example.com"))
+        owner = (await session.scalars(select(User).where(User.email == "alice@example.com"))).one()
     async with api.database.transaction() as session:
         await make_analysed_task(session, owner)
     return token

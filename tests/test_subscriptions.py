@@ -11,19 +11,19 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from db.access import SYSTEM
+from db.analyses import record_analysis
 from db.engine import Database
 from db.enums import EventType, Role, TaskStatus
 from db.events import append_event
-from db.models import User
 from db.settings import Settings
 from db.tasks import claim_next_task, transition_task
-from db.analyses import record_analysis
 from graph.relay import to_global_id
 from graph.tokens import issue_token
 from tests.cli import free_port, start_cli, wait_until_ready
 from tests.conftest import make_settings
 from tests.factories import analysis_input, make_task, make_user
 from tests.live import LEGACY_WS, PROTOCOLS, TRANSPORT_WS, LiveServer, Refused, bearer, graphql_socket, live_server
+from tests.seeding import account, database, queued_task
 
 TASK_EVENTS = """
 subscription($taskId: ID!, $after: Int) {
@@ -46,22 +46,6 @@ async def server(settings: Settings) -> AsyncIterator[LiveServer]:
 @pytest.fixture(params=PROTOCOLS)
 def protocol(request: pytest.FixtureRequest) -> str:
     return request.param
-
-
-def database(server: LiveServer) -> Database:
-    # The server's own Database: on SQLite its commits reach the in-process broker.
-    return server.app.state.database
-
-
-async def account(server: LiveServer, role: Role = Role.USER) -> tuple[User, str]:
-    async with database(server).transaction() as session:
-        user = await make_user(session, role=role)
-    return user, issue_token(user.id, server.app.state.settings)[0]
-
-
-async def queued_task(server: LiveServer, owner: User) -> uuid.UUID:
-    async with database(server).transaction() as session:
-        return (await make_task(session, owner)).id
 
 
 async def progress(db: Database, task_id: uuid.UUID, count: int = 1) -> None:
@@ -507,3 +491,18 @@ async def test_a_query_over_either_websocket_protocol_gets_its_answer_then_compl
     # then
     assert answer == {"data": {"me": {"email": owner.email}}}
     assert done["type"] == "complete"
+
+
+@pytest.mark.parametrize("document", ["subscription { myTaskEvents { ", "subscription { nothingLikeThis }"])
+async def test_a_document_that_does_not_parse_or_validate_gets_a_coded_error_on_either_protocol(
+    server: LiveServer, protocol: str, document: str
+) -> None:
+    _, token = await account(server)
+
+    async with graphql_socket(server.ws_url, protocol, bearer(token)) as socket:
+        await socket.subscribe(document)
+        message = await socket.receive()
+
+    assert message["type"] == "error"
+    errors = message["payload"] if isinstance(message["payload"], list) else [message["payload"]]
+    assert [error["extensions"]["code"] for error in errors] == ["BAD_USER_INPUT"]

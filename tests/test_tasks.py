@@ -190,7 +190,7 @@ async def test_twenty_concurrent_claimers_take_every_queued_task_exactly_once(db
         queued = {(await make_task(session, owner)).id for _ in range(100)}
 
     async def claimer() -> list[uuid.UUID]:
-        claimed = []
+        claimed: list[uuid.UUID] = []
         while True:
             async with db.transaction() as session:
                 task = await claim_next_task(session)

@@ -5,6 +5,7 @@ import io
 import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -55,7 +56,7 @@ def pdf_with_pages(pages: int) -> bytes:
     return buffer.getvalue()
 
 
-async def upload(api: Api, token: str, content: bytes, filename: str = "report.txt") -> dict[str, object]:
+async def upload(api: Api, token: str, content: bytes, filename: str = "report.txt") -> dict[str, Any]:
     response = await api.upload(UPLOAD, {"file": None}, {"file": (filename, content)}, token=token)
     assert response.status_code == 200, response.text
     return response.json()

@@ -29,7 +29,7 @@ class AnalysisByIdLoader(BatchLoader[uuid.UUID, Analysis | None]):
     node, shape = Analysis, ANALYSIS_COLUMNS
 
     @staticmethod
-    def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select[Any]:
+    def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select:
         return select(*columns).where(key(models.Analysis.id), task_scope(viewer, models.Analysis.task_id))
 
     async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[Analysis | None]:
@@ -40,7 +40,7 @@ class AnalysisByTaskIdLoader(BatchLoader[uuid.UUID, Analysis | None]):
     node, shape = Analysis, ANALYSIS_COLUMNS
 
     @staticmethod
-    def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select[Any]:
+    def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select:
         return select(*columns).where(key(models.Analysis.task_id), task_scope(viewer, models.Analysis.task_id))
 
     async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[Analysis | None]:
@@ -51,7 +51,7 @@ class FindingsByAnalysisIdLoader(BatchLoader[uuid.UUID, list[Finding]]):
     node, shape = Finding, FINDING_COLUMNS
 
     @staticmethod
-    def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select[Any]:
+    def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select:
         return (
             select(*columns)
             .where(key(models.Finding.analysis_id), analysis_scope(viewer, models.Finding.analysis_id))
@@ -66,7 +66,7 @@ class FindingByIdLoader(BatchLoader[uuid.UUID, Finding | None]):
     node, shape = Finding, FINDING_COLUMNS
 
     @staticmethod
-    def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select[Any]:
+    def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select:
         return select(*columns).where(key(models.Finding.id), analysis_scope(viewer, models.Finding.analysis_id))
 
     async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[Finding | None]:
@@ -77,7 +77,7 @@ class SourcesByFindingIdLoader(BatchLoader[uuid.UUID, list[SourceReference]]):
     node, shape = SourceReference, SOURCE_COLUMNS
 
     @staticmethod
-    def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select[Any]:
+    def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select:
         return (
             select(*columns)
             .join(models.Finding, models.Finding.id == models.SourceReference.finding_id)
@@ -93,7 +93,7 @@ class SourceByIdLoader(BatchLoader[uuid.UUID, SourceReference | None]):
     node, shape = SourceReference, SOURCE_COLUMNS
 
     @staticmethod
-    def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select[Any]:
+    def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select:
         return (
             select(*columns)
             .join(models.Finding, models.Finding.id == models.SourceReference.finding_id)

@@ -1,7 +1,7 @@
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Self
+from typing import Self
 
 import strawberry
 from sqlalchemy import Row
@@ -102,7 +102,7 @@ class Analysis(Node):
     validation_json: strawberry.Private[str | None]
 
     @classmethod
-    def from_row(cls, row: Row[Any], names: Sequence[str] | None = None) -> Self:
+    def from_row(cls, row: Row, names: Sequence[str] | None = None) -> Self:
         return ANALYSIS_COLUMNS.build(cls, row, names)
 
     @strawberry.field
@@ -158,7 +158,7 @@ class Finding(Node):
     evidence_json: strawberry.Private[str | None]
 
     @classmethod
-    def from_row(cls, row: Row[Any], names: Sequence[str] | None = None) -> Self:
+    def from_row(cls, row: Row, names: Sequence[str] | None = None) -> Self:
         return FINDING_COLUMNS.build(cls, row, names)
 
     @strawberry.field
@@ -191,7 +191,7 @@ class SourceReference(Node):
     finding_pk: strawberry.Private[uuid.UUID]
 
     @classmethod
-    def from_row(cls, row: Row[Any], names: Sequence[str] | None = None) -> Self:
+    def from_row(cls, row: Row, names: Sequence[str] | None = None) -> Self:
         return SOURCE_COLUMNS.build(cls, row, names)
 
     @strawberry.field

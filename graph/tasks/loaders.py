@@ -23,7 +23,7 @@ class TaskByIdLoader(BatchLoader[uuid.UUID, Task | None]):
     node, shape = Task, TASK_COLUMNS
 
     @staticmethod
-    def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select[Any]:
+    def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select:
         return select(*columns).where(key(models.Task.id), viewer.visible_tasks())
 
     async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[Task | None]:
@@ -34,7 +34,7 @@ class TaskEventByIdLoader(BatchLoader[uuid.UUID, TaskEvent | None]):
     node, shape = TaskEvent, EVENT_COLUMNS
 
     @staticmethod
-    def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select[Any]:
+    def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select:
         return select(*columns).where(key(models.TaskEvent.id), task_scope(viewer, models.TaskEvent.task_id))
 
     async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[TaskEvent | None]:
@@ -79,7 +79,7 @@ class ArtifactsByTaskIdLoader(BatchLoader[uuid.UUID, list[Artifact]]):
     node, shape = Artifact, ARTIFACT_COLUMNS
 
     @staticmethod
-    def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select[Any]:
+    def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select:
         return (
             select(*columns)
             .where(key(models.Artifact.task_id), task_scope(viewer, models.Artifact.task_id))
@@ -94,7 +94,7 @@ class ArtifactByIdLoader(BatchLoader[uuid.UUID, Artifact | None]):
     node, shape = Artifact, ARTIFACT_COLUMNS
 
     @staticmethod
-    def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select[Any]:
+    def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select:
         return select(*columns).where(key(models.Artifact.id), task_scope(viewer, models.Artifact.task_id))
 
     async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[Artifact | None]:

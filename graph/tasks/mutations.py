@@ -18,6 +18,7 @@ from db.tasks import claim_next_task, create_url_task, normalize_url, report_pro
 from db.uploads import add_artifact, delete_task_and_files, upload_document
 from graph.context import Info
 from graph.enums import TaskStatus
+from graph.observability.metrics import UPLOAD_BYTES
 from graph.permissions import IsAuthenticated, IsWorker
 from graph.relay import from_global_id
 from graph.tasks.types import ARTIFACT_COLUMNS, EVENT_COLUMNS, TASK_COLUMNS, Artifact, Task, TaskEvent
@@ -96,7 +97,9 @@ class DeleteTaskPayload:
 
 
 async def read_chunks(file: Upload) -> AsyncIterator[bytes]:
-    while chunk := await file.read(CHUNK_SIZE):
+    # Typed as bytes by Strawberry; what arrives is Starlette's UploadFile.
+    while chunk := await file.read(CHUNK_SIZE):  # type: ignore[attr-defined]
+        UPLOAD_BYTES.inc(len(chunk))
         yield chunk
 
 
@@ -127,7 +130,8 @@ class TaskMutations:
         viewer = context.require_viewer()
         assert viewer.user_id is not None
         task_id, deduplicated = await upload_document(
-            context.database, context.settings, viewer.user_id, clean_filename(file.filename), read_chunks(file)
+            context.database, context.settings, viewer.user_id,
+            clean_filename(file.filename), read_chunks(file),  # type: ignore[attr-defined]
         )
         return UploadPayload(task=await fresh_task(info, task_id), deduplicated=deduplicated)
 

@@ -5,8 +5,8 @@ import strawberry
 from sqlalchemy import select
 
 from db import models
-from db.listing import TaskCriteria, task_list, task_sort_key
 from db.errors import InvalidInput
+from db.listing import TaskCriteria, task_list, task_sort_key
 from db.pagination import Page, SortKey, count_rows, keyset_page
 from graph.context import Info
 from graph.enums import SortDirection

@@ -30,9 +30,12 @@ from graph.scalars import BigInt
 from graph.tasks.types import EVENT_COLUMNS, TaskEvent
 
 READ_BATCH = 200
+# The largest ids an SSE stream sends: a sequence is a 32-bit integer, a position a 64-bit one.
+MAX_SEQUENCE = 2**31 - 1
+MAX_POSITION = 2**63 - 1
 
 
-async def _fetch(database: Database, statement: Select[Any]) -> list[TaskEvent]:
+async def _fetch(database: Database, statement: Select) -> list[TaskEvent]:
     async with database.read() as connection:
         return [TaskEvent.from_row(row) for row in await connection.execute(statement)]
 
@@ -112,7 +115,7 @@ async def task_event_stream(
                     break
 
 
-def _events_of_tasks_after(viewer: Viewer, after: dict[uuid.UUID, int], head: int) -> Select[Any]:
+def _events_of_tasks_after(viewer: Viewer, after: dict[uuid.UUID, int], head: int) -> Select:
     return (
         select(*EVENT_COLUMNS)
         .where(
@@ -126,7 +129,7 @@ def _events_of_tasks_after(viewer: Viewer, after: dict[uuid.UUID, int], head: in
     )
 
 
-def _events_since(viewer: Viewer, since: datetime, head: int) -> Select[Any]:
+def _events_since(viewer: Viewer, since: datetime, head: int) -> Select:
     return select(*EVENT_COLUMNS).where(
         models.TaskEvent.created_at >= since,
         models.TaskEvent.position <= head,
@@ -134,7 +137,7 @@ def _events_since(viewer: Viewer, since: datetime, head: int) -> Select[Any]:
     )
 
 
-def _log_after(viewer: Viewer, position: int) -> Select[Any]:
+def _log_after(viewer: Viewer, position: int) -> Select:
     return (
         select(*EVENT_COLUMNS)
         .where(models.TaskEvent.position > position, task_scope(viewer, models.TaskEvent.task_id))
@@ -219,26 +222,21 @@ def _resume_points(points: list[TaskSequenceInput] | None, limit: int) -> dict[u
     return resume
 
 
-def _resume_after_position(last_event_id: str | None, after_position: int | None) -> int | None:
-    """Where a stream of many tasks resumes: after an SSE client's Last-Event-ID, else after afterPosition."""
-    if last_event_id is not None:
-        if not last_event_id.strip().isdigit():
-            raise InvalidInput("Last-Event-ID must be the id of an event this stream sent")
-        return int(last_event_id)
-    if after_position is not None and after_position < 0:
-        raise InvalidInput("afterPosition must not be negative")
-    return after_position
+def _event_id(last_event_id: str, largest: int) -> int:
+    """An SSE client's Last-Event-ID, which must be a number this stream could have sent as an id."""
+    text = last_event_id.strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= len(str(largest)) and int(text) <= largest):
+        raise InvalidInput("Last-Event-ID must be the id of an event this stream sent")
+    return int(text)
 
 
-def _resume_after(last_event_id: str | None, after_sequence: int | None) -> int | None:
-    """Where a task's stream resumes: after an SSE client's Last-Event-ID, else after afterSequence."""
+def _resume_after(last_event_id: str | None, after: int | None, argument: str, largest: int) -> int | None:
+    """Where a stream resumes: after an SSE client's Last-Event-ID, else after the argument's value."""
     if last_event_id is not None:
-        if not last_event_id.strip().isdigit():
-            raise InvalidInput("Last-Event-ID must be the id of an event this stream sent")
-        return int(last_event_id)
-    if after_sequence is not None and after_sequence < 0:
-        raise InvalidInput("afterSequence must not be negative")
-    return after_sequence
+        return _event_id(last_event_id, largest)
+    if after is not None and after < 0:
+        raise InvalidInput(f"{argument} must not be negative")
+    return after
 
 
 @strawberry.type
@@ -256,7 +254,7 @@ class TaskSubscriptions:
         self, info: Info, task_id: strawberry.ID, after_sequence: int | None = None
     ) -> AsyncGenerator[TaskEvent, None]:
         _, pk = from_global_id(task_id, "Task")
-        after = _resume_after(info.context.last_event_id, after_sequence)
+        after = _resume_after(info.context.last_event_id, after_sequence, "afterSequence", MAX_SEQUENCE)
         async for event in while_access_lasts(info, task_event_stream(info, pk, after)):
             # Over SSE, the event's id: a reconnect sends it back as Last-Event-ID.
             info.context.stream_position = str(event.sequence)
@@ -277,7 +275,7 @@ class TaskSubscriptions:
         self, info: Info, after_position: BigInt | None = None, since: datetime | None = None,
         after_sequences: list[TaskSequenceInput] | None = None,
     ) -> AsyncGenerator[TaskEvent, None]:
-        after = _resume_after_position(info.context.last_event_id, after_position)
+        after = _resume_after(info.context.last_event_id, after_position, "afterPosition", MAX_POSITION)
         resume = _resume_points(after_sequences, info.context.settings.max_page_size)
         async for event in while_access_lasts(info, my_task_event_stream(info, after, since, resume)):
             # Over SSE, the event's id: a reconnect sends it back as Last-Event-ID.

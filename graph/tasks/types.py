@@ -69,7 +69,7 @@ class Task(Node):
     event_count: strawberry.Private[int]
 
     @classmethod
-    def from_row(cls, row: Row[Any], names: Sequence[str] | None = None) -> Self:
+    def from_row(cls, row: Row, names: Sequence[str] | None = None) -> Self:
         return TASK_COLUMNS.build(cls, row, names)
 
     @strawberry.field(description="Seconds from start to completion, or until now while processing.")
@@ -169,7 +169,7 @@ class TaskEvent(Node):
     data_json: strawberry.Private[str | None]
 
     @classmethod
-    def from_row(cls, row: Row[Any], names: Sequence[str] | None = None) -> Self:
+    def from_row(cls, row: Row, names: Sequence[str] | None = None) -> Self:
         return EVENT_COLUMNS.build(cls, row, names)
 
     @strawberry.field(description=(
@@ -177,7 +177,7 @@ class TaskEvent(Node):
         "the id of the pipeline account that acted is shown only to that account and to ADMINs."
     ))
     def data(self, info: Info) -> JSON:
-        return public_event_data(decode_json(self.data_json) or {}, info.context.viewer)
+        return public_event_data(decode_json(self.data_json) or {}, info.context.viewer)  # type: ignore[return-value]
 
     @strawberry.field
     def task_id(self) -> strawberry.ID:
@@ -218,7 +218,7 @@ class Artifact(Node):
     task_pk: strawberry.Private[uuid.UUID]
 
     @classmethod
-    def from_row(cls, row: Row[Any], names: Sequence[str] | None = None) -> Self:
+    def from_row(cls, row: Row, names: Sequence[str] | None = None) -> Self:
         return ARTIFACT_COLUMNS.build(cls, row, names)
 
     @strawberry.field

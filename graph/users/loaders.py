@@ -14,7 +14,7 @@ class UserByIdLoader(BatchLoader[uuid.UUID, User | None]):
     node, shape = User, USER_COLUMNS
 
     @staticmethod
-    def statement(viewer: Viewer, key: KeyMatch, columns: tuple[Any, ...]) -> Select[Any]:
+    def statement(viewer: Viewer, key: KeyMatch, columns: tuple[Any, ...]) -> Select:
         return select(*columns).where(key(models.User.id), user_scope(viewer, models.User.id))
 
     async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[User | None]:

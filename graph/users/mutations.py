@@ -4,8 +4,8 @@ from sqlalchemy import select
 from db import models
 from db.errors import Unauthenticated
 from db.users import authenticate, register_user, set_user_active, set_user_role
-from graph.enums import Role
 from graph.context import Info
+from graph.enums import Role
 from graph.permissions import IsAdmin
 from graph.relay import from_global_id
 from graph.tokens import issue_token

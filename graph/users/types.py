@@ -1,7 +1,7 @@
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Self
+from typing import TYPE_CHECKING, Annotated, Self
 
 import strawberry
 from sqlalchemy import Row
@@ -40,7 +40,7 @@ class User(Node):
     pk: strawberry.Private[uuid.UUID]
 
     @classmethod
-    def from_row(cls, row: Row[Any], names: Sequence[str] | None = None) -> Self:
+    def from_row(cls, row: Row, names: Sequence[str] | None = None) -> Self:
         return USER_COLUMNS.build(cls, row, names)
 
     @strawberry.field(description="This user's tasks, newest first unless ordered otherwise.")

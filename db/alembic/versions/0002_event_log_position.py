@@ -8,6 +8,7 @@ Create Date: 2026-12-01 18:00:00.000000
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+
 from alembic import op
 
 revision: str = "7d2f3b9e41a0"

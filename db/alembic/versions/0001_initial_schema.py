@@ -8,8 +8,9 @@ Create Date: 2026-11-22 07:37:19.134126
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
 from sqlalchemy.dialects import postgresql
+
+from alembic import op
 
 revision: str = 'cc301cf8f465'
 down_revision: str | None = None

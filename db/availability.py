@@ -1,0 +1,56 @@
+"""The engine's failures that mean the database cannot be reached right now become DatabaseUnavailable.
+
+A request that meets one is answered `SERVICE_UNAVAILABLE` (retry later)
+rather than `INTERNAL_SERVER_ERROR`: nothing is wrong with what it asked.
+Only errors raised inside the engine are looked at, so an OSError here is
+the network's, never a file's. Nothing is logged per failure: an outage would
+flood the log with one line per request, while the event listener logs the
+database going away and coming back, and /readyz reports it.
+"""
+
+import sqlite3
+from typing import Any
+
+from asyncpg import exceptions as pg
+from sqlalchemy import event
+from sqlalchemy.engine import Dialect, ExceptionContext
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from db.errors import DatabaseUnavailable
+
+_POSTGRES_UNREACHABLE = (
+    pg.PostgresConnectionError,  # SQLSTATE class 08: the connection failed or was lost
+    pg.CannotConnectNowError,  # starting up or shutting down
+    pg.AdminShutdownError,
+    pg.CrashShutdownError,
+    pg.TooManyConnectionsError,
+)
+
+
+def is_unreachable(error: BaseException) -> bool:
+    if isinstance(error, sqlite3.Error):
+        # The embedded database is a file in this process: it is "down" only
+        # when the file cannot be opened (its folder or volume is gone).
+        return getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_CANTOPEN
+    # Refused, reset or timed out while connecting: asyncpg raises these unwrapped.
+    return isinstance(error, (OSError, *_POSTGRES_UNREACHABLE))
+
+
+def report_unavailability(engine: AsyncEngine) -> None:
+    """Make the engine raise DatabaseUnavailable for a failed connect or a connection lost mid-statement."""
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _connect(dialect: Dialect, _record: Any, cargs: tuple[Any, ...], cparams: dict[str, Any]) -> Any:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except Exception as error:
+            if is_unreachable(error):
+                raise DatabaseUnavailable() from error
+            raise
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _lost(context: ExceptionContext) -> None:
+        # A failed pre-ping is the pool's own business: it reconnects (through _connect).
+        if context.is_pre_ping or not (context.is_disconnect or is_unreachable(context.original_exception)):
+            return
+        raise DatabaseUnavailable() from context.original_exception

@@ -1,0 +1,25 @@
+"""The work queue as an operator watches it: tasks by status and how long the oldest QUEUED one has waited."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db.enums import TaskStatus
+from db.models import Task
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    tasks_by_status: dict[TaskStatus, int]
+    oldest_queued_at: datetime | None
+
+
+async def queue_stats(connection: AsyncConnection) -> QueueStats:
+    """Two index scans (tasks by status and created_at): cheap enough to run on every scrape."""
+    counts = {status: 0 for status in TaskStatus}
+    for status, count in await connection.execute(select(Task.status, func.count()).group_by(Task.status)):
+        counts[status] = count
+    oldest = await connection.scalar(select(func.min(Task.created_at)).where(Task.status == TaskStatus.QUEUED))
+    return QueueStats(tasks_by_status=counts, oldest_queued_at=oldest)

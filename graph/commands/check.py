@@ -1,0 +1,64 @@
+"""`auditgraph check`: what /readyz sees, from the shell, before a server is started."""
+
+import argparse
+import asyncio
+import tempfile
+from pathlib import Path
+
+from db.settings import HOME, Settings
+from graph.commands.database import schema_behind, sqlite_file_missing
+from graph.commands.failures import FAILED, describe, shown_url
+
+
+def _writable_folder(folder: Path) -> str | None:
+    """Why files cannot be written under `folder` (made on first upload if missing), or None."""
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a folder"
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        return f"cannot write in {existing}: {error.strerror}"
+    return None
+
+
+async def _database(settings: Settings) -> tuple[str | None, str | None]:
+    """(why the database cannot be reached, why its schema is not at head)."""
+    if reason := sqlite_file_missing(settings):
+        return reason, None
+    try:
+        behind = await schema_behind(settings)
+    except Exception as error:  # noqa: BLE001 - whatever it is, it is the one line to show
+        return describe(error, settings.database_url)[0], None
+    return None, behind
+
+
+def check(settings: Settings, args: argparse.Namespace) -> int:
+    results: list[tuple[str, str | None, str]] = []
+    try:
+        settings.check_production_ready()
+        problem = None
+    except RuntimeError as error:
+        problem = str(error)
+    results.append(("settings", problem,
+                    f"{settings.environment}, .env and relative paths from {HOME}, data in {settings.data_dir}"))
+    unreachable, behind = asyncio.run(_database(settings))
+    results.append(("database", unreachable, f"reachable at {shown_url(settings.database_url)}"))
+    if unreachable is None:
+        results.append(("schema", behind, "at the newest migration"))
+    results.append(("storage", _writable_folder(settings.upload_dir), f"uploads writable in {settings.upload_dir}"))
+    for name, problem, fine in results:
+        print(f"{name:<9} {'ok' if problem is None else 'FAILED':<6} {problem or fine}")
+    return 0 if all(problem is None for _, problem, _ in results) else FAILED
+
+
+def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    parser = commands.add_parser(
+        "check", help="check the settings, the database (reachable, schema at head) and storage",
+        description="Check what the server needs before it starts: settings fit for the environment, the "
+                    "database reachable with its schema at the newest migration, the upload folder writable. "
+                    "Exits 1 when anything fails.")
+    parser.set_defaults(handler=check)

@@ -1,0 +1,1 @@
+"""What the server tells its operators: request logs, Prometheus metrics and OpenTelemetry traces."""

@@ -1,0 +1,155 @@
+"""Every request gets an id, one log line and its metrics: a pure ASGI middleware around the whole app.
+
+The id is the client's `X-Request-ID` when it sent a usable one, else a new
+one; it is returned in that header on every response (and on a WebSocket's
+handshake), carried by every log record made while the request runs, and put
+in every error's `extensions.requestId`, so what a client quotes leads to the
+log line. The work done per request is a few attribute writes while it runs
+and one log record and four metric updates when it ends.
+"""
+
+import logging
+from time import perf_counter
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from graph.errors import INTERNAL_MESSAGE
+from graph.graphql_http import REFUSAL_CODES
+from graph.observability import metrics
+from graph.observability.facts import OK, RequestFacts, current, request_id_from
+
+logger = logging.getLogger("auditgraph.requests")
+# Tracebacks go where the GraphQL layer's unexpected errors go (graph/errors.py).
+errors_logger = logging.getLogger("auditgraph.errors")
+
+REQUEST_ID_HEADER = b"x-request-id"
+INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+# A request's line is logged at the level its outcome deserves: what an operator acts on is a warning
+# (someone is being refused: throttles, limits, CSRF, bad tokens) or an error (the server failed).
+LEVELS = {
+    INTERNAL_SERVER_ERROR: logging.ERROR,
+    "SERVICE_UNAVAILABLE": logging.ERROR,
+    "INSUFFICIENT_STORAGE": logging.ERROR,
+    "RATE_LIMITED": logging.WARNING,
+    "PAYLOAD_TOO_LARGE": logging.WARNING,
+    "QUERY_TOO_COMPLEX": logging.WARNING,
+    "FORBIDDEN": logging.WARNING,
+    "UNAUTHENTICATED": logging.WARNING,
+}
+# Probes, scrapes and static files would drown the requests that matter: their successes are debug lines.
+QUIET_PATHS = ("/healthz", "/readyz", "/metrics", "/graphiql/")
+
+
+def _status_code(status: int) -> str:
+    if status < 400:
+        return OK
+    return REFUSAL_CODES.get(status) or (INTERNAL_SERVER_ERROR if status >= 500 else "BAD_USER_INPUT")
+
+
+def _route(path: str) -> str:
+    """The operation label of a request that is not GraphQL: a few fixed names, never the path itself."""
+    if path.startswith("/files/"):
+        return "download"
+    if path.startswith("/graphiql/"):
+        return "graphiql"
+    if path in ("/healthz", "/readyz", "/metrics"):
+        return path[1:]
+    return "other"
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value
+    return None
+
+
+class ObservedRequests:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        started = perf_counter()
+        facts = RequestFacts(request_id=request_id_from(_header(scope, REQUEST_ID_HEADER)))
+        id_header = (REQUEST_ID_HEADER, facts.request_id.encode())
+        status = 500
+        responded = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, responded
+            kind = message["type"]
+            if kind == "http.response.start" or kind == "websocket.accept":
+                status = message.get("status", 101)
+                responded = True
+                message = {**message, "headers": [*message.get("headers", ()), id_header]}
+            elif kind == "websocket.close" and not responded:
+                status, responded = 403, True
+            await send(message)
+
+        token = current.set(facts)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            facts.code = INTERNAL_SERVER_ERROR
+            errors_logger.exception("unhandled error", extra={"request_id": facts.request_id})
+            if responded or scope["type"] != "http":
+                raise
+            status = 500
+            await _internal_error(send_with_id, facts.request_id)
+        finally:
+            current.reset(token)
+            self.finish(scope, facts, status, perf_counter() - started)
+
+    def finish(self, scope: Scope, facts: RequestFacts, status: int, seconds: float) -> None:
+        path = scope["path"]
+        code = facts.code if facts.code is not None and facts.code != OK else _status_code(status)
+        kind = facts.operation_type or "none"
+        if scope["type"] == "websocket":
+            transport = "websocket"
+        else:
+            transport = "sse" if kind == "subscription" else "http"
+        operation = metrics.operation_label(facts.operation_name) if facts.operation_type else _route(path)
+        metrics.REQUESTS.labels(transport, operation, kind, code).inc()
+        metrics.REQUEST_SECONDS.labels(transport, operation, kind).observe(seconds)
+        metrics.REQUEST_SQL_STATEMENTS.labels(kind).observe(facts.sql_statements)
+        metrics.REQUEST_SQL_SECONDS.labels(kind).observe(facts.sql_seconds)
+        if code != OK and (_header(scope, b"content-type") or b"").startswith(b"multipart/"):
+            metrics.UPLOAD_REFUSALS.labels(code).inc()
+
+        level = LEVELS.get(code, logging.INFO)
+        if code == OK and path.startswith(QUIET_PATHS):
+            level = logging.DEBUG
+        if not logger.isEnabledFor(level):
+            return
+        method = scope.get("method", "WEBSOCKET")
+        client = scope.get("client")
+        logger.log(
+            level, "%s %s %s %s -> %s (%s) in %.1f ms, %d SQL",
+            method, path, kind, facts.operation_name or "-", code, status, seconds * 1000, facts.sql_statements,
+            extra={
+                "request_id": facts.request_id,
+                "method": method,
+                "path": path,
+                "status": status,
+                "transport": transport,
+                "operation_name": facts.operation_name,
+                "operation_type": facts.operation_type,
+                "viewer_id": None if facts.viewer_id is None else str(facts.viewer_id),
+                "duration_ms": round(seconds * 1000, 2),
+                "sql_statements": facts.sql_statements,
+                "sql_ms": round(facts.sql_seconds * 1000, 2),
+                "code": code,
+                "client": client[0] if client else None,
+            },
+        )
+
+
+async def _internal_error(send: Send, request_id: str) -> None:
+    body = orjson.dumps({"errors": [{"message": INTERNAL_MESSAGE,
+                                     "extensions": {"code": INTERNAL_SERVER_ERROR, "requestId": request_id}}]})
+    await send({"type": "http.response.start", "status": 500,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})

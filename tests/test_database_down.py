@@ -1,0 +1,201 @@
+"""While the database is unreachable every request gets a retryable SERVICE_UNAVAILABLE, and service
+resumes by itself when the database is back.
+
+On PostgreSQL the test's own cluster is really stopped and started again. On
+SQLite, "down" means the database file cannot be opened (its folder or volume
+is missing): the file is a part of the process, so that is the only way it
+goes away.
+"""
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from graph.tokens import issue_token
+from tests.api import Api
+from tests.conftest import _migrate, make_settings, run_in_thread
+from tests.live import LEGACY_WS, PROTOCOLS, TIMEOUT, TRANSPORT_WS, LiveServer, bearer, graphql_socket, live_server
+from tests.throwaway_postgres import PostgresCluster, PostgresUnavailable, postgres_cluster
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+ME = "{ me { email } }"
+LOGIN = 'mutation { login(email: "nobody@example.com", password: "whatever it is") { token } }'
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[PostgresCluster]:
+    """A cluster of this module's own, so stopping it disturbs no other test."""
+    try:
+        with postgres_cluster() as running:
+            yield running
+    except PostgresUnavailable as error:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL tests must run under CI: {error}")
+        pytest.skip(f"PostgreSQL unavailable: {error}")
+
+
+@pytest.fixture(scope="module")
+def postgres_url(cluster: PostgresCluster, tmp_path_factory: pytest.TempPathFactory) -> str:
+    async def create() -> None:
+        connection = await asyncpg.connect(cluster.server.dsn("postgres"))
+        try:
+            await connection.execute("CREATE DATABASE auditgraph")
+        finally:
+            await connection.close()
+
+    run_in_thread(create())
+    url = cluster.server.url("auditgraph")
+    run_in_thread(_migrate(make_settings(url, tmp_path_factory.mktemp("pg"))))
+    return url
+
+
+@pytest.fixture
+async def server(cluster: PostgresCluster, postgres_url: str, tmp_path: Path) -> AsyncIterator[LiveServer]:
+    if not cluster.is_ready():
+        cluster.start()
+    async with live_server(make_settings(postgres_url, tmp_path / "data")) as running:
+        yield running
+
+
+@pytest.fixture
+async def http(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}", timeout=TIMEOUT) as client:
+        yield client
+
+
+async def signed_up(http: httpx.AsyncClient, server: LiveServer, email: str) -> str:
+    return await Api(client=http, database=server.app.state.database).sign_up(email)
+
+
+async def stop(cluster: PostgresCluster) -> None:
+    await asyncio.to_thread(cluster.stop)
+
+
+async def start(cluster: PostgresCluster) -> None:
+    await asyncio.to_thread(cluster.start)
+
+
+async def post(http: httpx.AsyncClient, query: str, token: str | None = None,
+               accept: str = GRAPHQL_RESPONSE) -> httpx.Response:
+    headers = {"accept": accept, **({"authorization": f"Bearer {token}"} if token else {})}
+    return await http.post("/graphql", json={"query": query}, headers=headers)
+
+
+def assert_unavailable(response: httpx.Response, media_type: str) -> None:
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == "5"
+    assert response.headers["content-type"] == media_type
+    body = response.json()
+    assert "data" not in body
+    assert [error["extensions"]["code"] for error in body["errors"]] == ["SERVICE_UNAVAILABLE"]
+
+
+async def refusal(url: str, protocol: str, payload: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
+    """The messages a connection_init is answered with, and the close code that ends the socket."""
+    messages = []
+    async with connect(url, subprotocols=[protocol], open_timeout=TIMEOUT) as connection:  # type: ignore[list-item]
+        await connection.send(orjson.dumps({"type": "connection_init", "payload": payload}).decode())
+        try:
+            while True:
+                messages.append(orjson.loads(await asyncio.wait_for(connection.recv(), TIMEOUT)))
+        except ConnectionClosed as closed:
+            return messages, closed.rcvd.code if closed.rcvd else None
+
+
+@pytest.mark.parametrize("accept", [GRAPHQL_RESPONSE, "application/json"])
+async def test_a_signed_in_request_while_postgres_is_down_gets_503_and_retry_after(
+    server: LiveServer, http: httpx.AsyncClient, cluster: PostgresCluster, accept: str
+) -> None:
+    # given
+    token = await signed_up(http, server, f"down-{accept[12:16]}@example.com")
+    await stop(cluster)
+
+    # when
+    response = await post(http, ME, token, accept)
+
+    # then
+    assert_unavailable(response, accept)
+
+
+async def test_a_resolver_that_meets_the_dead_database_says_service_unavailable(
+    http: httpx.AsyncClient, cluster: PostgresCluster
+) -> None:
+    # given
+    await stop(cluster)
+
+    # when
+    response = await post(http, LOGIN)
+
+    # then
+    assert_unavailable(response, GRAPHQL_RESPONSE)
+    assert response.json()["errors"][0]["path"] == ["login"]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_a_websocket_opened_while_postgres_is_down_is_closed_with_try_again_later(
+    server: LiveServer, http: httpx.AsyncClient, cluster: PostgresCluster, protocol: str
+) -> None:
+    # given
+    token = await signed_up(http, server, f"socket-{protocol}@example.com")
+    await stop(cluster)
+
+    # when
+    messages, close_code = await refusal(server.ws_url, protocol, bearer(token))
+
+    # then
+    assert close_code == 1013
+    if protocol == LEGACY_WS:
+        assert [message["payload"]["code"] for message in messages] == ["SERVICE_UNAVAILABLE"]
+    else:
+        assert messages == []
+
+
+async def test_service_resumes_when_postgres_is_back(
+    server: LiveServer, http: httpx.AsyncClient, cluster: PostgresCluster
+) -> None:
+    # given
+    token = await signed_up(http, server, "resumes@example.com")
+    await stop(cluster)
+    assert (await http.get("/readyz")).status_code == 503
+    assert (await post(http, ME, token)).status_code == 503
+
+    # when
+    await start(cluster)
+
+    # then
+    assert (await http.get("/readyz")).status_code == 200
+    response = await post(http, ME, token)
+    assert (response.status_code, response.json()) == (200, {"data": {"me": {"email": "resumes@example.com"}}})
+    async with graphql_socket(server.ws_url, TRANSPORT_WS, bearer(token)):
+        pass
+
+
+async def test_a_sqlite_file_that_cannot_be_opened_is_unavailable_until_it_can(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    # given: the database's folder (a volume, say) is missing
+    folder = tmp_path / "volume"
+    settings = make_settings(f"sqlite+aiosqlite:///{folder / 'auditgraph.db'}", tmp_path / "data")
+    async with live_server(settings) as server:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}", timeout=TIMEOUT) as http:
+            # when
+            down = await post(http, ME, issue_token(uuid.uuid4(), settings)[0])
+            folder.mkdir()
+            shutil.copyfile(sqlite_template, folder / "auditgraph.db")
+            token = await signed_up(http, server, "sqlite-back@example.com")
+            back = await post(http, ME, token)
+
+    # then
+    assert_unavailable(down, GRAPHQL_RESPONSE)
+    assert back.json() == {"data": {"me": {"email": "sqlite-back@example.com"}}}
