@@ -34,7 +34,15 @@ import asyncpg
 
 from bench.processes import ServerProcess
 from bench.soak_load import (
-    PROTOCOLS, Client, Subscriber, Tally, Zombie, follow, owner, pipeline_worker, subscribe_on_and_off,
+    PROTOCOLS,
+    Client,
+    Subscriber,
+    Tally,
+    Zombie,
+    follow,
+    owner,
+    pipeline_worker,
+    subscribe_on_and_off,
     zombie_writes,
 )
 from db.orphans import store_folders, stored_files_in
@@ -105,6 +113,7 @@ class Servers:
     async def start(self, name: str) -> None:
         server = self.processes[name]
         await server.start()
+        assert server.process is not None
         await asyncio.to_thread(wait_until_ready, server.base_url, server.process)
 
     def note_memory(self, moment: str) -> None:
@@ -272,9 +281,9 @@ async def soak(args: argparse.Namespace, out: io.StringIO) -> None:
                 database, start, None if scope_of[subscriber.name].startswith("watcher") else scope_of[subscriber.name])
                 for subscriber in subscribers}
             for subscriber in subscribers:
-                wanted = expected[subscriber.name]
-                if wanted and subscriber.last < wanted[-1]:
-                    await follow(subscriber, servers.urls, 120, until=wanted[-1])
+                newest = expected[subscriber.name][-1:]
+                if newest and subscriber.last < newest[0]:
+                    await follow(subscriber, servers.urls, 120, until=newest[0])
 
             await asyncio.sleep(FILE_SWEEP_SECONDS + 5)  # one periodic sweep after the last write
             stored, orphans, staging = await orphaned_files(database, data_dir)
@@ -307,7 +316,7 @@ async def soak(args: argparse.Namespace, out: io.StringIO) -> None:
             say(f"{subscriber.name:<11}{subscriber.protocol:<22}{scope_of[subscriber.name].split('@')[0]:<22}"
                 f"{subscriber.sessions:>9}{len(wanted):>10}{len(got):>11}{len(wanted - set(got)):>6}"
                 f"{len(got) - len(set(got)):>12}")
-        ends = Counter()
+        ends: Counter[str] = Counter()
         for subscriber in subscribers:
             ends.update(subscriber.ended_by)
         say("sessions ended by: " + ", ".join(f"{why} {count}" for why, count in ends.most_common()))

@@ -9,7 +9,7 @@ import asyncio
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -200,7 +200,7 @@ class Subscriber:
         self.last = max(self.last, position)
 
 
-async def _websocket_positions(url: str, protocol: str, token: str, after: int) -> AsyncIterator[int]:
+async def _websocket_positions(url: str, protocol: str, token: str, after: int) -> AsyncGenerator[int, None]:
     async with connect(url, subprotocols=[protocol], open_timeout=10, ping_interval=None,  # type: ignore[list-item]
                        max_queue=None) as socket:
         await socket.send(orjson.dumps({"type": "connection_init", "payload": {"token": token}}).decode())
@@ -220,7 +220,7 @@ async def _websocket_positions(url: str, protocol: str, token: str, after: int) 
     raise RuntimeError("socket closed")
 
 
-async def _sse_positions(http: httpx.AsyncClient, url: str, token: str, after: int) -> AsyncIterator[int]:
+async def _sse_positions(http: httpx.AsyncClient, url: str, token: str, after: int) -> AsyncGenerator[int, None]:
     headers = {"accept": "text/event-stream", "authorization": f"Bearer {token}", "last-event-id": str(after)}
     async with http.stream("POST", url, headers=headers, json={"query": MY_TASK_EVENTS}) as response:
         if response.status_code != 200:

@@ -77,6 +77,8 @@ class _Demo:
         self.settings = settings
         self.viewers = viewers
         self.pipeline = viewers["pipeline"]
+        # The claim the pipeline holds on each task it claimed, which its writes name.
+        self.claims: dict[uuid.UUID, uuid.UUID | None] = {}
 
     async def build(self) -> None:
         # Each task that leaves QUEUED is claimed as soon as it exists, while it is the only one waiting.
@@ -151,24 +153,28 @@ class _Demo:
 
     async def claim(self) -> None:
         async with self.database.transaction() as session:
-            await claim_next_task(session, self.pipeline.user_id)
+            task = await claim_next_task(session, self.pipeline.user_id, self.settings.lease)
+        assert task is not None
+        self.claims[task.id] = task.claim_id
 
     async def progress(self, task_id: uuid.UUID, percent: int, message: str) -> None:
         async with self.database.transaction() as session:
-            await report_progress(session, task_id, percent, message, viewer=self.pipeline)
+            await report_progress(session, task_id, percent, message, viewer=self.pipeline,
+                                  claim_id=self.claims.get(task_id), lease=self.settings.lease)
 
     async def artifact(self, task_id: uuid.UUID, kind: str, label: str, data: bytes) -> uuid.UUID:
         return await add_artifact(self.database, self.settings, task_id, _bytes(data), kind=kind, label=label,
-                                  viewer=self.pipeline)
+                                  viewer=self.pipeline, claim_id=self.claims.get(task_id))
 
     async def analysis(self, task_id: uuid.UUID, **analysis: Any) -> None:
         async with self.database.transaction() as session:
-            await record_analysis(session, task_id, analysis, viewer=self.pipeline)
+            await record_analysis(session, task_id, analysis, viewer=self.pipeline, claim_id=self.claims.get(task_id))
 
     async def move(self, task_id: uuid.UUID, status: TaskStatus, *, error: str | None = None,
                    viewer: Viewer | None = None) -> None:
         async with self.database.transaction() as session:
-            await transition_task(session, task_id, status, viewer=viewer or self.pipeline, error_message=error)
+            await transition_task(session, task_id, status, viewer=viewer or self.pipeline, error_message=error,
+                                  claim_id=None if viewer else self.claims.get(task_id))
 
 
 def _finding(severity: str, rule_id: str, message: str, remediation: str | None, *,

@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     # Notices a live subscription may fall behind by before it re-reads the log instead.
     subscriber_inbox_size: int = Field(default=256, gt=0)
     # How long `serve` lets in-flight requests finish after SIGTERM before it cuts them off.
-    shutdown_timeout_seconds: float = Field(default=30.0, gt=0)
+    shutdown_timeout_seconds: int = Field(default=30, gt=0)
 
     db_pool_size: int = Field(default=10, gt=0)
     db_max_overflow: int = Field(default=10, ge=0)

@@ -152,7 +152,7 @@ async def stage_upload(chunks: AsyncIterable[bytes], data_dir: Path, max_bytes: 
             )
         page_count = await asyncio.to_thread(count_pdf_pages, path) if content_type == "application/pdf" else None
     except BaseException:
-        path.unlink(missing_ok=True)  # noqa: ASYNC240 - one quick syscall, on the way out of a failure
+        path.unlink(missing_ok=True)
         _close(sink)
         raise
     return StagedFile(path=path, size=size, sha256=digest.hexdigest(), content_type=content_type,

@@ -42,7 +42,7 @@ class Housekeeping:
         while True:
             try:
                 await self.requeue_expired()
-            except Exception:  # noqa: BLE001 - a database outage must not end the loop
+            except Exception:
                 logger.warning("could not requeue tasks with expired leases; retrying", exc_info=True)
             await asyncio.sleep(self.settings.lease_check_seconds)
 
@@ -52,7 +52,7 @@ class Housekeeping:
             try:
                 await asyncio.to_thread(sweep_staging, staging_dir(self.settings.data_dir))
                 await sweep_store(self.database, self.settings.upload_dir)
-            except Exception:  # noqa: BLE001 - leftovers are only disk space; the next sweep tries again
+            except Exception:
                 logger.warning("could not sweep the files interrupted writes left behind", exc_info=True)
             await asyncio.sleep(self.settings.file_sweep_seconds)
 

@@ -48,8 +48,8 @@ class Shutdown:
                 signal.signal(number, signal.SIG_DFL)
                 signal.raise_signal(number)
 
-        for number in STOP_SIGNALS:
-            signal.signal(number, handle)
+        for stop_signal in STOP_SIGNALS:
+            signal.signal(stop_signal, handle)
         try:
             yield
         finally:

@@ -1,8 +1,8 @@
 """Fencing over HTTP: every pipeline write names its claim, and a claim that is no longer the task's changes nothing."""
 
 import uuid
-from pathlib import Path
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest

@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import orjson
@@ -142,7 +142,8 @@ class Scene:
             statement = statement.where(Task.user_id == owner.id)
         async with self.writer.sessions() as session:
             rows = (await session.execute(statement)).all()
-        return [(int(position), to_global_id("Task", task_id), sequence) for position, task_id, sequence in rows]
+        # A committed event always has its position.
+        return [(cast(int, position), to_global_id("Task", task_id), sequence) for position, task_id, sequence in rows]
 
 
 @asynccontextmanager

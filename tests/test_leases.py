@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Uuid, column, insert, select, table, text, update
+from sqlalchemy import Uuid, bindparam, insert, select, text, update
 
 from db import migrations
 from db.base import utcnow
@@ -21,7 +21,6 @@ from db.leases import requeue_expired_leases
 from db.models import Task, TaskEvent, User
 from db.settings import Settings
 from db.tasks import claim_next_task
-from graph.relay import to_global_id
 from tests.api import Api, error_codes
 from tests.conftest import make_settings
 from tests.factories import make_task, make_user
@@ -215,13 +214,13 @@ async def test_an_upgrade_gives_tasks_being_processed_a_lease_that_has_ended(
     await migrations.upgrade(engine, "7d2f3b9e41a0")
     user_id, task_id = uuid.uuid4(), uuid.uuid4()
     async with engine.begin() as connection:
-        await connection.execute(insert(User.__table__).values(
+        await connection.execute(insert(User).values(
             id=user_id, email="a@b.co", hashed_password="x", is_active=True, role="USER"))
         # The columns of that revision only.
-        old_tasks = table("tasks", column("id", Uuid()), column("user_id", Uuid()), column("status"),
-                          column("source_url"))
-        await connection.execute(insert(old_tasks).values(
-            id=task_id, user_id=user_id, status="PROCESSING", source_url="https://example.com/"))
+        await connection.execute(
+            text("INSERT INTO tasks (id, user_id, status, source_url) VALUES (:id, :user_id, 'PROCESSING', :url)")
+            .bindparams(bindparam("id", type_=Uuid()), bindparam("user_id", type_=Uuid())),
+            {"id": task_id, "user_id": user_id, "url": "https://example.com/"})
 
     # when
     await migrations.upgrade(engine)

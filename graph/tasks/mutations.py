@@ -10,10 +10,10 @@ from sqlalchemy import select
 from strawberry.file_uploads import Upload
 
 from db import models
-from db.enums import TaskStatus as DomainTaskStatus
-from db.storage import CHUNK_SIZE, clean_filename
 from db.claims import parse_claim_id
+from db.enums import TaskStatus as DomainTaskStatus
 from db.leases import renew_lease
+from db.storage import CHUNK_SIZE, clean_filename
 from db.tasks import claim_next_task, create_url_task, normalize_url, report_progress, transition_task
 from db.uploads import add_artifact, delete_task_and_files, upload_document
 from graph.context import Info
