@@ -1,5 +1,7 @@
 """Alembic driven from code: the CLI, the app's readiness check and the tests share it."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +33,46 @@ def head_revision() -> str:
     return head
 
 
+@contextmanager
+def migrating(connection: Connection) -> Iterator[None]:
+    """One transaction for the migrations, with SQLite's foreign keys off while they run.
+
+    SQLite's batch mode rebuilds a table by copying it and dropping the old
+    one; with foreign keys enforced, dropping a parent table (tasks) would
+    cascade to every child row (its events, analyses, artifacts). SQLite
+    ignores the pragma inside a transaction, so it is set on the driver's
+    connection before one begins; the rows are checked before the commit, and
+    enforcement is back on for whoever uses the connection next.
+    """
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        _pragma(connection, "foreign_keys=OFF")
+    try:
+        with connection.begin():
+            yield
+            if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
+                raise RuntimeError("the migration left rows that refer to rows that do not exist; nothing was changed")
+    finally:
+        if sqlite:
+            _pragma(connection, "foreign_keys=ON")
+
+
+def _pragma(connection: Connection, setting: str) -> None:
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA {setting}")
+    finally:
+        cursor.close()
+
+
 async def _run(engine: AsyncEngine, action: Any, *args: Any) -> None:
     def run(connection: Connection) -> None:
         config = alembic_config()
         config.attributes["connection"] = connection
-        action(config, *args)
+        with migrating(connection):
+            action(config, *args)
 
-    async with engine.begin() as connection:
+    async with engine.connect() as connection:
         await connection.run_sync(run)
 
 

@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select, text
+from sqlalchemy import Uuid, bindparam, insert, select, text
 
 from db import migrations
 from db.engine import Database, create_engine
 from db.enums import EventType, Role
 from db.events import append_event
-from db.models import Task, TaskEvent, User
+from db.models import TaskEvent, User
 from db.settings import Settings
 from graph.tokens import issue_token
 from tests.conftest import make_settings
@@ -85,8 +85,12 @@ async def test_an_upgrade_numbers_events_written_before_positions_existed(
     async with engine.begin() as connection:
         await connection.execute(insert(User).values(
             id=user_id, email="a@b.co", hashed_password="x", is_active=True, role="USER"))
-        await connection.execute(insert(Task).values(
-            id=task_id, user_id=user_id, status="QUEUED", source_url="https://example.com/", last_event_sequence=3))
+        # The columns of that revision only (the model has grown since).
+        await connection.execute(
+            text("INSERT INTO tasks (id, user_id, status, source_url, last_event_sequence) "
+                 "VALUES (:id, :user_id, 'QUEUED', 'https://example.com/', 3)")
+            .bindparams(bindparam("id", type_=Uuid()), bindparam("user_id", type_=Uuid())),
+            {"id": task_id, "user_id": user_id})
         await connection.execute(insert(TaskEvent), [
             {"id": uuid.uuid4(), "task_id": task_id, "sequence": sequence, "type": "PROGRESS", "data": {},
              "created_at": datetime(2026, 1, sequence, tzinfo=UTC)}

@@ -209,7 +209,7 @@ async def test_many_requeuers_at_once_requeue_each_expired_task_exactly_once(db:
 async def test_an_upgrade_gives_tasks_being_processed_a_lease_that_has_ended(
     empty_database_url: str, data_dir: Path
 ) -> None:
-    # given: a task being processed before claims existed
+    # given: a task being processed before claims existed, with its first event
     engine = create_engine(make_settings(empty_database_url, data_dir))
     await migrations.upgrade(engine, "7d2f3b9e41a0")
     user_id, task_id = uuid.uuid4(), uuid.uuid4()
@@ -218,9 +218,12 @@ async def test_an_upgrade_gives_tasks_being_processed_a_lease_that_has_ended(
             id=user_id, email="a@b.co", hashed_password="x", is_active=True, role="USER"))
         # The columns of that revision only.
         await connection.execute(
-            text("INSERT INTO tasks (id, user_id, status, source_url) VALUES (:id, :user_id, 'PROCESSING', :url)")
+            text("INSERT INTO tasks (id, user_id, status, source_url, last_event_sequence) "
+                 "VALUES (:id, :user_id, 'PROCESSING', :url, 1)")
             .bindparams(bindparam("id", type_=Uuid()), bindparam("user_id", type_=Uuid())),
             {"id": task_id, "user_id": user_id, "url": "https://example.com/"})
+        await connection.execute(insert(TaskEvent).values(
+            id=uuid.uuid4(), task_id=task_id, sequence=1, position=1, type="CREATED", data={}))
 
     # when
     await migrations.upgrade(engine)
@@ -231,6 +234,8 @@ async def test_an_upgrade_gives_tasks_being_processed_a_lease_that_has_ended(
     # then
     async with engine.connect() as connection:
         status = (await connection.execute(text("SELECT status FROM tasks"))).scalar_one()
+        events = (await connection.execute(text("SELECT count(*) FROM task_events"))).scalar_one()
     await database.dispose()
     await engine.dispose()
     assert (requeued, status) == (1, "QUEUED")
+    assert events == 2  # rebuilding the tasks table (SQLite) took none of its events with it

@@ -7,6 +7,7 @@ from sqlalchemy.engine import Connection
 
 from alembic import context
 from db.engine import create_engine
+from db.migrations import migrating
 from db.models import Base
 from db.settings import Settings
 
@@ -27,12 +28,16 @@ def run_migrations(connection: Connection) -> None:
         context.run_migrations()
 
 
+def run_migrations_in_own_transaction(connection: Connection) -> None:
+    with migrating(connection):
+        run_migrations(connection)
+
+
 async def run_with_own_engine() -> None:
     engine = create_engine(Settings())
     try:
         async with engine.connect() as connection:
-            await connection.run_sync(run_migrations)
-            await connection.commit()
+            await connection.run_sync(run_migrations_in_own_transaction)
     finally:
         await engine.dispose()
 
