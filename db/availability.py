@@ -8,6 +8,7 @@ flood the log with one line per request, while the event listener logs the
 database going away and coming back, and /readyz reports it.
 """
 
+import asyncio
 import sqlite3
 from typing import Any
 
@@ -50,7 +51,11 @@ def report_unavailability(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "handle_error")
     def _lost(context: ExceptionContext) -> None:
-        # A failed pre-ping is the pool's own business: it reconnects (through _connect).
-        if context.is_pre_ping or not (context.is_disconnect or is_unreachable(context.original_exception)):
+        # A failed pre-ping is the pool's own business: it reconnects (through _connect). A task
+        # cancelled mid-statement leaves its connection in doubt (a "disconnect" to SQLAlchemy),
+        # but the database is fine, and the cancellation must go on up as itself.
+        if context.is_pre_ping or isinstance(context.original_exception, asyncio.CancelledError):
+            return
+        if not (context.is_disconnect or is_unreachable(context.original_exception)):
             return
         raise DatabaseUnavailable() from context.original_exception

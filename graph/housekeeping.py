@@ -8,6 +8,7 @@ db/orphans.py), so there is no leader to elect and nothing to configure.
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 
 from db.engine import Database
@@ -23,14 +24,23 @@ class Housekeeping:
     def __init__(self, database: Database, settings: Settings) -> None:
         self.database = database
         self.settings = settings
+        self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        self._tasks.append(asyncio.create_task(self._expire_leases(), name="auditgraph-lease-expiry"))
-        # From the start, in the background: a large store takes a while to go through, and serving need not wait.
-        self._tasks.append(asyncio.create_task(self._sweep_files(), name="auditgraph-file-sweep"))
+        self._tasks = [
+            asyncio.create_task(self._repeat(self.requeue_expired, self.settings.lease_check_seconds,
+                                             "could not requeue tasks with expired leases; retrying"),
+                                name="auditgraph-lease-expiry"),
+            # From the start, in the background: a large store takes a while to go through, and serving need not wait.
+            asyncio.create_task(self._repeat(self.sweep_files, self.settings.file_sweep_seconds,
+                                             "could not sweep the files interrupted writes left behind"),
+                                name="auditgraph-file-sweep"),
+        ]
 
     async def stop(self) -> None:
+        # Set first: a cancellation that lands inside a database call may come out as another error.
+        self._stopping.set()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -38,23 +48,19 @@ class Housekeeping:
                 await task
         self._tasks.clear()
 
-    async def _expire_leases(self) -> None:
-        while True:
+    async def _repeat(self, work: Callable[[], Awaitable[None]], every: float, failure: str) -> None:
+        while not self._stopping.is_set():
             try:
-                await self.requeue_expired()
-            except Exception:
-                logger.warning("could not requeue tasks with expired leases; retrying", exc_info=True)
-            await asyncio.sleep(self.settings.lease_check_seconds)
+                await work()
+            except Exception:  # a database outage must not end the loop
+                logger.warning(failure, exc_info=True)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), every)
 
-    async def _sweep_files(self) -> None:
+    async def sweep_files(self) -> None:
         """What interrupted writes left: staging files no live upload holds, then stored files no row references."""
-        while True:
-            try:
-                await asyncio.to_thread(sweep_staging, staging_dir(self.settings.data_dir))
-                await sweep_store(self.database, self.settings.upload_dir)
-            except Exception:
-                logger.warning("could not sweep the files interrupted writes left behind", exc_info=True)
-            await asyncio.sleep(self.settings.file_sweep_seconds)
+        await asyncio.to_thread(sweep_staging, staging_dir(self.settings.data_dir))
+        await sweep_store(self.database, self.settings.upload_dir)
 
     async def requeue_expired(self) -> None:
         while True:
