@@ -173,8 +173,10 @@ async def test_service_resumes_when_postgres_is_back(
     # when
     await start(cluster)
 
-    # then
-    assert (await http.get("/readyz")).status_code == 200
+    # then: ready once its event listener is back too (it retries on its own)
+    async with asyncio.timeout(TIMEOUT):
+        while (await http.get("/readyz")).status_code != 200:
+            await asyncio.sleep(0.05)
     response = await post(http, ME, token)
     assert (response.status_code, response.json()) == (200, {"data": {"me": {"email": "resumes@example.com"}}})
     async with graphql_socket(server.ws_url, TRANSPORT_WS, bearer(token)):
