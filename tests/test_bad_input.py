@@ -61,10 +61,11 @@ def finding(**overrides: Any) -> dict[str, Any]:
 
 
 def analysis(**overrides: Any) -> dict[str, Any]:
-    return {"taskId": "<task>", "verdict": "REVIEW", "findings": [finding()]} | overrides
+    return {"taskId": "<task>", "claimId": "<claim>", "verdict": "REVIEW", "findings": [finding()]} | overrides
 
 
-# (name, who asks, query, variables, message fragment); "<task>" and "<user>" become global ids.
+# (name, who asks, query, variables, message fragment); "<task>" and "<user>" become global ids, "<claim>"
+# the claim the task is processed under.
 BAD_INPUTS: list[tuple[str, Role | None, str, dict[str, Any], str]] = [
     ("DateTime without an offset in a filter", Role.USER,
      '{ tasks(filter: {createdAfter: "2024-05-01T12:00:00"}) { totalCount } }', {}, OFFSET),
@@ -103,11 +104,13 @@ BAD_INPUTS: list[tuple[str, Role | None, str, dict[str, Any], str]] = [
     ("NUL in a source snippet", Role.WORKER, RECORD,
      {"input": analysis(findings=[finding(sources=[{"pageNumber": 1, "snippet": "\x00"}])])}, NUL),
     ("NUL in an error message", Role.WORKER,
-     "mutation($t: ID!, $m: String) { updateTaskStatus(taskId: $t, status: FAILED, errorMessage: $m) { task { id } } }",
-     {"t": "<task>", "m": "disk\x00full"}, NUL),
+     "mutation($t: ID!, $c: ID, $m: String) { updateTaskStatus(taskId: $t, claimId: $c, status: FAILED, errorMessage: $m) "
+     "{ task { id } } }",
+     {"t": "<task>", "c": "<claim>", "m": "disk\x00full"}, NUL),
     ("NUL in a progress message", Role.WORKER,
-     "mutation($t: ID!, $m: String) { reportProgress(taskId: $t, percent: 5, message: $m) { task { id } } }",
-     {"t": "<task>", "m": "\x00"}, NUL),
+     "mutation($t: ID!, $c: ID!, $m: String) { reportProgress(taskId: $t, claimId: $c, percent: 5, message: $m) "
+     "{ task { id } } }",
+     {"t": "<task>", "c": "<claim>", "m": "\x00"}, NUL),
     ("evidence nested 500 deep", Role.WORKER, RECORD,
      {"input": analysis(findings=[finding(evidence=nested(500))])}, "nested deeper than 32 levels"),
     ("an extraction result of lists nested 300 deep", Role.WORKER, RECORD,
@@ -115,8 +118,8 @@ BAD_INPUTS: list[tuple[str, Role | None, str, dict[str, Any], str]] = [
     ("a JSON integer past 64 bits", Role.WORKER, RECORD,
      {"input": analysis(findings=[finding(evidence={"n": 2**64 - 1})])}, "64 bits"),
     ("a JSON number that is infinite", Role.WORKER,
-     'mutation($t: ID!) { recordAnalysis(input: {taskId: $t, verdict: REVIEW, validationResult: {x: 1e400}}) '
-     '{ analysis { id } } }', {"t": "<task>"}, "finite"),
+     'mutation($t: ID!, $c: ID) { recordAnalysis(input: {taskId: $t, claimId: $c, verdict: REVIEW, '
+     'validationResult: {x: 1e400}}) { analysis { id } } }', {"t": "<task>", "c": "<claim>"}, "finite"),
     ("a JSON string where an Upload goes", Role.USER, UPLOAD, {"file": "abc"}, UPLOAD_ONLY),
     ("a JSON object where an Upload goes", Role.USER, UPLOAD, {"file": {}}, UPLOAD_ONLY),
     ("a string literal where an Upload goes", Role.USER, 'mutation { uploadDocument(file: "abc") { task { id } } }', {},
@@ -144,8 +147,9 @@ BAD_INPUTS: list[tuple[str, Role | None, str, dict[str, Any], str]] = [
     ("an invalid email", None,
      'mutation { register(email: "not an email", password: "correct horse battery") { token } }', {}, "invalid email"),
     ("an error message of 10,001 characters", Role.WORKER,
-     "mutation($t: ID!, $m: String) { updateTaskStatus(taskId: $t, status: FAILED, errorMessage: $m) { task { id } } }",
-     {"t": "<task>", "m": "x" * 10_001}, "at most 10000"),
+     "mutation($t: ID!, $c: ID, $m: String) { updateTaskStatus(taskId: $t, claimId: $c, status: FAILED, errorMessage: $m) "
+     "{ task { id } } }",
+     {"t": "<task>", "c": "<claim>", "m": "x" * 10_001}, "at most 10000"),
     ("a sha256 that is not hex", Role.USER, '{ taskByHash(sha256: "xyz") { id } }', {}, "64 hexadecimal"),
 ]
 
@@ -168,7 +172,8 @@ async def make_world(api: Api, settings: Settings) -> World:
         worker = await make_user(session, role=Role.WORKER)
         task = await make_processing_task(session, owner)
     tokens = {Role.USER: issue_token(owner.id, settings)[0], Role.WORKER: issue_token(worker.id, settings)[0]}
-    return World(tokens=tokens, ids={"<task>": to_global_id("Task", task.id), "<user>": to_global_id("User", owner.id)})
+    return World(tokens=tokens, ids={"<task>": to_global_id("Task", task.id), "<user>": to_global_id("User", owner.id),
+                                     "<claim>": str(task.claim_id)})
 
 
 def with_ids(variables: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:
