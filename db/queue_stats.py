@@ -1,4 +1,5 @@
-"""The work queue as an operator watches it: tasks by status and how long the oldest QUEUED one has waited."""
+"""The work queue as an operator watches it: tasks by status, how long the oldest QUEUED one has waited,
+and how many claims have outlived their lease (a worker died, or the requeuing sweep is not running)."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -6,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.base import utcnow
 from db.enums import TaskStatus
 from db.models import Task
 
@@ -14,6 +16,7 @@ from db.models import Task
 class QueueStats:
     tasks_by_status: dict[TaskStatus, int]
     oldest_queued_at: datetime | None
+    expired_leases: int
 
 
 async def queue_stats(connection: AsyncConnection) -> QueueStats:
@@ -22,4 +25,7 @@ async def queue_stats(connection: AsyncConnection) -> QueueStats:
     for status, count in await connection.execute(select(Task.status, func.count()).group_by(Task.status)):
         counts[status] = count
     oldest = await connection.scalar(select(func.min(Task.created_at)).where(Task.status == TaskStatus.QUEUED))
-    return QueueStats(tasks_by_status=counts, oldest_queued_at=oldest)
+    # The time is bound from Python: SQLite's and PostgreSQL's "now" differ in type and zone.
+    expired = await connection.scalar(select(func.count()).where(
+        Task.status == TaskStatus.PROCESSING, Task.lease_expires_at < utcnow()))
+    return QueueStats(tasks_by_status=counts, oldest_queued_at=oldest, expired_leases=int(expired or 0))

@@ -3,6 +3,7 @@
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -10,10 +11,14 @@ import pytest
 from asgi_lifespan import LifespanManager
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import update
 
+from db.base import utcnow
+from db.models import Task
 from graph.app import create_app
 from tests.cli import free_port, run_cli, start_cli, wait_until_ready
 from tests.conftest import make_settings
+from tests.factories import make_processing_task, make_user
 from tests.live import TRANSPORT_WS, bearer, graphql_socket
 
 LOGIN = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }"
@@ -153,3 +158,19 @@ async def test_two_workers_count_a_query_an_error_and_a_subscription_in_one_scra
     assert value(during, "auditgraph_subscription_delivery_lag_seconds_count") == 1
     assert value(after, "auditgraph_subscriptions_open") == 0
     assert value(after, "auditgraph_tasks", status="QUEUED") == 1
+
+
+async def test_claims_past_their_lease_are_counted_at_scrape_time(database_url: str, data_dir: Path) -> None:
+    # given: a task claimed by a worker whose lease ran out (the requeuing sweep has not run yet)
+    app = create_app(make_settings(database_url, data_dir, metrics_enabled=True))
+    async with LifespanManager(app):
+        async with app.state.database.transaction() as session:
+            task = await make_processing_task(session, await make_user(session))
+            await session.execute(update(Task).where(Task.id == task.id)
+                                  .values(lease_expires_at=utcnow() - timedelta(minutes=5)))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
+            # when
+            exposition = (await http.get("/metrics")).text
+
+    # then
+    assert value(exposition, "auditgraph_expired_leases") == 1

@@ -135,6 +135,11 @@ class QueueCollector(Collector):
             "auditgraph_oldest_queued_task_age_seconds",
             "How long the oldest QUEUED task has waited (0 when none waits).", value=age,
         )
+        yield GaugeMetricFamily(
+            "auditgraph_expired_leases",
+            "PROCESSING tasks whose claim's lease has run out and that are not requeued yet.",
+            value=self.stats.expired_leases,
+        )
 
 
 def recorded_metrics() -> bytes:
