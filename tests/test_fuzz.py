@@ -36,7 +36,7 @@ from db.settings import Settings
 from db.tasks import transition_task
 from graph.relay import to_global_id
 from graph.tokens import issue_token
-from tests.factories import make_analysed_task, make_processing_task, make_task, make_user
+from tests.factories import make_analysed_task, make_processing_task, make_task, make_user, move_task
 from tests.live import live_server_in_thread
 from tests.response_shape import response_problems
 
@@ -98,7 +98,7 @@ async def _seed(database: Database) -> tuple[dict[Role, uuid.UUID], list[str]]:
         await make_analysed_task(session, owner)
         failed = await make_task(session, owner)
         await transition_task(session, failed.id, "PROCESSING", viewer=SYSTEM)
-        await transition_task(session, failed.id, "FAILED", viewer=SYSTEM, error_message="broken")
+        await move_task(session, failed.id, "FAILED", error_message="broken")
         await make_processing_task(session, await make_user(session))
     global_ids: list[str] = []
     async with database.sessions() as session:

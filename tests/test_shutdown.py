@@ -64,6 +64,8 @@ async def test_sigterm_ends_live_streams_at_once_and_a_stalled_upload_only_until
                 http.stream("POST", "/graphql", headers=headers, json={"query": MY_TASK_EVENTS}) as sse:
             await socket.subscribe(MY_TASK_EVENTS)
             upload = await stalled_upload(port)
+            # Answered only after the server's loop has read what arrived before it: the upload is in flight.
+            assert (await http.get("/healthz")).status_code == 200
 
             # when
             process.send_signal(signal.SIGTERM)
