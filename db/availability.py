@@ -10,6 +10,7 @@ database going away and coming back, and /readyz reports it.
 
 import asyncio
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 from asyncpg import exceptions as pg
@@ -29,12 +30,25 @@ _POSTGRES_UNREACHABLE = (
 
 
 def is_unreachable(error: BaseException) -> bool:
-    if isinstance(error, sqlite3.Error):
-        # The embedded database is a file in this process: it is "down" only
-        # when the file cannot be opened (its folder or volume is gone).
-        return getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_CANTOPEN
-    # Refused, reset or timed out while connecting: asyncpg raises these unwrapped.
-    return isinstance(error, (OSError, *_POSTGRES_UNREACHABLE))
+    # SQLAlchemy's asyncpg adapter wraps the driver's error (a server that is
+    # shutting down answers CannotConnectNowError inside it): look down the chain.
+    for cause in _causes(error):
+        if isinstance(cause, sqlite3.Error):
+            # The embedded database is a file in this process: it is "down" only
+            # when the file cannot be opened (its folder or volume is gone).
+            if getattr(cause, "sqlite_errorcode", None) == sqlite3.SQLITE_CANTOPEN:
+                return True
+        # Refused, reset or timed out while connecting: asyncpg raises these unwrapped.
+        elif isinstance(cause, (OSError, *_POSTGRES_UNREACHABLE)):
+            return True
+    return False
+
+
+def _causes(error: BaseException, depth: int = 4) -> Iterator[BaseException]:
+    current: BaseException | None = error
+    while current is not None and depth > 0:
+        yield current
+        current, depth = current.__cause__, depth - 1
 
 
 def report_unavailability(engine: AsyncEngine) -> None:

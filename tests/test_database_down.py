@@ -201,3 +201,22 @@ async def test_a_sqlite_file_that_cannot_be_opened_is_unavailable_until_it_can(
     # then
     assert_unavailable(down, GRAPHQL_RESPONSE)
     assert back.json() == {"data": {"me": {"email": "sqlite-back@example.com"}}}
+
+
+def test_a_server_shutting_down_counts_as_unreachable_when_the_driver_adapter_wraps_it() -> None:
+    # The soak benchmark met this during a PostgreSQL restart: INTERNAL_SERVER_ERROR instead of SERVICE_UNAVAILABLE.
+    from asyncpg.exceptions import CannotConnectNowError
+
+    from db.availability import is_unreachable
+
+    class AdaptedError(Exception):
+        pass
+
+    try:
+        try:
+            raise CannotConnectNowError("the database system is shutting down")
+        except CannotConnectNowError as error:
+            raise AdaptedError("wrapped by the dialect") from error
+    except AdaptedError as adapted:
+        assert is_unreachable(adapted)
+    assert not is_unreachable(ValueError("a bug, not an outage"))
