@@ -3,17 +3,17 @@
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.access import Viewer
 from db.base import utcnow
 from db.claims import check_claim
 from db.enums import EventType, TaskStatus
-from db.errors import Conflict, InvalidInput, NotFound
-from db.events import add_event
+from db.errors import Conflict, InvalidInput
+from db.events import add_event, take_event_sequence
 from db.inputs import AnalysisInput, validate_input
-from db.models import Analysis, Artifact, Finding, SourceReference, Task
+from db.models import Analysis, Artifact, Finding, SourceReference
 
 RECORDABLE_STATUSES = frozenset({TaskStatus.PROCESSING, TaskStatus.COMPLETED})
 
@@ -32,17 +32,7 @@ async def record_analysis(
 
     # Taking the event sequence locks the task row, which also serialises
     # concurrent recorders of the same task.
-    locked = (
-        await session.execute(
-            update(Task)
-            .where(Task.id == task_id, viewer.visible_tasks())
-            .values(last_event_sequence=Task.last_event_sequence + 1, updated_at=utcnow())
-            .returning(Task.status, Task.last_event_sequence, Task.claim_id)
-        )
-    ).one_or_none()
-    if locked is None:
-        raise NotFound("task not found")
-    status, sequence, held = locked
+    status, sequence, held = await take_event_sequence(session, task_id, viewer)
     check_claim(status, held, claim_id)
     if status not in RECORDABLE_STATUSES:
         raise Conflict(f"an analysis can be recorded only while a task is PROCESSING or COMPLETED, not {status}")

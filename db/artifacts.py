@@ -2,17 +2,16 @@
 
 import uuid
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.access import Viewer
 from db.base import utcnow
 from db.claims import check_claim
 from db.enums import EventType
-from db.errors import NotFound
-from db.events import add_event
+from db.events import add_event, take_event_sequence
 from db.inputs import ArtifactInput, validate_input
-from db.models import Artifact, Task
+from db.models import Artifact
 from db.tasks import StoredFile
 
 
@@ -33,17 +32,7 @@ async def create_artifact(
     facts = validate_input(ArtifactInput, {"kind": kind, "label": label})
     # Taking the event sequence locks the task row, so concurrent attachers get
     # distinct indexes.
-    locked = (
-        await session.execute(
-            update(Task)
-            .where(Task.id == task_id, viewer.visible_tasks())
-            .values(last_event_sequence=Task.last_event_sequence + 1, updated_at=utcnow())
-            .returning(Task.status, Task.last_event_sequence, Task.claim_id)
-        )
-    ).one_or_none()
-    if locked is None:
-        raise NotFound("task not found")
-    status, sequence, held = locked
+    status, sequence, held = await take_event_sequence(session, task_id, viewer)
     check_claim(status, held, claim_id)
     index = await session.scalar(
         select(func.coalesce(func.max(Artifact.index) + 1, 0)).where(Artifact.task_id == task_id)

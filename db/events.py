@@ -8,8 +8,9 @@ import orjson
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from db.access import Viewer
 from db.base import utcnow
-from db.enums import EventType
+from db.enums import EventType, TaskStatus
 from db.errors import NotFound
 from db.models import Task, TaskEvent
 
@@ -53,6 +54,24 @@ async def append_event(
     event = add_event(session, task_id, sequence, type, data or {})
     await session.flush()
     return event
+
+
+async def take_event_sequence(
+    session: AsyncSession, task_id: uuid.UUID, viewer: Viewer
+) -> tuple[TaskStatus, int, uuid.UUID | None]:
+    """Take the visible task's next event sequence, locking its row until commit: (status, sequence, claim id)."""
+    locked = (
+        await session.execute(
+            update(Task)
+            .where(Task.id == task_id, viewer.visible_tasks())
+            .values(last_event_sequence=Task.last_event_sequence + 1, updated_at=utcnow())
+            .returning(Task.status, Task.last_event_sequence, Task.claim_id)
+        )
+    ).one_or_none()
+    if locked is None:
+        raise NotFound("task not found")
+    status, sequence, claim_id = locked
+    return status, sequence, claim_id
 
 
 def pending_events(session: AsyncSession) -> list[TaskEvent]:
