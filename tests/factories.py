@@ -5,8 +5,8 @@ import uuid
 from itertools import count
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Uuid, bindparam, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from db.access import SYSTEM
 from db.analyses import record_analysis
@@ -97,3 +97,16 @@ async def make_analysed_task(session: AsyncSession, owner: User, **analysis: Any
     return task, recorded
 
 
+
+
+async def task_at_old_revision(connection: AsyncConnection, status: str, last_event_sequence: int) -> uuid.UUID:
+    """A user and a URL task written with only the columns every revision has, for upgrade tests."""
+    user_id, task_id = uuid.uuid4(), uuid.uuid4()
+    await connection.execute(insert(User).values(
+        id=user_id, email=f"old{next(_serial)}@example.com", hashed_password="x", is_active=True, role="USER"))
+    await connection.execute(
+        text("INSERT INTO tasks (id, user_id, status, source_url, last_event_sequence) "
+             "VALUES (:id, :user_id, :status, 'https://example.com/', :sequence)")
+        .bindparams(bindparam("id", type_=Uuid()), bindparam("user_id", type_=Uuid())),
+        {"id": task_id, "user_id": user_id, "status": status, "sequence": last_event_sequence})
+    return task_id

@@ -7,17 +7,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Uuid, bindparam, insert, select, text
+from sqlalchemy import insert, select, text
 
 from db import migrations
 from db.engine import Database, create_engine
 from db.enums import EventType, Role
 from db.events import append_event
-from db.models import TaskEvent, User
+from db.models import TaskEvent
 from db.settings import Settings
 from graph.tokens import issue_token
 from tests.conftest import make_settings
-from tests.factories import make_task, make_user
+from tests.factories import make_task, make_user, task_at_old_revision
 from tests.live import PROTOCOLS, bearer, graphql_socket, live_server
 
 MY_TASK_EVENTS = """
@@ -81,16 +81,8 @@ async def test_an_upgrade_numbers_events_written_before_positions_existed(
     # given: a database at the first revision with events in it
     engine = create_engine(make_settings(empty_database_url, data_dir))
     await migrations.upgrade(engine, "cc301cf8f465")
-    user_id, task_id = uuid.uuid4(), uuid.uuid4()
     async with engine.begin() as connection:
-        await connection.execute(insert(User).values(
-            id=user_id, email="a@b.co", hashed_password="x", is_active=True, role="USER"))
-        # The columns of that revision only (the model has grown since).
-        await connection.execute(
-            text("INSERT INTO tasks (id, user_id, status, source_url, last_event_sequence) "
-                 "VALUES (:id, :user_id, 'QUEUED', 'https://example.com/', 3)")
-            .bindparams(bindparam("id", type_=Uuid()), bindparam("user_id", type_=Uuid())),
-            {"id": task_id, "user_id": user_id})
+        task_id = await task_at_old_revision(connection, "QUEUED", last_event_sequence=3)
         await connection.execute(insert(TaskEvent), [
             {"id": uuid.uuid4(), "task_id": task_id, "sequence": sequence, "type": "PROGRESS", "data": {},
              "created_at": datetime(2026, 1, sequence, tzinfo=UTC)}

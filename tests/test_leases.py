@@ -11,19 +11,19 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Uuid, bindparam, insert, select, text, update
+from sqlalchemy import insert, select, text, update
 
 from db import migrations
 from db.base import utcnow
 from db.engine import Database, create_engine
 from db.enums import EventType, Role, TaskStatus
 from db.leases import requeue_expired_leases
-from db.models import Task, TaskEvent, User
+from db.models import Task, TaskEvent
 from db.settings import Settings
 from db.tasks import claim_next_task
 from tests.api import Api, error_codes
 from tests.conftest import make_settings
-from tests.factories import make_task, make_user
+from tests.factories import make_task, make_user, task_at_old_revision
 from tests.live import TIMEOUT, LiveServer, live_server
 from tests.rows import snapshot
 
@@ -212,16 +212,8 @@ async def test_an_upgrade_gives_tasks_being_processed_a_lease_that_has_ended(
     # given: a task being processed before claims existed, with its first event
     engine = create_engine(make_settings(empty_database_url, data_dir))
     await migrations.upgrade(engine, "7d2f3b9e41a0")
-    user_id, task_id = uuid.uuid4(), uuid.uuid4()
     async with engine.begin() as connection:
-        await connection.execute(insert(User).values(
-            id=user_id, email="a@b.co", hashed_password="x", is_active=True, role="USER"))
-        # The columns of that revision only.
-        await connection.execute(
-            text("INSERT INTO tasks (id, user_id, status, source_url, last_event_sequence) "
-                 "VALUES (:id, :user_id, 'PROCESSING', :url, 1)")
-            .bindparams(bindparam("id", type_=Uuid()), bindparam("user_id", type_=Uuid())),
-            {"id": task_id, "user_id": user_id, "url": "https://example.com/"})
+        task_id = await task_at_old_revision(connection, "PROCESSING", last_event_sequence=1)
         await connection.execute(insert(TaskEvent).values(
             id=uuid.uuid4(), task_id=task_id, sequence=1, position=1, type="CREATED", data={}))
 
