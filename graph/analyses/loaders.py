@@ -41,7 +41,7 @@ class AnalysisByTaskIdLoader(BatchLoader[uuid.UUID, Analysis | None]):
 
     @staticmethod
     def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select:
-        return select(*columns).where(key(models.Analysis.task_id), task_scope(viewer, models.Analysis.task_id))
+        return select(*columns).where(key(models.Analysis.task_id), task_scope(viewer, models.Analysis.task_id, key))
 
     async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[Analysis | None]:
         return one_per_key(keys, {analysis.task_pk: analysis for analysis in await self.load_nodes(keys)})
@@ -54,7 +54,7 @@ class FindingsByAnalysisIdLoader(BatchLoader[uuid.UUID, list[Finding]]):
     def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select:
         return (
             select(*columns)
-            .where(key(models.Finding.analysis_id), analysis_scope(viewer, models.Finding.analysis_id))
+            .where(key(models.Finding.analysis_id), analysis_scope(viewer, models.Finding.analysis_id, key))
             .order_by(SEVERITY_RANK, models.Finding.rule_id, models.Finding.id)
         )
 

@@ -82,7 +82,7 @@ class ArtifactsByTaskIdLoader(BatchLoader[uuid.UUID, list[Artifact]]):
     def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select:
         return (
             select(*columns)
-            .where(key(models.Artifact.task_id), task_scope(viewer, models.Artifact.task_id))
+            .where(key(models.Artifact.task_id), task_scope(viewer, models.Artifact.task_id, key))
             .order_by(models.Artifact.index, models.Artifact.created_at, models.Artifact.id)
         )
 
