@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -32,8 +32,25 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
             "pool_pre_ping": settings.db_pool_pre_ping,
         }
         engine = create_async_engine(settings.database_url, **(options | overrides))
+        _discard_closed_connections(engine)
     report_unavailability(engine)
     return engine
+
+
+def _discard_closed_connections(engine: AsyncEngine) -> None:
+    """Never hand out a pooled connection the server has already closed.
+
+    A restarting or stopping PostgreSQL tells every session it is going away,
+    and the driver marks the connection closed as the message arrives: a
+    check of that flag catches what a pre-ping would, without its round trip
+    (the pool then connects afresh). The read pool relies on it alone.
+    """
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        driver = getattr(dbapi_connection, "driver_connection", None)
+        if driver is not None and driver.is_closed():
+            raise exc.DisconnectionError("the server closed this pooled connection")
 
 
 def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
@@ -65,9 +82,9 @@ class Database:
     sessions: async_sessionmaker[AsyncSession]
     write_sessions: async_sessionmaker[AsyncSession]
     # Single-statement reads (loaders, pages, counts). On PostgreSQL a pool of
-    # its own whose connections are in autocommit from the start: a read costs
-    # one round trip, where a transaction adds BEGIN and ROLLBACK and the
-    # pre-ping of a transactional connection opens and closes one more.
+    # its own whose connections are in autocommit from the start and are not
+    # pinged: a read costs one round trip, where a transaction adds BEGIN and
+    # ROLLBACK and a pre-ping one more.
     reader: AsyncEngine
     # Told of the events of every committed write transaction (the in-process
     # broker listens here; on PostgreSQL the NOTIFY inside the commit suffices).
@@ -83,7 +100,8 @@ class Database:
             engine=engine,
             sessions=async_sessionmaker(engine, expire_on_commit=False),
             write_sessions=async_sessionmaker(write_engine, expire_on_commit=False),
-            reader=engine if settings.is_sqlite else create_engine(settings, isolation_level="AUTOCOMMIT"),
+            reader=engine if settings.is_sqlite else create_engine(
+                settings, isolation_level="AUTOCOMMIT", pool_pre_ping=False),
         )
 
     @property
