@@ -3,6 +3,7 @@
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import BindParameter, ColumnElement, SQLColumnExpression, Uuid, bindparam, or_, select, true
 
@@ -43,7 +44,7 @@ SYSTEM = Viewer(user_id=None, role=Role.ADMIN)
 # statement's key column is the scoped id itself, the scope's subquery reads just
 # those ids instead of every row the viewer owns (PostgreSQL cannot carry an
 # `= ANY(keys)` into a subquery itself, and hashed all of the owner's rows).
-Among = Callable[[SQLColumnExpression[uuid.UUID]], ColumnElement[bool]]
+Among = Callable[[Any], ColumnElement[bool]]
 
 
 def task_scope(viewer: Viewer, task_id: SQLColumnExpression[uuid.UUID], among: Among | None = None

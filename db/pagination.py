@@ -2,7 +2,7 @@
 
 import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -15,6 +15,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from db.errors import InvalidInput
 
 Executor = AsyncSession | AsyncConnection
+Rows = Callable[[Select, dict[str, Any]], Awaitable[Sequence[Any]]]
 
 RowT = TypeVar("RowT")
 
@@ -122,7 +123,7 @@ def _page_statement(statement: Select, key: SortKey, backward: bool, has_after: 
 
 
 async def keyset_page(
-    session: Executor,
+    rows_of: Rows,
     statement: Select,
     key: SortKey,
     *,
@@ -134,7 +135,8 @@ async def keyset_page(
 ) -> Page[Any]:
     """One page of `statement` in `key` order: `first` rows after a cursor, or `last` before one.
 
-    `parameters` are the values of the statement's own named parameters (the viewer's id).
+    `rows_of` runs the page (Database.rows, or prepared_rows for a statement the caller
+    reuses); `parameters` are the values of the statement's own named parameters (the viewer's id).
     """
     if first is not None and last is not None:
         raise InvalidInput("pass either first or last, not both")
@@ -150,7 +152,7 @@ async def keyset_page(
     if before is not None:
         values.update(key.parameter_values(_BEFORE, before))
     page = _page_statement(statement, key, backward, after is not None, before is not None)
-    rows = list((await session.execute(page, values)).all())
+    rows = list(await rows_of(page, values))
     has_more = len(rows) > limit
     rows = rows[:limit]
     if backward:

@@ -2,7 +2,7 @@
 and GraphQL over HTTP to the letter (graph/graphql_http.py)."""
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -74,9 +74,8 @@ async def authenticate(token: str | None, database: Database, settings: Settings
         return None
     claims = read_token(token, settings)
 
-    async def read_role() -> Role | None:
-        async with database.read() as connection:
-            return await active_role(connection, claims.user_id)
+    def read_role() -> Awaitable[Role | None]:
+        return active_role(database, claims.user_id)
 
     role = await (read_role() if roles is None else roles.role(claims.user_id, read_role))
     if role is None:
