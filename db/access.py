@@ -5,7 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BindParameter, ColumnElement, SQLColumnExpression, Uuid, bindparam, or_, select, true
+from sqlalchemy import BindParameter, ColumnElement, Select, SQLColumnExpression, Uuid, bindparam, or_, select, true
 
 from db.enums import Role
 from db.models import Analysis, Task
@@ -40,29 +40,48 @@ VIEWER_ID = "viewer_id"
 SYSTEM = Viewer(user_id=None, role=Role.ADMIN)
 
 
-# The keys a statement is already limited to, as a condition on a column: when the
-# statement's key column is the scoped id itself, the scope's subquery reads just
-# those ids instead of every row the viewer owns (PostgreSQL cannot carry an
-# `= ANY(keys)` into a subquery itself, and hashed all of the owner's rows).
-Among = Callable[[Any], ColumnElement[bool]]
-
-
-def task_scope(viewer: Viewer, task_id: SQLColumnExpression[uuid.UUID], among: Among | None = None
-               ) -> ColumnElement[bool]:
+def task_scope(viewer: Viewer, task_id: SQLColumnExpression[uuid.UUID]) -> ColumnElement[bool]:
     """Limit rows that hang off a task (by `task_id`) to tasks the viewer may see."""
     if viewer.sees_every_task:
         return true()
-    visible = select(Task.id).where(Task.user_id == viewer.id_parameter)
-    return task_id.in_(visible if among is None else visible.where(among(Task.id)))
+    return task_id.in_(select(Task.id).where(Task.user_id == viewer.id_parameter))
 
 
-def analysis_scope(viewer: Viewer, analysis_id: SQLColumnExpression[uuid.UUID], among: Among | None = None
-                   ) -> ColumnElement[bool]:
+def analysis_scope(viewer: Viewer, analysis_id: SQLColumnExpression[uuid.UUID]) -> ColumnElement[bool]:
     """Limit rows that hang off an analysis to analyses of tasks the viewer may see."""
     if viewer.sees_every_task:
         return true()
-    visible = select(Analysis.id).join(Task, Task.id == Analysis.task_id).where(Task.user_id == viewer.id_parameter)
-    return analysis_id.in_(visible if among is None else visible.where(among(Analysis.id)))
+    return analysis_id.in_(
+        select(Analysis.id).join(Task, Task.id == Analysis.task_id).where(Task.user_id == viewer.id_parameter)
+    )
+
+
+# A batch's keys as a condition on a column (graph/batching.py's key match).
+Among = Callable[[Any], ColumnElement[bool]]
+
+
+def among_visible_tasks(statement: Select, viewer: Viewer, task_id: SQLColumnExpression[uuid.UUID],
+                        among: Among) -> Select:
+    """`statement`'s rows whose `task_id` is one of a batch's keys and a task the viewer may see.
+
+    A join on the keys' tasks rather than a scope subquery beside the keys: with
+    the subquery PostgreSQL read every task the viewer owns, or tested each row
+    against the whole list of keys (EXPLAIN at a page of 200: 12 ms against 5).
+    """
+    if viewer.sees_every_task:
+        return statement.where(among(task_id))
+    return statement.join(Task, Task.id == task_id).where(among(Task.id), Task.user_id == viewer.id_parameter)
+
+
+def among_visible_analyses(statement: Select, viewer: Viewer, analysis_id: SQLColumnExpression[uuid.UUID],
+                           among: Among) -> Select:
+    """`statement`'s rows whose `analysis_id` is one of a batch's keys, of analyses the viewer may see."""
+    if viewer.sees_every_task:
+        return statement.where(among(analysis_id))
+    return (
+        statement.join(Analysis, Analysis.id == analysis_id).join(Task, Task.id == Analysis.task_id)
+        .where(among(Analysis.id), Task.user_id == viewer.id_parameter)
+    )
 
 
 def user_scope(viewer: Viewer, user_id: SQLColumnExpression[uuid.UUID]) -> ColumnElement[bool]:
