@@ -2,12 +2,18 @@
 
     python -m bench.subscribers [--subscribers 1000] [--tasks 10] [--events 50]
 
-The server is a real `auditgraph serve` child process (one worker) on the
-embedded SQLite default, or on PostgreSQL when DATABASE_URL is set. A WORKER
-reports progress over HTTP; every subscriber (graphql-transport-ws) follows
-one task's events. Latency runs from the event's createdAt, taken inside the
-writing transaction just before it commits, to the moment a client holds the
-message (same host, same clock): an upper bound of commit-to-receipt.
+The server is a real `auditgraph serve` child process (one worker, through
+bench/observed_serve.py, which reports its GC pauses and, with --heap, its
+traced Python heap) on the embedded SQLite default, or on PostgreSQL when
+DATABASE_URL is set. A WORKER reports progress over HTTP; every subscriber
+(graphql-transport-ws) follows one task's events. The subscribers are spread
+over --clients processes, so that the latency measures the server and not one
+client process reading a thousand sockets in turn. Latency runs from the
+event's createdAt, taken inside the writing transaction just before it
+commits, to the moment a client holds the message (same host, same clock): an
+upper bound of commit-to-receipt. Server CPU is the worker's user + system
+time while the events fan out (the writes included); memory per idle
+subscriber is the growth of the worker's RSS (and traced heap) as they connect.
 """
 
 import argparse
@@ -57,18 +63,16 @@ def memory(pid: int) -> int:
     raise LookupError("no VmRSS")
 
 
-def heap(pid: int, report: Path | None) -> int:
-    """The Python heap tracemalloc traces in a server started by bench.traced_serve, bytes (0 untraced)."""
-    if report is None:
-        return 0
+def observe(pid: int, report: Path) -> dict[str, Any]:
+    """The server's report on itself (bench/observed_serve.py): GC pauses since the last one, traced heap."""
     report.unlink(missing_ok=True)
     os.kill(pid, signal.SIGUSR1)
     deadline = time.monotonic() + 30
     while not report.exists():
         if time.monotonic() > deadline:
-            raise TimeoutError("the server wrote no heap report")
+            raise TimeoutError("the server wrote no report")
         time.sleep(0.05)
-    return int(report.read_text())
+    return orjson.loads(report.read_bytes())  # type: ignore[no-any-return]
 
 
 async def graphql(http: httpx.AsyncClient, query: str, variables: dict[str, Any], token: str | None = None) -> Any:
@@ -136,7 +140,7 @@ async def run(args: argparse.Namespace, port: int, pid: int, env: dict[str, str]
         ]
         task_ids = [claim["task"]["id"] for claim in claims]
         await asyncio.sleep(1)
-        idle, idle_heap = memory(pid), await asyncio.to_thread(heap, pid, args.heap_report)
+        idle, idle_heap = memory(pid), (await asyncio.to_thread(observe, pid, args.report))["heap"]
 
         per_task = args.events // args.tasks
         followed = [task_ids[i % args.tasks] for i in range(args.subscribers)]
@@ -156,7 +160,7 @@ async def run(args: argparse.Namespace, port: int, pid: int, env: dict[str, str]
         assert opened == args.subscribers
         connect_seconds = time.monotonic() - started
         await asyncio.sleep(1)  # every subscription reaches its wait
-        subscribed, subscribed_heap = memory(pid), await asyncio.to_thread(heap, pid, args.heap_report)
+        subscribed, subscribed_heap = memory(pid), (await asyncio.to_thread(observe, pid, args.report))["heap"]
 
         profiler = None
         if args.profile:
@@ -165,6 +169,7 @@ async def run(args: argparse.Namespace, port: int, pid: int, env: dict[str, str]
                                          "-f", "raw", "-r", "200", "--nonblocking", "-o", args.profile],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             await asyncio.sleep(1)
+        await asyncio.to_thread(observe, pid, args.report)  # GC pauses are counted from here
         cpu_before = cpu_seconds(pid)
         fire_started = time.monotonic()
         for round_ in range(per_task):
@@ -176,6 +181,7 @@ async def run(args: argparse.Namespace, port: int, pid: int, env: dict[str, str]
         latencies = [x for _ in clients for x in await loop.run_in_executor(None, outbox.get, True, 120)]
         fire_seconds = time.monotonic() - fire_started
         cpu = cpu_seconds(pid) - cpu_before
+        pauses = (await asyncio.to_thread(observe, pid, args.report))["gc"]
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)
             profiler.wait(timeout=30)
@@ -190,6 +196,9 @@ async def run(args: argparse.Namespace, port: int, pid: int, env: dict[str, str]
     print(f"events fired: {per_task * args.tasks} ({per_task} per task); deliveries: {len(latencies)} in "
           f"{fire_seconds:.2f}s; server CPU {cpu:.2f}s ({cpu / len(latencies) * 1e6:.0f} µs per delivery, "
           "the writes included)")
+    longest = max(pauses, key=lambda pause: pause[1], default=(0, 0.0))
+    print(f"server GC while events fan out: {len(pauses)} collections, {sum(p[1] for p in pauses) * 1000:.0f} ms "
+          f"in all, the longest {longest[1] * 1000:.0f} ms (generation {longest[0]})")
     print(f"latency createdAt->receipt: p50 {statistics.median(latencies) * 1000:.1f} ms, "
           f"p99 {latencies[int(len(latencies) * 0.99) - 1] * 1000:.1f} ms, max {latencies[-1] * 1000:.1f} ms")
     print(f"server RSS idle {idle / KIB:.1f} MiB; with subscribers {subscribed / KIB:.1f} MiB "
@@ -215,14 +224,14 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="auditgraph-bench-") as folder:
         env = environment(Path(folder), args.subscribers)
-        args.heap_report = Path(folder) / "heap" if args.heap else None
-        module = "bench.traced_serve" if args.heap else "graph.cli"
+        args.report = Path(folder) / "report.json"
+        env["OBSERVED_REPORT"] = str(args.report)
         if args.heap:
-            env["HEAP_REPORT"] = str(args.heap_report)
+            env["OBSERVED_HEAP"] = "1"
         cli(env, "migrate", "upgrade")
         cli(env, "create-user", "--email", "worker@bench.example", "--role", "WORKER", stdin=PASSWORD + "\n")
         cli(env, "create-user", "--email", "user@bench.example", stdin=PASSWORD + "\n")
-        server = subprocess.Popen([sys.executable, "-m", module, "serve", "--port", str(args.port)], env=env)
+        server = subprocess.Popen([sys.executable, "-m", "bench.observed_serve", "serve", "--port", str(args.port)], env=env)
         try:
             wait_until_ready(f"http://127.0.0.1:{args.port}", server)
             asyncio.run(run(args, args.port, server.pid, env))
