@@ -74,16 +74,15 @@ class Broker:
         self._by_owner: dict[uuid.UUID, set[Inbox]] = {}
         self._everything: set[Inbox] = set()
         self._reads: dict[Hashable, asyncio.Future[Any]] = {}
-        self._access_watchers: dict[uuid.UUID, set[asyncio.Event]] = {}
+        self._access_watchers: dict[uuid.UUID, set[Callable[[], None]]] = {}
         self._connections: Counter[uuid.UUID] = Counter()
 
     @contextmanager
-    def watch_access(self, user_id: uuid.UUID) -> Iterator[asyncio.Event]:
-        """An event set whenever this user's access may have changed (then re-read it, and clear the event)."""
-        changed = asyncio.Event()
+    def watch_access(self, user_id: uuid.UUID, changed: Callable[[], None]) -> Iterator[None]:
+        """Call `changed()` whenever this user's access may have changed (then re-read it)."""
         self._access_watchers.setdefault(user_id, set()).add(changed)
         try:
-            yield changed
+            yield
         finally:
             watchers = self._access_watchers[user_id]
             watchers.discard(changed)
@@ -93,7 +92,7 @@ class Broker:
     def publish_access_changes(self, user_ids: list[uuid.UUID]) -> None:
         for user_id in user_ids:
             for changed in self._access_watchers.get(user_id, ()):
-                changed.set()
+                changed()
 
     def admit_connection(self, user_id: uuid.UUID, limit: int) -> bool:
         """Count one more live connection of this user in this process, unless they hold `limit` already."""
