@@ -1,8 +1,8 @@
 """`auditgraph serve` that reports on itself, for `python -m bench.subscribers`.
 
 On SIGUSR1 the server writes to the file OBSERVED_REPORT names a JSON object:
-the garbage collector's pauses since the last report ([generation, seconds]
-each) and, when OBSERVED_HEAP is set, the size of the Python heap tracemalloc
+the garbage collector's pauses since the last report ([generation, wall
+seconds, CPU seconds] each: on a busy machine the two differ) and, when OBSERVED_HEAP is set, the size of the Python heap tracemalloc
 traces. Tracing makes every allocation slower: measure memory with it,
 latency without it.
 """
@@ -24,23 +24,23 @@ if os.environ.get("OBSERVED_HEAP"):
 # Imported once tracing is on, so that the app's heap is traced too.
 from graph.cli import main
 
-pauses: list[tuple[int, float]] = []
-started = 0.0
+pauses: list[tuple[int, float, float]] = []
+started = (0.0, 0.0)
 
 
 def time_collections(phase: str, info: dict[str, Any]) -> None:
     global started
     if phase == "start":
-        started = time.perf_counter()
+        started = (time.perf_counter(), time.thread_time())
     else:
-        pauses.append((info["generation"], time.perf_counter() - started))
+        pauses.append((info["generation"], time.perf_counter() - started[0], time.thread_time() - started[1]))
 
 
 def report(_signal: int, _frame: FrameType | None) -> None:
     path = Path(os.environ["OBSERVED_REPORT"])
     partial = path.with_suffix(".partial")
     heap = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else None
-    partial.write_text(json.dumps({"heap": heap, "gc": pauses}))
+    partial.write_text(json.dumps({"heap": heap, "gc": pauses, "generations": [len(gc.get_objects(g)) for g in range(3)], "count": gc.get_count()}))
     partial.replace(path)  # the benchmark never reads half a report
     pauses.clear()
 

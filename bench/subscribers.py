@@ -196,9 +196,10 @@ async def run(args: argparse.Namespace, port: int, pid: int, env: dict[str, str]
     print(f"events fired: {per_task * args.tasks} ({per_task} per task); deliveries: {len(latencies)} in "
           f"{fire_seconds:.2f}s; server CPU {cpu:.2f}s ({cpu / len(latencies) * 1e6:.0f} µs per delivery, "
           "the writes included)")
-    longest = max(pauses, key=lambda pause: pause[1], default=(0, 0.0))
+    longest = max(pauses, key=lambda pause: pause[1], default=(0, 0.0, 0.0))
     print(f"server GC while events fan out: {len(pauses)} collections, {sum(p[1] for p in pauses) * 1000:.0f} ms "
-          f"in all, the longest {longest[1] * 1000:.0f} ms (generation {longest[0]})")
+          f"({sum(p[2] for p in pauses) * 1000:.0f} ms CPU) in all, the longest {longest[1] * 1000:.0f} ms "
+          f"({longest[2] * 1000:.0f} ms CPU, generation {longest[0]})")
     print(f"latency createdAt->receipt: p50 {statistics.median(latencies) * 1000:.1f} ms, "
           f"p99 {latencies[int(len(latencies) * 0.99) - 1] * 1000:.1f} ms, max {latencies[-1] * 1000:.1f} ms")
     print(f"server RSS idle {idle / KIB:.1f} MiB; with subscribers {subscribed / KIB:.1f} MiB "
