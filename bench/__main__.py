@@ -25,7 +25,7 @@ from bench.results import RunResults
 from bench.runner import LoadPlan, Runner
 from bench.seed import ForeignData, seed
 from bench.targets import Kind, Target, make_target
-from bench.workload import BENCH_USER_INDEX, MAIN_PAGE_SIZE, PAGE_SIZES, Scale
+from bench.workload import BENCH_USER_INDEX, MAIN_PAGE_SIZE, MAX_PAGE_SIZE, PAGE_SIZES, Scale
 from tests.throwaway_postgres import PostgresUnavailable, throwaway_postgres
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -52,7 +52,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--servers", default=",".join(kind.value for kind in Kind),
                         help=f"comma-separated, from {', '.join(kind.value for kind in Kind)} (default all)")
     parser.add_argument("--page-sizes", default=",".join(map(str, PAGE_SIZES)),
-                        help="comma-separated page sizes (default 10,50,100)")
+                        help=f"comma-separated page sizes, at most {MAX_PAGE_SIZE} (default {','.join(map(str, PAGE_SIZES))})")
     parser.add_argument("--duration", type=int, default=10, help="seconds per run under load (default 10)")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per server and page size")
     parser.add_argument("--sequential", type=int, default=3,
@@ -78,6 +78,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(str(error))
     if not args.kinds or not args.page_size_list:
         parser.error("give at least one server and one page size")
+    if max(args.page_size_list) > MAX_PAGE_SIZE:
+        parser.error(f"page sizes go up to {MAX_PAGE_SIZE}")
     if min(args.duration, args.warmup, args.sequential, args.repetitions, args.connections, args.threads,
            args.workers, args.scale, *args.page_size_list) < 1:
         parser.error("every count, duration and page size must be at least 1")

@@ -29,7 +29,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-MAX_PAGE_SIZE = 100
+from bench.workload import MAX_PAGE_SIZE
+
 POOL_SIZE = 10
 
 TASKS_SQL = """

@@ -24,7 +24,8 @@ compare across machines.
 fileSize, createdAt, its analysis (verdict, complianceScore, confidenceScore)
 and all of the analysis's findings (severity, ruleId, message, remediation),
 as one GraphQL query (`bench/workload.py`). N = 50 is the headline (500
-findings, about 140 KB of JSON per response); 10 and 100 are measured too.
+findings, about 140 KB of JSON per response); 10 and 200 are measured too (every server
+runs with a page limit of 200).
 
 **Data.** `bench/seed.py` seeds 100 users, 20,000 tasks (one analysis each,
 four task events each) and 200,000 findings, deterministically (a random

@@ -13,7 +13,7 @@ from bench import client
 from bench.processes import ServerProcess, uvicorn_argv
 from bench.results import FLOOR
 from bench.seed import asyncpg_dsn
-from bench.workload import BENCH_PASSWORD
+from bench.workload import BENCH_PASSWORD, MAX_PAGE_SIZE
 from db.models import User
 from tests.cli import free_port
 
@@ -99,7 +99,7 @@ def make_target(kind: Kind, *, postgres_url: str | None, sqlite_url: str | None,
             database_url, data_dir = postgres_url, work_dir / "data-postgres"
         app = API_FACTORY
         env = _environment(DATABASE_URL=database_url, DATA_DIR=str(data_dir), SECRET_KEY=SECRET_KEY,
-                           ENVIRONMENT="production", LOG_LEVEL="warning")
+                           ENVIRONMENT="production", LOG_LEVEL="warning", MAX_PAGE_SIZE=str(MAX_PAGE_SIZE))
     root, short = PROJECT_ROOT, None
     if revision is not None:
         short, root = export_revision(revision, work_dir)

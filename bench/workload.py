@@ -13,8 +13,10 @@ LOGIN_MUTATION = (
     "mutation Login($email: String!, $password: String!) { login(email: $email, password: $password) { token } }"
 )
 
-PAGE_SIZES = (10, 50, 100)
+PAGE_SIZES = (10, 50, 200)
 MAIN_PAGE_SIZE = 50
+# Every server answers the largest page measured (the API's default limit is 100).
+MAX_PAGE_SIZE = max(PAGE_SIZES)
 
 BENCH_PASSWORD = "bench-password-123"
 # The user whose dashboard every request reads.

@@ -1,9 +1,11 @@
 """Who is asking, and which rows that lets them see: scoping lives in the SQL itself."""
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import BindParameter, ColumnElement, SQLColumnExpression, Uuid, bindparam, or_, select, true
+from sqlalchemy import BindParameter, ColumnElement, Select, SQLColumnExpression, Uuid, bindparam, or_, select, true
 
 from db.enums import Role
 from db.models import Analysis, Task
@@ -51,6 +53,34 @@ def analysis_scope(viewer: Viewer, analysis_id: SQLColumnExpression[uuid.UUID]) 
         return true()
     return analysis_id.in_(
         select(Analysis.id).join(Task, Task.id == Analysis.task_id).where(Task.user_id == viewer.id_parameter)
+    )
+
+
+# A batch's keys as a condition on a column (graph/batching.py's key match).
+Among = Callable[[Any], ColumnElement[bool]]
+
+
+def among_visible_tasks(statement: Select, viewer: Viewer, task_id: SQLColumnExpression[uuid.UUID],
+                        among: Among) -> Select:
+    """`statement`'s rows whose `task_id` is one of a batch's keys and a task the viewer may see.
+
+    A join on the keys' tasks rather than a scope subquery beside the keys: with
+    the subquery PostgreSQL read every task the viewer owns, or tested each row
+    against the whole list of keys (EXPLAIN at a page of 200: 12 ms against 5).
+    """
+    if viewer.sees_every_task:
+        return statement.where(among(task_id))
+    return statement.join(Task, Task.id == task_id).where(among(Task.id), Task.user_id == viewer.id_parameter)
+
+
+def among_visible_analyses(statement: Select, viewer: Viewer, analysis_id: SQLColumnExpression[uuid.UUID],
+                           among: Among) -> Select:
+    """`statement`'s rows whose `analysis_id` is one of a batch's keys, of analyses the viewer may see."""
+    if viewer.sees_every_task:
+        return statement.where(among(analysis_id))
+    return (
+        statement.join(Analysis, Analysis.id == analysis_id).join(Task, Task.id == Analysis.task_id)
+        .where(among(Analysis.id), Task.user_id == viewer.id_parameter)
     )
 
 

@@ -72,4 +72,7 @@ def report_unavailability(engine: AsyncEngine) -> None:
             return
         if not (context.is_disconnect or is_unreachable(context.original_exception)):
             return
+        # The connection is of no more use (a server shutting down answers AdminShutdownError
+        # on it): the pool must discard it, and the connections opened before it.
+        context.is_disconnect = True
         raise DatabaseUnavailable() from context.original_exception

@@ -1,12 +1,12 @@
 """The engine and the session factories, built from settings."""
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Executable, Select, event, exc
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
 
 from db.availability import report_unavailability
 from db.events import EventNotice, announce_access_changes, announce_events
+from db.reads import DriverReads, Row, StatementObserver
 from db.settings import Settings
 
 
@@ -32,8 +33,25 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
             "pool_pre_ping": settings.db_pool_pre_ping,
         }
         engine = create_async_engine(settings.database_url, **(options | overrides))
+        _discard_closed_connections(engine)
     report_unavailability(engine)
     return engine
+
+
+def _discard_closed_connections(engine: AsyncEngine) -> None:
+    """Never hand out a pooled connection the server has already closed.
+
+    A restarting or stopping PostgreSQL tells every session it is going away,
+    and the driver marks the connection closed as the message arrives: a
+    check of that flag catches what a pre-ping would, without its round trip
+    (the pool then connects afresh). The read pool relies on it alone.
+    """
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        driver = getattr(dbapi_connection, "driver_connection", None)
+        if driver is not None and driver.is_closed():
+            raise exc.DisconnectionError("the server closed this pooled connection")
 
 
 def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
@@ -65,25 +83,35 @@ class Database:
     sessions: async_sessionmaker[AsyncSession]
     write_sessions: async_sessionmaker[AsyncSession]
     # Single-statement reads (loaders, pages, counts). On PostgreSQL a pool of
-    # its own whose connections are in autocommit from the start: a read costs
-    # one round trip, where a transaction adds BEGIN and ROLLBACK and the
-    # pre-ping of a transactional connection opens and closes one more.
+    # its own whose connections are in autocommit from the start and are not
+    # pinged: a read costs one round trip, where a transaction adds BEGIN and
+    # ROLLBACK and a pre-ping one more.
     reader: AsyncEngine
     # Told of the events of every committed write transaction (the in-process
     # broker listens here; on PostgreSQL the NOTIFY inside the commit suffices).
     commit_listeners: list[Callable[[list[EventNotice]], None]] = field(default_factory=list, compare=False)
     # Told of the users whose access a committed transaction changed (the in-process broker again).
     access_listeners: list[Callable[[list[uuid.UUID]], None]] = field(default_factory=list, compare=False)
+    # Told of each statement `rows` ran on the driver itself, which SQLAlchemy's cursor events never see.
+    statement_observers: list[StatementObserver] = field(default_factory=list, compare=False)
+    driver_reads: DriverReads | None = field(default=None, compare=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Database":
         engine = create_engine(settings)
         write_engine = engine.execution_options(sqlite_begin="IMMEDIATE")
+        reader = engine if settings.is_sqlite else create_engine(
+            settings, isolation_level="AUTOCOMMIT", pool_pre_ping=False)
+        observers: list[StatementObserver] = []
+        # With traces on, every statement goes through SQLAlchemy, whose events give each its span.
+        direct = not settings.is_sqlite and settings.otel_exporter_otlp_endpoint is None
         return cls(
             engine=engine,
             sessions=async_sessionmaker(engine, expire_on_commit=False),
             write_sessions=async_sessionmaker(write_engine, expire_on_commit=False),
-            reader=engine if settings.is_sqlite else create_engine(settings, isolation_level="AUTOCOMMIT"),
+            reader=reader,
+            statement_observers=observers,
+            driver_reads=DriverReads(reader, observers) if direct else None,
         )
 
     @property
@@ -107,6 +135,23 @@ class Database:
     def read(self) -> AsyncConnection:
         """A connection for one read statement; use it as `async with database.read() as connection`."""
         return self.reader.connect()
+
+    async def rows(self, statement: Executable, parameters: dict[str, Any] | None = None) -> Sequence[Row]:
+        """The rows of one read statement, by position."""
+        async with self.read() as connection:
+            return (await connection.execute(statement, parameters)).all()
+
+    async def prepared_rows(self, statement: Select, parameters: dict[str, Any] | None = None
+                            ) -> Sequence[Row]:
+        """`rows`, for a statement object the process runs again and again (a loader's, a shared list's):
+        on PostgreSQL straight from the driver, compiled once (db/reads.py)."""
+        if self.driver_reads is not None:
+            plan = self.driver_reads.plan(statement)
+            if plan is not None:
+                rows = await self.driver_reads.rows(plan, parameters)
+                if rows is not None:
+                    return rows
+        return await self.rows(statement, parameters)
 
     @property
     def engines(self) -> tuple[AsyncEngine, ...]:

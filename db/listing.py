@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Select, exists, func, select
 
 from db.access import Viewer
-from db.enums import Severity, TaskStatus, Verdict
+from db.enums import Role, Severity, TaskStatus, Verdict
 from db.errors import Forbidden
 from db.models import Analysis, Finding, Task
 from db.pagination import SortKey
@@ -47,6 +47,32 @@ def task_list(
 ) -> Select:
     if criteria.owner_id is not None and not viewer.sees_every_task and criteria.owner_id != viewer.user_id:
         raise Forbidden("only workers and admins can list another user's tasks")
+    return _task_list(viewer, criteria, columns, order_field)
+
+
+def shared_task_list(
+    viewer: Viewer, criteria: TaskCriteria, columns: tuple[Any, ...], *, order_field: str = "CREATED_AT"
+) -> Select:
+    """task_list, to be run with {VIEWER_ID: viewer.user_id}.
+
+    Without criteria (a dashboard's list) it is one statement object for every
+    viewer of a role, so what is built from it (the page) is built once.
+    """
+    if criteria == NO_CRITERIA:
+        return _unfiltered_task_list(viewer.role, columns, order_field)
+    return task_list(viewer, criteria, columns, order_field=order_field)
+
+
+NO_CRITERIA = TaskCriteria()
+
+
+@functools.lru_cache(maxsize=256)
+def _unfiltered_task_list(role: Role, columns: tuple[Any, ...], order_field: str) -> Select:
+    # Without an id the statement matches nothing until the execution names the viewer.
+    return _task_list(Viewer(user_id=None, role=role), NO_CRITERIA, columns, order_field)
+
+
+def _task_list(viewer: Viewer, criteria: TaskCriteria, columns: tuple[Any, ...], order_field: str) -> Select:
     statement = select(*columns).select_from(Task).where(viewer.visible_tasks(), *_task_conditions(criteria))
     if order_field == "COMPLIANCE_SCORE":
         statement = statement.outerjoin(Analysis, Analysis.task_id == Task.id)

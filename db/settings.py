@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, gt=0)
     db_max_overflow: int = Field(default=10, ge=0)
     db_pool_pre_ping: bool = True
+    # How long a worker may reuse an account's role between requests on PostgreSQL (graph/viewer_roles.py);
+    # any access change forgets it at once. 0 reads it on every request.
+    viewer_role_cache_seconds: float = Field(default=30.0, ge=0)
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
 
     host: str = "127.0.0.1"

@@ -10,9 +10,9 @@ from typing import TypeVar
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.engine import Database
 from db.enums import Role
@@ -117,9 +117,13 @@ async def authenticate(database: Database, email: str, password: str) -> uuid.UU
     return account.id  # type: ignore[no-any-return]
 
 
-async def active_role(connection: AsyncConnection, user_id: uuid.UUID) -> Role | None:
+_ACTIVE_ROLE = select(User.role).where(User.id == bindparam("user_id"), User.is_active.is_(True))
+
+
+async def active_role(database: Database, user_id: uuid.UUID) -> Role | None:
     """The role of an active user, or None: the one lookup every authenticated request makes."""
-    return await connection.scalar(select(User.role).where(User.id == user_id, User.is_active.is_(True)))
+    rows = await database.prepared_rows(_ACTIVE_ROLE, {"user_id": user_id})
+    return rows[0][0] if rows else None
 
 
 async def set_user_active(session: AsyncSession, user_id: uuid.UUID, active: bool) -> User:

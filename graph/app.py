@@ -69,7 +69,7 @@ def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         database = Database.from_settings(settings)
-        count_statements(database.engines)
+        count_statements(database)
         broker = create_broker(database, settings)
         await broker.start()
         housekeeping = Housekeeping(database, settings)

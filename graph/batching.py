@@ -5,7 +5,7 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from aiodataloader import DataLoader
-from sqlalchemy import ColumnElement, Row, Select, any_, bindparam
+from sqlalchemy import ColumnElement, Select, any_, bindparam
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -62,18 +62,19 @@ class BatchLoader(DataLoader, Generic[K, V]):  # type: ignore[type-arg]
         self.viewer = viewer
         self.selection = selection or Selection()
 
-    async def fetch(self, statement: Select, parameters: dict[str, Any] | None = None) -> list[Row]:
+    async def fetch(self, statement: Select, parameters: dict[str, Any] | None = None) -> Sequence[Any]:
         # A connection per batch, not a shared session: aiodataloader runs
         # batches concurrently, and an AsyncSession cannot be shared.
-        async with self.database.read() as connection:
-            return list((await connection.execute(statement, parameters)).all())
+        return await self.database.rows(statement, parameters)
 
     async def load_nodes(self, keys: Sequence[K]) -> list[Any]:
         """The `node` objects of the rows matching these keys, in no particular order."""
         names = self.selection.names(self.node, self.shape)
         statement = _prepared(type(self), self.viewer.role, self.database.dialect, names)  # type: ignore[arg-type]
-        rows = await self.fetch(statement, {KEYS: list(keys), VIEWER_ID: self.viewer.user_id})
-        return [self.shape.build(self.node, row, names) for row in rows]
+        # Built once per shape (below), so the driver runs it compiled once.
+        rows = await self.database.prepared_rows(statement, {KEYS: list(keys), VIEWER_ID: self.viewer.user_id})
+        build, node = self.shape.build, self.node
+        return [build(node, row, names) for row in rows]
 
 
 def _counted(loader: str, batch_load_fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -92,6 +92,9 @@ class Broker:
         self._reads: dict[Hashable, asyncio.Future[Any]] = {}
         self._access_watchers: dict[uuid.UUID, set[Callable[[], None]]] = {}
         self._connections: Counter[uuid.UUID] = Counter()
+        # Counts the access changes heard (and the times some may have been missed):
+        # what was read about an account under an older count may be stale.
+        self.access_version = 0
 
     @contextmanager
     def watch_access(self, user_id: uuid.UUID, changed: Callable[[], None]) -> Iterator[None]:
@@ -106,6 +109,7 @@ class Broker:
                 del self._access_watchers[user_id]
 
     def publish_access_changes(self, user_ids: list[uuid.UUID]) -> None:
+        self.access_version += 1
         for user_id in user_ids:
             for changed in self._access_watchers.get(user_id, ()):
                 changed()
@@ -187,6 +191,11 @@ class Broker:
         """Whether notices of every commit reach this process now (/readyz reports it)."""
         return True
 
+    @property
+    def hears_every_access_change(self) -> bool:
+        """Whether an access change committed by any process reaches this one (graph/viewer_roles.py)."""
+        return False
+
     async def start(self) -> None:
         pass
 
@@ -239,6 +248,10 @@ class PostgresBroker(Broker):
     @property
     def listening(self) -> bool:
         return self._connected.is_set()
+
+    @property
+    def hears_every_access_change(self) -> bool:
+        return self.listening
 
     async def start(self) -> None:
         self._supervisor = asyncio.create_task(self._supervise(), name="auditgraph-event-listener")

@@ -27,8 +27,7 @@ T = TypeVar("T")
 
 async def _access_ended(database: Database, viewer: Viewer) -> str | None:
     """Why the viewer may no longer keep this stream, or None when nothing that matters changed."""
-    async with database.read() as connection:
-        role = await active_role(connection, viewer.user_id)  # type: ignore[arg-type]
+    role = await active_role(database, viewer.user_id)  # type: ignore[arg-type]
     if role is None:
         return "the account was deactivated"
     if role is not viewer.role:

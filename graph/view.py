@@ -2,7 +2,7 @@
 and GraphQL over HTTP to the letter (graph/graphql_http.py)."""
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -52,6 +52,7 @@ from graph.sse import resumable_stream
 from graph.throttle import AccountThrottle
 from graph.tokens import bearer_token, read_token
 from graph.trusted_documents import PersistedQueries
+from graph.viewer_roles import RoleCache
 
 # Sees nothing: every scoped query filters on an owner that matches no row.
 ANONYMOUS = Viewer(user_id=None, role=Role.USER)
@@ -66,13 +67,17 @@ WHICH_OPERATION = (
 )
 
 
-async def authenticate(token: str | None, database: Database, settings: Settings) -> tuple[Viewer, datetime] | None:
+async def authenticate(token: str | None, database: Database, settings: Settings,
+                       roles: RoleCache | None = None) -> tuple[Viewer, datetime] | None:
     """The viewer a token names and when the token expires, or None without a token; a bad token raises."""
     if token is None:
         return None
     claims = read_token(token, settings)
-    async with database.read() as connection:
-        role = await active_role(connection, claims.user_id)
+
+    def read_role() -> Awaitable[Role | None]:
+        return active_role(database, claims.user_id)
+
+    role = await (read_role() if roles is None else roles.role(claims.user_id, read_role))
     if role is None:
         raise Unauthenticated("the token's user no longer exists or is inactive")
     return Viewer(user_id=claims.user_id, role=role), claims.expires_at
@@ -129,6 +134,7 @@ class AuditGraphView(GraphQL[Context, None]):
         self.database = database
         self.throttle = throttle
         self.broker = broker
+        self.roles = RoleCache(broker, database, settings.viewer_role_cache_seconds)
         self.persisted_queries = persisted_queries
         # Set when the process begins to stop (graph/shutdown.py): SSE streams end then.
         self.stopping = stopping
@@ -313,7 +319,7 @@ class AuditGraphView(GraphQL[Context, None]):
         expires_at = None
         try:
             session = await authenticate(bearer_token(request.headers.get("authorization")),
-                                         self.database, self.settings)
+                                         self.database, self.settings, self.roles)
         except Unauthenticated as error:
             auth_error = error.message
         except DatabaseUnavailable as error:
@@ -343,7 +349,8 @@ class AuditGraphView(GraphQL[Context, None]):
         """
         try:
             session = await authenticate(
-                connection_token(context.connection_params, context.request), self.database, self.settings
+                connection_token(context.connection_params, context.request), self.database, self.settings,
+                self.roles,
             )
         except Unauthenticated as error:
             raise ConnectionRejectionError({"message": error.message, "code": "UNAUTHENTICATED"}) from None

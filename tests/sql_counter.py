@@ -1,4 +1,5 @@
-"""Counting the SQL statements a request issues, through SQLAlchemy's own events."""
+"""Counting the SQL statements a request issues: SQLAlchemy's own events, and the database's
+observers for the reads it runs on the driver."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,10 +19,16 @@ def count_statements(database: Database) -> Iterator[list[str]]:
         if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK", "PRAGMA")):
             statements.append(statement)
 
+    def observe(statement: str, _seconds: float) -> None:
+        statements.append(statement)
+
     for engine in database.engines:
         event.listen(engine.sync_engine, "before_cursor_execute", record)
+    # Reads run on the driver itself (db/reads.py) pass no cursor event.
+    database.statement_observers.append(observe)
     try:
         yield statements
     finally:
         for engine in database.engines:
             event.remove(engine.sync_engine, "before_cursor_execute", record)
+        database.statement_observers.remove(observe)

@@ -183,6 +183,25 @@ async def test_service_resumes_when_postgres_is_back(
         pass
 
 
+async def test_the_first_read_after_a_restart_nobody_saw_is_answered(
+    server: LiveServer, http: httpx.AsyncClient, cluster: PostgresCluster
+) -> None:
+    # given: the read pool holds connections from before a restart that no request met
+    token = await signed_up(http, server, "restart@example.com")
+    assert (await post(http, ME, token)).status_code == 200
+    await stop(cluster)
+    await start(cluster)
+    async with asyncio.timeout(TIMEOUT):
+        while not server.app.state.broker.listening:
+            await asyncio.sleep(0.05)
+
+    # when
+    response = await post(http, ME, token)
+
+    # then: the pool skipped the connections the server had closed, without pinging each one
+    assert (response.status_code, response.json()) == (200, {"data": {"me": {"email": "restart@example.com"}}})
+
+
 async def test_a_sqlite_file_that_cannot_be_opened_is_unavailable_until_it_can(
     sqlite_template: Path, tmp_path: Path
 ) -> None:

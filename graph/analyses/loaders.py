@@ -5,7 +5,7 @@ from typing import Any
 from sqlalchemy import Select, case, select
 
 from db import models
-from db.access import Viewer, analysis_scope, task_scope
+from db.access import Viewer, among_visible_analyses, among_visible_tasks, analysis_scope, task_scope
 from db.enums import Severity
 from graph.analyses.types import (
     ANALYSIS_COLUMNS,
@@ -41,7 +41,7 @@ class AnalysisByTaskIdLoader(BatchLoader[uuid.UUID, Analysis | None]):
 
     @staticmethod
     def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select:
-        return select(*columns).where(key(models.Analysis.task_id), task_scope(viewer, models.Analysis.task_id))
+        return among_visible_tasks(select(*columns), viewer, models.Analysis.task_id, key)
 
     async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[Analysis | None]:
         return one_per_key(keys, {analysis.task_pk: analysis for analysis in await self.load_nodes(keys)})
@@ -53,8 +53,7 @@ class FindingsByAnalysisIdLoader(BatchLoader[uuid.UUID, list[Finding]]):
     @staticmethod
     def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select:
         return (
-            select(*columns)
-            .where(key(models.Finding.analysis_id), analysis_scope(viewer, models.Finding.analysis_id))
+            among_visible_analyses(select(*columns), viewer, models.Finding.analysis_id, key)
             .order_by(SEVERITY_RANK, models.Finding.rule_id, models.Finding.id)
         )
 

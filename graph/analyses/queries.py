@@ -38,11 +38,10 @@ class FindingQueries:
         names = context.loaders.selection.names(Finding, FINDING_COLUMNS)
         statement = finding_list(viewer, criteria, FINDING_COLUMNS.columns_for(names))
         tag = "findings"
-        async with context.database.read() as connection:
-            page = await keyset_page(
-                connection, statement, FINDING_SORT_KEY, first=first,
-                after=decode_cursor(after, tag, FINDING_SORT_KEY),
-            )
+        page = await keyset_page(
+            context.database.rows, statement, FINDING_SORT_KEY, first=first,
+            after=decode_cursor(after, tag, FINDING_SORT_KEY),
+        )
 
         async def count() -> int:
             async with context.database.read() as connection:

@@ -5,7 +5,7 @@ from typing import Any
 from sqlalchemy import Select, func, select
 
 from db import models
-from db.access import Viewer, task_scope
+from db.access import Viewer, among_visible_tasks, task_scope
 from graph.batching import BatchLoader, KeyMatch, many_per_key, one_per_key
 from graph.tasks.types import (
     ARTIFACT_COLUMNS,
@@ -81,8 +81,7 @@ class ArtifactsByTaskIdLoader(BatchLoader[uuid.UUID, list[Artifact]]):
     @staticmethod
     def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select:
         return (
-            select(*columns)
-            .where(key(models.Artifact.task_id), task_scope(viewer, models.Artifact.task_id))
+            among_visible_tasks(select(*columns), viewer, models.Artifact.task_id, key)
             .order_by(models.Artifact.index, models.Artifact.created_at, models.Artifact.id)
         )
 

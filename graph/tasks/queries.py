@@ -5,8 +5,9 @@ import strawberry
 from sqlalchemy import select
 
 from db import models
+from db.access import VIEWER_ID
 from db.errors import InvalidInput
-from db.listing import TaskCriteria, task_list, task_sort_key
+from db.listing import NO_CRITERIA, TaskCriteria, shared_task_list, task_sort_key
 from db.pagination import Page, SortKey, count_rows, keyset_page
 from graph.context import Info
 from graph.enums import SortDirection
@@ -54,18 +55,20 @@ async def task_connection(
     key = task_sort_key(order.field.value, order.direction is SortDirection.DESC)
     tag = f"tasks:{order.field.value}:{order.direction.value}"
     names = context.loaders.selection.names(Task, TASK_COLUMNS)
-    statement = task_list(viewer, task_criteria(filter, owner_id), TASK_COLUMNS.columns_for(names),
-                          order_field=order.field.value)
-    async with context.database.read() as connection:
-        page = await keyset_page(
-            connection, statement, key,
-            first=first, after=decode_cursor(after, tag, key),
-            last=last, before=decode_cursor(before, tag, key),
-        )
+    criteria = task_criteria(filter, owner_id)
+    statement = shared_task_list(viewer, criteria, TASK_COLUMNS.columns_for(names), order_field=order.field.value)
+    viewer_id = {VIEWER_ID: viewer.user_id}
+    database = context.database
+    page = await keyset_page(
+        database.prepared_rows if criteria == NO_CRITERIA else database.rows, statement, key,
+        first=first, after=decode_cursor(after, tag, key),
+        last=last, before=decode_cursor(before, tag, key),
+        parameters=viewer_id,
+    )
 
     async def count() -> int:
         async with context.database.read() as connection:
-            return await count_rows(connection, statement)
+            return await count_rows(connection, statement, viewer_id)
 
     tasks = [Task.from_row(row, names) for row in page.rows]
     for task in tasks:

@@ -26,11 +26,10 @@ class UserQueries:
         first, _ = page_size(first, None, context.settings.max_page_size)
         # Scoped like every other read, so the rule holds if the permission ever widens.
         statement = select(*USER_COLUMNS).where(user_scope(context.require_viewer(), models.User.id))
-        async with context.database.read() as connection:
-            page = await keyset_page(
-                connection, statement, USER_SORT_KEY, first=first,
-                after=decode_cursor(after, "users", USER_SORT_KEY),
-            )
+        page = await keyset_page(
+            context.database.rows, statement, USER_SORT_KEY, first=first,
+            after=decode_cursor(after, "users", USER_SORT_KEY),
+        )
 
         async def count() -> int:
             async with context.database.read() as connection:

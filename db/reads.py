@@ -1,0 +1,128 @@
+"""Single-statement reads on PostgreSQL, run by asyncpg itself from SQL that SQLAlchemy compiled once.
+
+A read through SQLAlchemy's execution path builds an execution context, a
+cursor result and a Row per row; for a page of a few hundred rows that is more
+work than decoding the rows. Here each statement object is compiled once (its
+SQL, the order of its parameters and the type processing of its values and
+columns) and every later run hands asyncpg the SQL and the values: asyncpg
+keeps the prepared statement, and rows come back as asyncpg Records, with
+SQLAlchemy's result processing applied only to the columns that have one.
+
+Statements the compiled form cannot serve as is (lists expanded at execution
+time) take SQLAlchemy's path, and so does every failed read: it is run again
+there, so errors look and are reported exactly as before (a read has no
+effects to repeat). Statement observers (the request's SQL count and time,
+and the tests' counters) are told of each read either way.
+"""
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from time import perf_counter
+from typing import Any
+
+from cachetools import LRUCache
+from sqlalchemy import Select
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+# Statements are cached objects (loaders, shared lists): a few per shape and role.
+MAX_PLANS = 1024
+
+StatementObserver = Callable[[str, float], None]
+Row = Sequence[Any]
+
+
+@dataclass(slots=True)
+class _Plan:
+    sql: str
+    names: tuple[str, ...]
+    defaults: dict[str, Any]
+    required: frozenset[str]
+    bind_processors: dict[str, Callable[[Any], Any]]
+    column_types: tuple[Any, ...]
+    # Known at the first run: a processor can depend on the type the server reports for the column.
+    result_processors: tuple[tuple[int, Callable[[Any], Any]], ...] | None = None
+
+    async def learn_columns(self, driver: Any, dialect: Dialect) -> None:
+        attributes = (await driver.prepare(self.sql)).get_attributes()
+        processors = []
+        for index, (column_type, attribute) in enumerate(zip(self.column_types, attributes, strict=True)):
+            process = column_type._cached_result_processor(dialect, attribute.type.oid)
+            if process is not None:
+                processors.append((index, process))
+        self.result_processors = tuple(processors)
+
+    def arguments(self, parameters: dict[str, Any] | None) -> list[Any]:
+        if self.required and not self.required <= (parameters or {}).keys():
+            raise ValueError(f"a value is required for {sorted(self.required - (parameters or {}).keys())}")
+        values = self.defaults if not parameters else {**self.defaults, **parameters}
+        processors = self.bind_processors
+        return [processors[name](values[name]) if name in processors else values[name] for name in self.names]
+
+    def rows(self, records: list[Any]) -> list[Row]:
+        if not self.result_processors:
+            return records
+        rows: list[Row] = []
+        for record in records:
+            row = list(record)
+            for index, process in self.result_processors:
+                row[index] = process(row[index])
+            rows.append(row)
+        return rows
+
+
+def _plan(statement: Select, dialect: Dialect) -> _Plan | None:
+    compiled = statement.compile(dialect=dialect)
+    if compiled.literal_execute_params or compiled.post_compile_params or compiled.positiontup is None:
+        return None
+    bind_processors = {name: process for name, process in compiled._bind_processors.items()
+                       if name in compiled.positiontup}
+    if not all(callable(process) for process in bind_processors.values()):
+        return None  # a tuple-valued parameter: SQLAlchemy's path knows how to spread it
+    return _Plan(
+        sql=compiled.string,
+        names=tuple(compiled.positiontup),
+        defaults=dict(compiled.construct_params(_check=False)),
+        required=frozenset(name for name, bind in compiled.binds.items() if bind.required),
+        bind_processors=bind_processors,  # type: ignore[arg-type]
+        column_types=tuple(column.type for column in compiled._result_columns),
+    )
+
+
+class DriverReads:
+    """One per read engine on PostgreSQL (the Database holds it)."""
+
+    def __init__(self, engine: AsyncEngine, observers: list[StatementObserver]) -> None:
+        self.engine = engine
+        self.observers = observers
+        self._plans: LRUCache[Select, _Plan | None] = LRUCache(MAX_PLANS)
+
+    def plan(self, statement: Select) -> _Plan | None:
+        try:
+            return self._plans[statement]
+        except KeyError:
+            plan = self._plans[statement] = _plan(statement, self.engine.dialect)
+            return plan
+
+    async def rows(self, plan: _Plan, parameters: dict[str, Any] | None) -> list[Row] | None:
+        """The rows, or None when the read failed (the caller runs it through SQLAlchemy instead)."""
+        arguments = plan.arguments(parameters)
+        async with self.engine.connect() as connection:
+            pooled = await connection.get_raw_connection()
+            driver: Any = pooled.driver_connection
+            started = perf_counter()
+            try:
+                if plan.result_processors is None:
+                    await plan.learn_columns(driver, self.engine.dialect)
+                records = await driver.fetch(plan.sql, *arguments)
+            except (Exception, asyncio.CancelledError) as error:
+                # Whatever state the connection is in now, the pool must not hand it out again.
+                pooled.invalidate(error)
+                if isinstance(error, asyncio.CancelledError):
+                    raise
+                return None
+        elapsed = perf_counter() - started
+        for observe in self.observers:
+            observe(plan.sql, elapsed)
+        return plan.rows(records)
