@@ -12,7 +12,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable, Iterator
 from contextlib import contextmanager, suppress
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -27,7 +27,6 @@ T = TypeVar("T")
 
 # Enough for bursts; a subscriber further behind re-reads the log instead.
 INBOX_SIZE = 256
-RESYNC: Final = object()
 
 
 class Inbox:
@@ -36,32 +35,49 @@ class Inbox:
     Overflow policy: a notice that does not fit is dropped and the inbox is
     marked behind; its subscriber then re-reads the log after what it last
     delivered, which recovers every dropped notice without blocking the broker.
+    A list and one future, not an asyncio.Queue: every idle subscriber holds
+    one, and a Queue's three deques and event were 5 KiB of it.
     """
 
     def __init__(self, maxsize: int = INBOX_SIZE) -> None:
-        self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize)
+        self._maxsize = maxsize
+        self._notices: list[EventNotice] = []
         self._behind = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def __len__(self) -> int:
+        return len(self._notices)
+
+    @property
+    def full(self) -> bool:
+        return len(self._notices) >= self._maxsize
 
     def offer(self, notice: EventNotice) -> None:
-        try:
-            self._queue.put_nowait(notice)
-        except asyncio.QueueFull:
+        if self.full:
             self._behind = True
+        else:
+            self._notices.append(notice)
+        self._wake()
 
     def resync(self) -> None:
         """Notices may have been missed: make the subscriber re-read the log."""
         self._behind = True
-        with suppress(asyncio.QueueFull):
-            # Wakes a subscriber waiting on an empty queue; a full one is awake anyway.
-            self._queue.put_nowait(RESYNC)
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def next_batch(self) -> tuple[list[EventNotice], bool]:
         """Wait for news; return the queued notices and whether the log must be re-read."""
-        items = [await self._queue.get()]
-        while not self._queue.empty():
-            items.append(self._queue.get_nowait())
+        while not self._notices and not self._behind:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        notices, self._notices = self._notices, []
         behind, self._behind = self._behind, False
-        notices = [item for item in items if isinstance(item, EventNotice)]
         return notices, behind
 
 
@@ -74,19 +90,18 @@ class Broker:
         self._by_owner: dict[uuid.UUID, set[Inbox]] = {}
         self._everything: set[Inbox] = set()
         self._reads: dict[Hashable, asyncio.Future[Any]] = {}
-        self._access_watchers: dict[uuid.UUID, set[asyncio.Event]] = {}
+        self._access_watchers: dict[uuid.UUID, set[Callable[[], None]]] = {}
         self._connections: Counter[uuid.UUID] = Counter()
         # Counts the access changes heard (and the times some may have been missed):
         # what was read about an account under an older count may be stale.
         self.access_version = 0
 
     @contextmanager
-    def watch_access(self, user_id: uuid.UUID) -> Iterator[asyncio.Event]:
-        """An event set whenever this user's access may have changed (then re-read it, and clear the event)."""
-        changed = asyncio.Event()
+    def watch_access(self, user_id: uuid.UUID, changed: Callable[[], None]) -> Iterator[None]:
+        """Call `changed()` whenever this user's access may have changed (then re-read it)."""
         self._access_watchers.setdefault(user_id, set()).add(changed)
         try:
-            yield changed
+            yield
         finally:
             watchers = self._access_watchers[user_id]
             watchers.discard(changed)
@@ -97,7 +112,7 @@ class Broker:
         self.access_version += 1
         for user_id in user_ids:
             for changed in self._access_watchers.get(user_id, ()):
-                changed.set()
+                changed()
 
     def admit_connection(self, user_id: uuid.UUID, limit: int) -> bool:
         """Count one more live connection of this user in this process, unless they hold `limit` already."""

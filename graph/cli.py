@@ -51,6 +51,10 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
             # The request line (graph/observability/requests.py) says all the access line did, and more.
             access_log=False,
             proxy_headers=True,
+            # Live events are messages of a few hundred bytes: compressing them saves little, and
+            # permessage-deflate costs every connection about 50 KiB of zlib state, half of what an
+            # idle subscriber holds, and every message a deflate.
+            ws_per_message_deflate=False,
             # Past it, requests still in flight (a stalled upload) are cut off so the process can stop.
             timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
         )

@@ -9,7 +9,7 @@ signs in or resubscribes and gets what it may see now.
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -35,16 +35,62 @@ async def _access_ended(database: Database, viewer: Viewer) -> str | None:
     return None
 
 
-def _seconds_until(moment: datetime | None) -> float | None:
-    return None if moment is None else max(0.0, (moment - datetime.now(UTC)).total_seconds())
+class _AccessGuard:
+    """Ends a stream's wait for its next item once the viewer's access has ended.
+
+    Nothing runs per item: an access change (rare) starts a check of the
+    account, the token's expiry is a timer, and either one, when access has
+    ended, cancels the consumer's wait for the stream, the way asyncio.timeout
+    does; `pull` turns that cancellation into Unauthenticated.
+    """
+
+    def __init__(self, database: Database, viewer: Viewer) -> None:
+        self.database = database
+        self.viewer = viewer
+        self.ended: str | None = None
+        self._waiting: asyncio.Task[Any] | None = None
+        self._checks: set[asyncio.Task[None]] = set()
+
+    def end(self, reason: str) -> None:
+        if self.ended is None:
+            self.ended = reason
+            if self._waiting is not None:
+                self._waiting.cancel()
+
+    def access_changed(self) -> None:
+        check = asyncio.ensure_future(self._check())
+        self._checks.add(check)  # held, so that it is not collected mid-check
+        check.add_done_callback(self._checks.discard)
+
+    async def _check(self) -> None:
+        if reason := await _access_ended(self.database, self.viewer):
+            self.end(reason)
+
+    async def pull(self, stream: AsyncGenerator[T, None]) -> T:
+        """The stream's next item (StopAsyncIteration at its end), unless access ends first."""
+        if self.ended is not None:
+            raise Unauthenticated(self.ended)
+        waiting = self._waiting = asyncio.current_task()
+        assert waiting is not None
+        try:
+            return await anext(stream)
+        except asyncio.CancelledError:
+            # Cancelled by end(), and by nothing else (the client's `complete`, a shutdown).
+            if self.ended is None or waiting.uncancel() > 0:
+                raise
+            raise Unauthenticated(self.ended) from None
+        finally:
+            self._waiting = None
+
+    def close(self) -> None:
+        for check in self._checks:
+            check.cancel()
 
 
 async def while_access_lasts(info: Info, stream: AsyncGenerator[T, None]) -> AsyncIterator[T]:
     context = info.context
     viewer = context.require_viewer()
     broker: Any = context.broker
-    pull: asyncio.Future[T] | None = None
-    watch: asyncio.Future[Any] | None = None
     with ExitStack() as held:
         if isinstance(context.request, Request):
             # Over SSE the request is the connection: count it like a WebSocket.
@@ -63,35 +109,22 @@ async def while_access_lasts(info: Info, stream: AsyncGenerator[T, None]) -> Asy
                 context.open_subscriptions -= 1
 
             held.callback(closed)
-        changed: asyncio.Event = held.enter_context(broker.watch_access(viewer.user_id))
+        guard = _AccessGuard(context.database, viewer)
+        held.callback(guard.close)
+        held.enter_context(broker.watch_access(viewer.user_id, guard.access_changed))
+        if context.access_expires_at is not None:
+            seconds = max(0.0, (context.access_expires_at - datetime.now(UTC)).total_seconds())
+            expiry = asyncio.get_running_loop().call_later(
+                seconds, guard.end, "the token has expired: sign in again and resubscribe")
+            held.callback(expiry.cancel)
         delivered = held.enter_context(open_subscription())
         try:
             while True:
-                if pull is None:
-                    pull = asyncio.ensure_future(anext(stream))
-                if watch is None:
-                    watch = asyncio.ensure_future(changed.wait())
-                done, _ = await asyncio.wait({pull, watch}, timeout=_seconds_until(context.access_expires_at),
-                                             return_when=asyncio.FIRST_COMPLETED)
-                if pull in done:
-                    try:
-                        item = pull.result()
-                    except StopAsyncIteration:
-                        return
-                    pull = None
-                    delivered(item)
-                    yield item
-                elif not done:
-                    raise Unauthenticated("the token has expired: sign in again and resubscribe")
-                else:
-                    changed.clear()
-                    watch = None
-                    if reason := await _access_ended(context.database, viewer):
-                        raise Unauthenticated(reason)
+                try:
+                    item = await guard.pull(stream)
+                except StopAsyncIteration:
+                    return
+                delivered(item)
+                yield item
         finally:
-            for waiting in (pull, watch):
-                if waiting is not None and not waiting.done():
-                    waiting.cancel()
-                    with suppress(asyncio.CancelledError, StopAsyncIteration):
-                        await waiting
             await stream.aclose()

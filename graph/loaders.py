@@ -1,5 +1,8 @@
 """The DataLoaders of one request: built in get_context, never shared between requests."""
 
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
 from db.access import Viewer
 from db.engine import Database
 from graph.analyses.loaders import (
@@ -20,23 +23,45 @@ from graph.tasks.loaders import (
 )
 from graph.users.loaders import UserByIdLoader
 
+L = TypeVar("L")
+
+
+class _OnFirstUse(Generic[L]):
+    """A loader built when a resolver first asks for it: a request reads through a few of
+    the dozen, and a live subscription takes a fresh set before every delivery."""
+
+    def __init__(self, kind: Callable[[Database, Viewer, Selection], L]) -> None:
+        self.kind = kind
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, loaders: "Loaders", owner: type) -> L:
+        loader = self.kind(loaders.database, loaders.viewer, loaders.selection)
+        # Kept on the instance, which later reads find before this descriptor.
+        loaders.__dict__[self.name] = loader
+        return loader
+
 
 class Loaders:
+    user_by_id = _OnFirstUse(UserByIdLoader)
+    task_by_id = _OnFirstUse(TaskByIdLoader)
+    task_event_by_id = _OnFirstUse(TaskEventByIdLoader)
+    event_page_by_task = _OnFirstUse(EventPageByTaskLoader)
+    artifacts_by_task_id = _OnFirstUse(ArtifactsByTaskIdLoader)
+    artifact_by_id = _OnFirstUse(ArtifactByIdLoader)
+    analysis_by_id = _OnFirstUse(AnalysisByIdLoader)
+    analysis_by_task_id = _OnFirstUse(AnalysisByTaskIdLoader)
+    findings_by_analysis_id = _OnFirstUse(FindingsByAnalysisIdLoader)
+    finding_by_id = _OnFirstUse(FindingByIdLoader)
+    sources_by_finding_id = _OnFirstUse(SourcesByFindingIdLoader)
+    source_by_id = _OnFirstUse(SourceByIdLoader)
+
     def __init__(self, database: Database, viewer: Viewer) -> None:
+        self.database = database
+        self.viewer = viewer
         # Filled in once the document is parsed (graph/selection.py).
-        self.selection = selection = Selection()
-        self.user_by_id = UserByIdLoader(database, viewer, selection)
-        self.task_by_id = TaskByIdLoader(database, viewer, selection)
-        self.task_event_by_id = TaskEventByIdLoader(database, viewer, selection)
-        self.event_page_by_task = EventPageByTaskLoader(database, viewer, selection)
-        self.artifacts_by_task_id = ArtifactsByTaskIdLoader(database, viewer, selection)
-        self.artifact_by_id = ArtifactByIdLoader(database, viewer, selection)
-        self.analysis_by_id = AnalysisByIdLoader(database, viewer, selection)
-        self.analysis_by_task_id = AnalysisByTaskIdLoader(database, viewer, selection)
-        self.findings_by_analysis_id = FindingsByAnalysisIdLoader(database, viewer, selection)
-        self.finding_by_id = FindingByIdLoader(database, viewer, selection)
-        self.sources_by_finding_id = SourcesByFindingIdLoader(database, viewer, selection)
-        self.source_by_id = SourceByIdLoader(database, viewer, selection)
+        self.selection = Selection()
 
     def by_type(self, type_name: str) -> object | None:
         """The by-id loader behind `node(id)` for a Node type name."""
