@@ -148,13 +148,14 @@ def main_table(results: RunResults) -> str:
 
 
 def page_size_table(results: RunResults) -> str:
-    header = ["server", "page", "req/s", "p50 ms", "p99 ms", "single ms", "CPU ms/req", "KB/resp",
-              "vs floor"]
+    header = ["server", "page", "req/s", "p50 ms", "p99 ms", "single ms", "CPU ms/req", "DB CPU ms/req",
+              "SQL/req", "KB/resp", "vs floor"]
 
     def columns(server: str, page_size: int, cell: Cell) -> list[str]:
         return [str(page_size), _rate(cell), _number(cell.p50_ms), _number(cell.p99_ms),
-                _number(cell.single_ms), _number(cell.server_cpu_ms_per_request, 2), _kilobytes(cell),
-                _ratio(results, server, page_size)]
+                _number(cell.single_ms), _number(cell.server_cpu_ms_per_request, 2),
+                _number(cell.db_cpu_ms_per_request, 2), _number(cell.statements_per_request, 1),
+                _kilobytes(cell), _ratio(results, server, page_size)]
 
     return _table(header, _rows(results, results.page_sizes, columns, len(header)))
 

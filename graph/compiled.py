@@ -79,6 +79,8 @@ class FieldPlan:
     strawberry_field: StrawberryField | None = None
     passes_source: bool = False
     info_name: str | None = None
+    # The converted arguments of a resolver the document passes none to: its defaults, the same every run.
+    default_arguments: dict[str, Any] | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -336,13 +338,18 @@ class _Run:
     def _arguments(self, plan: FieldPlan) -> dict[str, Any]:
         """The resolver's keyword arguments, as Strawberry would convert them; the same for every source."""
         assert plan.strawberry_field is not None
-        raw = get_argument_values(plan.definition, plan.nodes[0], self.variables)
         info = self.strawberry_schema.config.info_class(_raw_info=self._info(plan), _field=plan.strawberry_field)
-        arguments = convert_arguments(
-            raw, plan.strawberry_field.arguments,
-            scalar_registry=self.strawberry_schema.schema_converter.scalar_registry,
-            config=self.strawberry_schema.config, info=info,
-        )
+        if plan.default_arguments is not None:
+            arguments = dict(plan.default_arguments)
+        else:
+            raw = get_argument_values(plan.definition, plan.nodes[0], self.variables)
+            arguments = convert_arguments(
+                raw, plan.strawberry_field.arguments,
+                scalar_registry=self.strawberry_schema.schema_converter.scalar_registry,
+                config=self.strawberry_schema.config, info=info,
+            )
+            if not plan.nodes[0].arguments and all(value is None for value in arguments.values()):
+                plan.default_arguments = dict(arguments)
         if plan.info_name is not None:
             arguments[plan.info_name] = info
         return arguments
