@@ -10,6 +10,7 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,6 +25,7 @@ from db.engine import Database, create_engine
 from db.settings import Settings
 from graph.app import create_app
 from tests.api import Api
+from tests.live import LiveServer, live_server
 from tests.throwaway_postgres import PostgresServer, PostgresUnavailable, throwaway_postgres
 
 T = TypeVar("T")
@@ -176,3 +178,12 @@ async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def api(client: httpx.AsyncClient, app: Starlette) -> Api:
     return Api(client=client, database=app.state.database)
+
+
+@pytest.fixture
+async def workers(settings: Settings, backend: str) -> AsyncIterator[tuple[LiveServer, LiveServer]]:
+    """Two workers on one PostgreSQL; on the embedded SQLite default, one process serves both roles."""
+    async with AsyncExitStack() as stack:
+        first = await stack.enter_async_context(live_server(settings))
+        second = first if backend == "sqlite" else await stack.enter_async_context(live_server(settings))
+        yield first, second

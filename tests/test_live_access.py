@@ -3,8 +3,6 @@ and live connections and subscriptions are bounded."""
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +28,6 @@ SET_ROLE = "mutation($id: ID!, $role: Role!) { setUserRole(userId: $id, role: $r
 def protocol(request: pytest.FixtureRequest) -> str:
     return request.param
 
-
-@pytest.fixture
-async def workers(settings: Settings, backend: str) -> AsyncIterator[tuple[LiveServer, LiveServer]]:
-    """Two workers on one PostgreSQL; on the embedded SQLite default, one process serves both roles."""
-    async with AsyncExitStack() as stack:
-        first = await stack.enter_async_context(live_server(settings))
-        second = first if backend == "sqlite" else await stack.enter_async_context(live_server(settings))
-        yield first, second
 
 
 async def user_with_task(server: LiveServer, role: Role = Role.USER,

@@ -2,20 +2,16 @@
 and forgets it the moment one is made, on this worker or another."""
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx
-import pytest
 
 from db.enums import Role
 from db.models import User
-from db.settings import Settings
 from graph.relay import to_global_id
 from graph.tokens import issue_token
 from tests.factories import make_user
-from tests.live import LiveServer, live_server
+from tests.live import LiveServer
 from tests.sql_counter import count_statements
 
 ME = "{ me { role } }"
@@ -24,14 +20,6 @@ SET_ROLE = "mutation($id: ID!, $role: Role!) { setUserRole(userId: $id, role: $r
 # A notice from another worker arrives in milliseconds; this only bounds a broken test.
 DEADLINE_SECONDS = 10.0
 
-
-@pytest.fixture
-async def workers(settings: Settings, backend: str) -> AsyncIterator[tuple[LiveServer, LiveServer]]:
-    """Two workers on one PostgreSQL; on the embedded SQLite default, one process serves both roles."""
-    async with AsyncExitStack() as stack:
-        first = await stack.enter_async_context(live_server(settings))
-        second = first if backend == "sqlite" else await stack.enter_async_context(live_server(settings))
-        yield first, second
 
 
 async def account(server: LiveServer, role: Role = Role.USER) -> tuple[User, str]:
@@ -78,14 +66,21 @@ async def test_on_postgresql_a_worker_reads_a_viewers_role_once_and_on_sqlite_ev
     assert (second, third) == ((0, 0) if backend == "postgresql" else (1, 1))
 
 
-async def test_a_deactivation_on_another_worker_refuses_the_next_request_here(
-    workers: tuple[LiveServer, LiveServer],
-) -> None:
-    # given: the user's role is remembered by the serving worker
+async def remembered(workers: tuple[LiveServer, LiveServer]) -> tuple[LiveServer, LiveServer, User, str, str]:
+    """A user whose role the first worker remembers, and an ADMIN's token for the other: (serving,
+    other, user, the user's token, the admin's token)."""
     serving, other = workers
     user, token = await account(serving)
     _, admin = await account(other, Role.ADMIN)
     await role_reads(serving, token)
+    return serving, other, user, token, admin
+
+
+async def test_a_deactivation_on_another_worker_refuses_the_next_request_here(
+    workers: tuple[LiveServer, LiveServer],
+) -> None:
+    # given
+    serving, other, user, token, admin = await remembered(workers)
 
     # when
     changed = await post(other, SET_ACTIVE, admin, {"id": to_global_id("User", user.id), "active": False})
@@ -121,10 +116,7 @@ async def test_a_role_change_on_another_worker_reaches_this_one(
     workers: tuple[LiveServer, LiveServer],
 ) -> None:
     # given
-    serving, other = workers
-    user, token = await account(serving)
-    _, admin = await account(other, Role.ADMIN)
-    await role_reads(serving, token)
+    serving, other, user, token, admin = await remembered(workers)
 
     # when
     await post(other, SET_ROLE, admin, {"id": to_global_id("User", user.id), "role": "ADMIN"})
