@@ -50,7 +50,7 @@ from graph.loaders import Loaders
 from graph.multipart import BODY_OVERHEAD_BYTES, check_csrf_header, is_multipart, limit_body, operations_with_files
 from graph.sse import resumable_stream
 from graph.throttle import AccountThrottle
-from graph.tokens import bearer_token, read_token
+from graph.tokens import VerifiedTokens, bearer_token, read_token
 from graph.trusted_documents import PersistedQueries
 from graph.viewer_roles import RoleCache
 
@@ -68,11 +68,12 @@ WHICH_OPERATION = (
 
 
 async def authenticate(token: str | None, database: Database, settings: Settings,
-                       roles: RoleCache | None = None) -> tuple[Viewer, datetime] | None:
+                       roles: RoleCache | None = None, tokens: VerifiedTokens | None = None
+                       ) -> tuple[Viewer, datetime] | None:
     """The viewer a token names and when the token expires, or None without a token; a bad token raises."""
     if token is None:
         return None
-    claims = read_token(token, settings)
+    claims = read_token(token, settings) if tokens is None else tokens.read(token)
 
     def read_role() -> Awaitable[Role | None]:
         return active_role(database, claims.user_id)
@@ -135,6 +136,7 @@ class AuditGraphView(GraphQL[Context, None]):
         self.throttle = throttle
         self.broker = broker
         self.roles = RoleCache(broker, database, settings.viewer_role_cache_seconds)
+        self.tokens = VerifiedTokens(settings)
         self.persisted_queries = persisted_queries
         # Set when the process begins to stop (graph/shutdown.py): SSE streams end then.
         self.stopping = stopping
@@ -319,7 +321,7 @@ class AuditGraphView(GraphQL[Context, None]):
         expires_at = None
         try:
             session = await authenticate(bearer_token(request.headers.get("authorization")),
-                                         self.database, self.settings, self.roles)
+                                         self.database, self.settings, self.roles, self.tokens)
         except Unauthenticated as error:
             auth_error = error.message
         except DatabaseUnavailable as error:
@@ -350,7 +352,7 @@ class AuditGraphView(GraphQL[Context, None]):
         try:
             session = await authenticate(
                 connection_token(context.connection_params, context.request), self.database, self.settings,
-                self.roles,
+                self.roles, self.tokens,
             )
         except Unauthenticated as error:
             raise ConnectionRejectionError({"message": error.message, "code": "UNAUTHENTICATED"}) from None

@@ -1,3 +1,4 @@
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -128,6 +129,25 @@ async def test_a_bad_token_is_unauthenticated_with_no_data(api: Api, settings: S
     body = response.json()
     assert error_codes(body) == ["UNAUTHENTICATED"]
     assert "data" not in body  # refused before execution
+
+
+async def test_a_token_accepted_before_is_refused_once_it_expires(api: Api, settings: Settings) -> None:
+    # given: a token a request has already been served with (its claims checked and remembered)
+    token = await api.sign_up("ada@example.com")
+    user_id = jwt.decode(token, options={"verify_signature": False})["sub"]
+    expires = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    short = jwt.encode({"sub": user_id, "iat": datetime.now(UTC), "exp": expires, "iss": "auditgraph"},
+                       settings.secret_key, algorithm="HS256")
+    assert (await api.data(ME, token=short))["me"]
+
+    # when
+    while datetime.now(UTC) <= expires:
+        await asyncio.sleep(0.1)
+    body = await api.post(ME, token=short)
+
+    # then
+    assert error_codes(body) == ["UNAUTHENTICATED"]
+    assert body["errors"][0]["message"] == "the token has expired"
 
 
 async def test_no_token_is_unauthenticated(api: Api) -> None:
