@@ -2,6 +2,7 @@
 in the middle, then the counts that must be zero.
 
     python -m bench.soak [--seconds 600] [--owners 4] [--pipeline 4] [--subscribers 6] [--record]
+                         [--observe FOLDER [--trace-heap]]
 
 Two `auditgraph serve` processes share a throwaway PostgreSQL and one data folder. Owners upload files (some
 the same bytes again, some of a megabyte), submit URLs, read and cancel; pipeline workers claim tasks, report
@@ -14,6 +15,12 @@ Then the load stops, well-behaved workers drain the queue, every subscriber resu
 and it prints: requests, errors by code, events written against those each subscriber received (lost,
 duplicated), tasks stuck, orphaned files, and each server's memory at start and end. With --record the
 printout is appended to bench/RESULTS.md.
+
+With --observe the workers run through bench/observed_serve.py and, each time their memory is noted, run a
+full collection and leave a count of live objects by type and the allocators' statistics in FOLDER/<pid>/,
+for `python -m bench.heap_growth` to compare; with --trace-heap as well, under tracemalloc, a heap snapshot
+too. Those collections free garbage the server would have held longer, and tracing slows every allocation
+and holds memory of its own: an observed run's RSS is not a plain run's.
 """
 
 import argparse
@@ -56,6 +63,7 @@ PASSWORD = "soak password 12345"
 SECRET = "soak-secret-key-that-is-long-enough-0123456789"
 LEASE_SECONDS = 4.0
 FILE_SWEEP_SECONDS = 20.0
+TRACED_FRAMES = 10
 LOGIN = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }"
 
 
@@ -68,9 +76,14 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                         help="share of claims whose worker dies mid-task (default 0.15)")
     parser.add_argument("--subscribers", type=int, default=6, help="myTaskEvents subscribers (default 6)")
     parser.add_argument("--record", action="store_true", help="append the printout to bench/RESULTS.md")
+    parser.add_argument("--observe", metavar="FOLDER", type=Path,
+                        help="leave the workers' object counts and allocator statistics in FOLDER (see above)")
+    parser.add_argument("--trace-heap", action="store_true", help="with --observe, tracemalloc snapshots too")
     args = parser.parse_args(argv)
     if args.seconds < 30:
         parser.error("give the soak at least 30 seconds: the faults are injected in its middle")
+    if args.trace_heap and not args.observe:
+        parser.error("--trace-heap leaves its snapshots in the --observe folder")
     return args
 
 
@@ -99,11 +112,21 @@ def rss_mib(pid: int) -> float:
 class Servers:
     """Workers A and B: `auditgraph serve` processes on one database and one data folder."""
 
-    def __init__(self, env: dict[str, str], logs: Path) -> None:
+    def __init__(self, env: dict[str, str], logs: Path, observe: Path | None, trace_heap: bool) -> None:
+        if observe is not None:
+            env = env | {"OBSERVED_SNAPSHOTS": str(observe.resolve())}
+        if trace_heap:
+            env = env | {"OBSERVED_HEAP": str(TRACED_FRAMES)}
+        self.observed = observe is not None
+        # Started under tracing, a server takes minutes to listen on a busy machine.
+        self.start_timeout = 300.0 if trace_heap else 60.0
+        # Signalled only once ready: before it sets its handler, SIGUSR2 would kill a starting server.
+        self.ready: set[str] = set()
         self.processes = {name: ServerProcess(name, [], env, free_port(), logs / f"{name}.log", PROJECT_ROOT)
                           for name in ("A", "B")}
+        module = "bench.observed_serve" if observe is not None else "graph.cli"
         for server in self.processes.values():
-            server.argv = [sys.executable, "-m", "graph.cli", "serve", "--port", str(server.port)]
+            server.argv = [sys.executable, "-m", module, "serve", "--port", str(server.port)]
         self.memory: dict[str, list[tuple[str, int, float]]] = {name: [] for name in self.processes}
 
     @property
@@ -112,18 +135,22 @@ class Servers:
 
     async def start(self, name: str) -> None:
         server = self.processes[name]
-        await server.start()
+        await server.start(self.start_timeout)
         assert server.process is not None
         await asyncio.to_thread(wait_until_ready, server.base_url, server.process)
+        self.ready.add(name)
 
     def note_memory(self, moment: str) -> None:
         for name, server in self.processes.items():
-            if server.process is not None and server.process.poll() is None:
+            if name in self.ready and server.process is not None and server.process.poll() is None:
                 self.memory[name].append((moment, server.pid, rss_mib(server.pid)))
+                if self.observed:
+                    os.kill(server.pid, signal.SIGUSR2)
 
     def kill(self, name: str) -> None:
         server = self.processes[name]
         assert server.process is not None
+        self.ready.discard(name)
         os.killpg(server.pid, signal.SIGKILL)
         server.process.wait()
         server.process = None
@@ -207,7 +234,7 @@ async def soak(args: argparse.Namespace, out: io.StringIO) -> None:
         for email in ("pipeline@soak.example", "watcher@soak.example"):
             cli(env, "create-user", "--email", email, "--role", "WORKER", stdin=PASSWORD + "\n")
 
-        servers = Servers(env, BENCH_DIR / ".work" / "soak")
+        servers = Servers(env, BENCH_DIR / ".work" / "soak", args.observe, args.trace_heap)
         try:
             await asyncio.gather(servers.start("A"), servers.start("B"))
             servers.note_memory("start")

@@ -27,6 +27,7 @@ from graph.compiled import CompiledExecution, PlanCache
 from graph.cost import CostBudget, CostCache
 from graph.dashboard.queries import DashboardQueries
 from graph.errors import ErrorCodes, public_error
+from graph.execution import EventsForgetTheirFields
 from graph.input_limits import InputBounds, InputLimits
 from graph.node import NodeQueries
 from graph.observability.operations import OperationFacts
@@ -184,6 +185,7 @@ def build_schema(settings: Settings | None = None, trusted: Mapping[str, str] | 
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,  # type: ignore[arg-type]
+        execution_context_class=EventsForgetTheirFields,
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),  # type: ignore[arg-type]
     )
 

@@ -1,12 +1,14 @@
 """Live task events over real WebSockets against a real uvicorn, on both protocols and both databases."""
 
 import asyncio
+import gc
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from graphql.execution.collect_fields import CollectedFields
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
@@ -381,6 +383,32 @@ async def test_a_closed_socket_frees_its_subscription(server: LiveServer) -> Non
 
     # then
     assert broker.subscriber_count == 0
+
+
+def field_collections_alive() -> int:
+    gc.collect()
+    return sum(isinstance(thing, CollectedFields) for thing in gc.get_objects())
+
+
+async def test_a_long_lived_subscription_keeps_nothing_per_event_delivered(server: LiveServer) -> None:
+    # given: a subscriber that has received its first events
+    owner, token = await account(server)
+    task_id = await queued_task(server, owner)
+    db = database(server)
+    async with graphql_socket(server.ws_url, TRANSPORT_WS, bearer(token)) as socket:
+        await socket.subscribe(TASK_EVENTS, {"taskId": to_global_id("Task", task_id), "after": 1})
+        await progress(db, task_id, count=10)
+        await received(socket, 10)
+        before = field_collections_alive()
+
+        # when: 300 more reach it
+        for _ in range(3):
+            await progress(db, task_id, count=100)
+            await received(socket, 100)
+        after = field_collections_alive()
+
+    # then: what the executor collected for each event went with the event
+    assert after - before < 10
 
 
 async def test_a_thousand_connect_and_disconnect_cycles_leave_nothing_behind(server: LiveServer) -> None:
