@@ -2,6 +2,7 @@
 
 import functools
 from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 from aiodataloader import DataLoader
@@ -18,6 +19,7 @@ from graph.selection import Selection
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+F = TypeVar("F", bound=Callable[..., Any])
 
 KEYS = "keys"
 KeyMatch = Callable[[ColumnElement[Any] | InstrumentedAttribute[Any]], ColumnElement[bool]]
@@ -44,37 +46,99 @@ class BatchLoader(DataLoader, Generic[K, V]):  # type: ignore[type-arg]
     A loader of `node` objects names its statement in `statement`, selecting
     the columns it is given (those of `shape` that the request's document
     needs); it is built once per scope shape, dialect and column set and run
-    with the batch's keys and the viewer's id.
+    with the batch's keys and the viewer's id. Each row answers the key in
+    its `key_column`: one row per key, or with `many` a list of them in the
+    statement's order.
     """
 
     node: ClassVar[type]
     shape: ClassVar[RowShape]
     statement: ClassVar["staticmethod[[Viewer, KeyMatch, tuple[Any, ...]], Select]"]
+    key_column: ClassVar[str] = "pk"
+    many: ClassVar[bool] = False
 
     def __init_subclass__(cls, **options: Any) -> None:
         super().__init_subclass__(**options)
-        if "batch_load_fn" in cls.__dict__:
-            cls.batch_load_fn = _counted(cls.__name__, cls.__dict__["batch_load_fn"])  # type: ignore[misc]
+        if "batch_load_fn" in cls.__dict__ or "statement" in cls.__dict__:
+            batch_load_fn = cls.__dict__.get("batch_load_fn", BatchLoader._nodes_by_key)
+            cls.batch_load_fn = _counted(cls.__name__, batch_load_fn)  # type: ignore[misc]
 
     def __init__(self, database: Database, viewer: Viewer, selection: Selection | None = None) -> None:
         super().__init__()
         self.database = database
         self.viewer = viewer
         self.selection = selection or Selection()
+        # The row lane's last read (graph/compiled.py): the keys asked, the column names, the rows by key.
+        self._read: tuple[frozenset[Any], tuple[str, ...], dict[Any, Any]] | None = None
 
     async def fetch(self, statement: Select, parameters: dict[str, Any] | None = None) -> Sequence[Any]:
         # A connection per batch, not a shared session: aiodataloader runs
         # batches concurrently, and an AsyncSession cannot be shared.
         return await self.database.rows(statement, parameters)
 
-    async def load_nodes(self, keys: Sequence[K]) -> list[Any]:
-        """The `node` objects of the rows matching these keys, in no particular order."""
+    async def load_rows(self, keys: Sequence[K]) -> tuple[tuple[str, ...], Sequence[Any]]:
+        """The rows matching these keys, and the names of their columns."""
         names = self.selection.names(self.node, self.shape)
         statement = _prepared(type(self), self.viewer.role, self.database.dialect, names)  # type: ignore[arg-type]
         # Built once per shape (below), so the driver runs it compiled once.
         rows = await self.database.prepared_rows(statement, {KEYS: list(keys), VIEWER_ID: self.viewer.user_id})
+        return names, rows
+
+    async def load_nodes(self, keys: Sequence[K]) -> list[Any]:
+        """The `node` objects of the rows matching these keys, in no particular order."""
+        names, rows = await self.load_rows(keys)
         build, node = self.shape.build, self.node
         return [build(node, row, names) for row in rows]
+
+    async def rows_by_key(self, keys: Sequence[K]) -> tuple[tuple[str, ...], dict[K, Any]]:
+        """What `load_many(keys)` answers, as rows rather than objects and without the cache:
+        each key's row (with `many`, its list of rows), and the names of their columns."""
+        DATALOADER_BATCH_SIZE.labels(type(self).__name__).observe(len(keys))
+        names, rows = await self.load_rows(keys)
+        at = names.index(self.key_column)
+        grouped: dict[Any, Any]
+        if not self.many:
+            grouped = {row[at]: row for row in rows}
+        else:
+            grouped = {}
+            for row in rows:
+                grouped.setdefault(row[at], []).append(row)
+        self._read = (frozenset(keys), names, grouped)
+        return names, grouped
+
+    async def _nodes_by_key(self, keys: Sequence[K]) -> list[Any]:
+        build, node_type, column = self.shape.build, self.node, self.key_column
+        if self._read is not None and self._read[0].issuperset(keys):
+            # Another field of the same objects read these rows in the row lane: no second statement.
+            _, names, found = self._read
+            rows = [row for key in keys for row in (found.get(key, ()) if self.many else (found.get(key),))
+                    if row is not None]
+            nodes = [build(node_type, row, names) for row in rows]
+        else:
+            nodes = await self.load_nodes(keys)
+        if self.many:
+            return many_per_key(keys, ((getattr(node, column), node) for node in nodes))
+        return one_per_key(keys, {getattr(node, column): node for node in nodes})
+
+
+@dataclass(frozen=True, slots=True)
+class Loads:
+    loader: str
+    key: str
+
+
+def loads(loader: str, *, key: str) -> Callable[[F], F]:
+    """Marks a resolver that, given no arguments, answers `await info.context.loaders.<loader>.load(self.<key>)`.
+
+    Compiled execution then answers the field for a whole level of objects
+    from that loader's rows, without a resolver call, a future or an object
+    per row (graph/compiled.py); graphql-core calls the resolver as usual.
+    """
+    def mark(resolver: F) -> F:
+        resolver.loads = Loads(loader, key)  # type: ignore[attr-defined]
+        return resolver
+
+    return mark
 
 
 def _counted(loader: str, batch_load_fn: Callable[..., Any]) -> Callable[..., Any]:

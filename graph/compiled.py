@@ -11,6 +11,13 @@ calls every other field through Strawberry's own wrapper (so permissions behave
 exactly as usual), and completes a whole level of the tree before the next,
 which also keeps each DataLoader to one batch per level.
 
+A relationship whose resolver only loads (marked `@loads`, graph/batching.py),
+asked for without arguments, and whose selection the rows alone can answer
+(columns, `__typename`, resolvers of the object alone, further such
+relationships), runs in the row lane: one read of the loader's rows for the
+whole level, and each row turned straight into its response object, without
+a resolver call, a DataLoader future or an object per row.
+
 Anything outside that shape (mutations, subscriptions, directives, abstract types,
 introspection), and any error at all, leaves the operation to graphql-core: queries
 have no side effects, so running one again through the standard path is safe, and
@@ -53,9 +60,14 @@ from strawberry.schema import Schema
 from strawberry.types.arguments import convert_arguments
 from strawberry.types.field import StrawberryField
 
+from graph.loaders import Loaders
+from graph.rows import RowShape
+
 logger = logging.getLogger("auditgraph.compiled")
 
 NON_NULL, LIST = "N", "L"
+# What a row-lane reader does with a row.
+_TYPENAME, _COLUMN, _COMPUTED, _NESTED = range(4)
 
 
 class Unsupported(Exception):
@@ -81,6 +93,19 @@ class FieldPlan:
     info_name: str | None = None
     # The converted arguments of a resolver the document passes none to: its defaults, the same every run.
     default_arguments: dict[str, Any] | None = None
+    rows: "RowsPlan | None" = None
+
+
+@dataclass(slots=True, eq=False)
+class RowsPlan:
+    """A relationship answered in the row lane: the `loader` of graph/loaders.py, read with the
+    parent's `key`, one row per key or (`many`) a list of them."""
+
+    loader: str
+    key: str
+    many: bool
+    node: type
+    shape: RowShape
 
 
 @dataclass(slots=True, eq=False)
@@ -177,9 +202,34 @@ def _field(
         plan.serialize = _leaf_serializer(named)
     elif isinstance(named, GraphQLObjectType):
         plan.children = _selection(named, [n.selection_set for n in nodes if n.selection_set], fragments)
+        if plan.method is not None and resolver is not None and not any(node.arguments for node in nodes):
+            plan.rows = _rows_plan(getattr(resolver.wrapped_func, "loads", None), named, plan.children)
     else:
         raise Unsupported("abstract types")
     return plan
+
+
+def _rows_plan(loads: Any, named: GraphQLObjectType, children: SelectionPlan) -> RowsPlan | None:
+    """The row lane's plan of a `@loads` relationship, if its rows can answer all of `children`."""
+    if loads is None:
+        return None
+    loader = Loaders.kind(loads.loader)
+    shape: RowShape | None = getattr(loader, "shape", None)
+    node = getattr(loader, "node", None)
+    if shape is None or node is None or node.__strawberry_definition__.name != named.name:
+        return None
+    for child in children.fields:
+        answerable = (
+            child.typename is not None
+            or (child.rows is not None and child.rows.key in shape.names)
+            or (child.serialize is not None and child.wrappers in ("", NON_NULL) and (
+                child.attribute in shape.names
+                or (child.method is not None and child.passes_source and child.info_name is None
+                    and child.strawberry_field is not None and not child.strawberry_field.arguments)))
+        )
+        if not answerable:
+            return None
+    return RowsPlan(loads.loader, loads.key, loader.many, node, shape)  # type: ignore[attr-defined]
 
 
 def _leaf_serializer(named: GraphQLScalarType | GraphQLEnumType) -> Callable[[Any], Any]:
@@ -284,7 +334,12 @@ class _Run:
     async def _level(self, selection: SelectionPlan, targets: list[tuple[Any, dict[str, Any]]]) -> None:
         below: list[tuple[SelectionPlan, list[tuple[Any, dict[str, Any]]]]] = []
         waiting: list[tuple[FieldPlan, dict[str, Any], list[tuple[Any, dict[str, Any]]], Any]] = []
+        lanes: list[tuple[FieldPlan, list[tuple[Any, dict[str, Any]]]]] = []
         for plan in selection.fields:
+            if plan.rows is not None and not self._loaded(plan.rows, targets):
+                key = plan.rows.key
+                lanes.append((plan, [(getattr(source, key), out) for source, out in targets]))
+                continue
             nested: list[tuple[Any, dict[str, Any]]] = []
             if plan.children is not None:
                 below.append((plan.children, nested))
@@ -325,6 +380,8 @@ class _Run:
                     waiting.append((plan, out, nested, value))
                 else:
                     out[plan.key] = self._complete(plan, 0, value, nested)
+        # The lanes first: a resolver of this level using the same loader is then answered from their rows.
+        await self._lanes(lanes)
         if waiting:
             # Every resolver of this level starts before any is awaited, so each
             # DataLoader sees the whole level's keys in one batch.
@@ -334,6 +391,86 @@ class _Run:
         for children, nested in below:
             if nested:
                 await self._level(children, nested)
+
+    def _loaded(self, lane: RowsPlan, targets: list[tuple[Any, dict[str, Any]]]) -> bool:
+        """Whether the loader already holds every key (the task list primes tasks by id): then its
+        resolver answers without a statement, and the row lane would add one."""
+        cache = getattr(self.context.loaders, lane.loader)._cache
+        key = lane.key
+        return bool(cache) and all(getattr(source, key) in cache for source, _ in targets)
+
+    async def _lanes(self, lanes: list[tuple[FieldPlan, list[tuple[Any, dict[str, Any]]]]]) -> None:
+        if len(lanes) == 1:
+            await self._rows(*lanes[0])
+        elif lanes:
+            async with asyncio.TaskGroup() as group:
+                for plan, parents in lanes:
+                    group.create_task(self._rows(plan, parents))
+
+    async def _rows(self, plan: FieldPlan, parents: list[tuple[Any, dict[str, Any]]]) -> None:
+        """Answers a row-lane relationship for every (key, response object) of a level."""
+        lane, children = plan.rows, plan.children
+        assert lane is not None and children is not None
+        keys = list(dict.fromkeys(key for key, _ in parents if key is not None))
+        names: tuple[str, ...] = ()
+        found: dict[Any, Any] = {}
+        if keys:
+            loader = getattr(self.context.loaders, lane.loader)
+            names, found = await loader.rows_by_key(keys)
+        column = {name: index for index, name in enumerate(names)}
+        # (kind, response key, column index or value, field plan, what a nested lane collects)
+        readers: list[tuple[int, str, Any, FieldPlan, list[tuple[Any, dict[str, Any]]]]] = []
+        lanes: list[tuple[FieldPlan, list[tuple[Any, dict[str, Any]]]]] = []
+        for child in children.fields:
+            collected: list[tuple[Any, dict[str, Any]]] = []
+            if child.typename is not None:
+                readers.append((_TYPENAME, child.key, child.typename, child, collected))
+            elif child.rows is not None:
+                readers.append((_NESTED, child.key, column.get(child.rows.key), child, collected))
+                lanes.append((child, collected))
+            elif child.attribute is not None:
+                readers.append((_COLUMN, child.key, column.get(child.attribute), child, collected))
+            else:
+                readers.append((_COMPUTED, child.key, child.method, child, collected))
+        node, shape = lane.node, lane.shape
+
+        def response(row: Any) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            source: Any = None
+            for kind, key, at, child, collected in readers:
+                if kind == _NESTED:
+                    out[key] = None
+                    collected.append((row[at], out))
+                    continue
+                if kind == _TYPENAME:
+                    out[key] = at
+                    continue
+                if kind == _COLUMN:
+                    value = row[at]
+                else:
+                    if source is None:
+                        source = shape.build(node, row, names)
+                    value = at(source)
+                if value is not None:
+                    out[key] = child.serialize(value)  # type: ignore[misc]
+                elif child.wrappers:
+                    raise Unsupported("null in a non-null position is graphql-core's error to report")
+                else:
+                    out[key] = None
+            return out
+
+        key_field, nullable = plan.key, not plan.wrappers.startswith(NON_NULL)
+        for key, out in parents:
+            value = found.get(key)
+            if lane.many:
+                out[key_field] = [response(row) for row in value] if value else []
+            elif value is not None:
+                out[key_field] = response(value)
+            elif nullable:
+                out[key_field] = None
+            else:
+                raise Unsupported("null in a non-null position is graphql-core's error to report")
+        await self._lanes([(child, collected) for child, collected in lanes if collected])
 
     def _arguments(self, plan: FieldPlan) -> dict[str, Any]:
         """The resolver's keyword arguments, as Strawberry would convert them; the same for every source."""

@@ -57,6 +57,14 @@ class Loaders:
     sources_by_finding_id = _OnFirstUse(SourcesByFindingIdLoader)
     source_by_id = _OnFirstUse(SourceByIdLoader)
 
+    @classmethod
+    def kind(cls, name: str) -> Callable[[Database, Viewer, Selection], object]:
+        """The class of the loader called `name`, known before any request builds one."""
+        entry = cls.__dict__.get(name)
+        if not isinstance(entry, _OnFirstUse):
+            raise KeyError(name)
+        return entry.kind
+
     def __init__(self, database: Database, viewer: Viewer) -> None:
         self.database = database
         self.viewer = viewer

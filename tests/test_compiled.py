@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from db.access import Viewer
 from db.models import User
 from db.settings import Settings
-from graph.compiled import Unsupported, compile_query
+from graph.compiled import FieldPlan, SelectionPlan, Unsupported, compile_query
 from graph.relay import to_global_id
 from graph.schema import build_schema
 from tests.api import Api
@@ -30,6 +30,14 @@ QUERIES = [
     """query($id: ID!, $skip: Boolean!) { task(id: $id) { id status @skip(if: $skip) } }""",
     """{ tasks(first: 1000) { totalCount } }""",
     """{ dashboard { totalTasks tasksByStatus { status count } } }""",
+    # The row lane: computed fields, __typename, nested lanes, a relationship the task list already loaded.
+    """query($first: Int!) { tasks(first: $first) { edges { node { id downloadUrl
+         owner { id email __typename } artifacts { id kind }
+         analysis { id __typename verdict extractionResult findingCounts { total } task { id status }
+           findings { id __typename severity ruleId category confidence evidence createdAt
+             sources { id pageNumber section snippet finding { ruleId } } analysis { id verdict } } } } } } }""",
+    """{ tasks(first: 5) { edges { node { analysis {
+         all: findings { ruleId } critical: findings(severity: [CRITICAL]) { ruleId } } } } } }""",
 ]
 
 
@@ -60,6 +68,44 @@ async def test_compiled_and_standard_execution_answer_the_same(api: Api, app: St
 
     # then
     assert fast == slow
+
+
+def _planned(selection: SelectionPlan, *path: str) -> FieldPlan:
+    plan = next(field for field in selection.fields if field.key == path[0])
+    if len(path) == 1:
+        return plan
+    assert plan.children is not None
+    return _planned(plan.children, *path[1:])
+
+
+def test_the_dashboard_reads_each_relationship_in_the_row_lane() -> None:
+    dashboard = """query($first: Int!) { tasks(first: $first) { edges { node { id status
+                     analysis { verdict findings { severity ruleId message remediation } } } } } }"""
+    plan = compile_query(build_schema()._schema, parse(dashboard), None)
+
+    analysis = _planned(plan.root, "tasks", "edges", "node", "analysis")
+    findings = _planned(analysis.children, "findings")  # type: ignore[arg-type]
+
+    assert (analysis.rows and analysis.rows.loader, findings.rows and findings.rows.loader) == (
+        "analysis_by_task_id", "findings_by_analysis_id")
+
+
+def test_a_selection_only_a_resolver_can_answer_keeps_its_relationship_out_of_the_row_lane() -> None:
+    plan = compile_query(build_schema()._schema, parse(QUERIES[0]), None)
+
+    analysis = _planned(plan.root, "tasks", "edges", "node", "analysis")
+
+    # findingCounts reads the loader through its resolver; the findings below it still take the lane
+    assert analysis.rows is None
+    assert _planned(analysis.children, "findings", "sources").rows is not None  # type: ignore[arg-type]
+
+
+def test_a_relationship_given_arguments_is_left_to_its_resolver() -> None:
+    plan = compile_query(build_schema()._schema, parse(QUERIES[-1]), None)
+
+    node = ("tasks", "edges", "node", "analysis")
+    assert _planned(plan.root, *node, "all").rows is not None
+    assert _planned(plan.root, *node, "critical").rows is None
 
 
 def test_the_dashboard_read_is_compiled_and_unsupported_shapes_are_not() -> None:

@@ -1,5 +1,4 @@
 import uuid
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Select, case, select
@@ -15,7 +14,7 @@ from graph.analyses.types import (
     Finding,
     SourceReference,
 )
-from graph.batching import BatchLoader, KeyMatch, many_per_key, one_per_key
+from graph.batching import BatchLoader, KeyMatch
 
 SEVERITY_RANK = case(
     {severity: rank for rank, severity in enumerate(Severity)}, value=models.Finding.severity
@@ -32,23 +31,19 @@ class AnalysisByIdLoader(BatchLoader[uuid.UUID, Analysis | None]):
     def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select:
         return select(*columns).where(key(models.Analysis.id), task_scope(viewer, models.Analysis.task_id))
 
-    async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[Analysis | None]:
-        return one_per_key(keys, {analysis.pk: analysis for analysis in await self.load_nodes(keys)})
-
 
 class AnalysisByTaskIdLoader(BatchLoader[uuid.UUID, Analysis | None]):
     node, shape = Analysis, ANALYSIS_COLUMNS
+    key_column = "task_pk"
 
     @staticmethod
     def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select:
         return among_visible_tasks(select(*columns), viewer, models.Analysis.task_id, key)
 
-    async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[Analysis | None]:
-        return one_per_key(keys, {analysis.task_pk: analysis for analysis in await self.load_nodes(keys)})
-
 
 class FindingsByAnalysisIdLoader(BatchLoader[uuid.UUID, list[Finding]]):
     node, shape = Finding, FINDING_COLUMNS
+    key_column, many = "analysis_pk", True
 
     @staticmethod
     def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select:
@@ -56,9 +51,6 @@ class FindingsByAnalysisIdLoader(BatchLoader[uuid.UUID, list[Finding]]):
             among_visible_analyses(select(*columns), viewer, models.Finding.analysis_id, key)
             .order_by(SEVERITY_RANK, models.Finding.rule_id, models.Finding.id)
         )
-
-    async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[list[Finding]]:
-        return many_per_key(keys, ((finding.analysis_pk, finding) for finding in await self.load_nodes(keys)))
 
 
 class FindingByIdLoader(BatchLoader[uuid.UUID, Finding | None]):
@@ -68,12 +60,10 @@ class FindingByIdLoader(BatchLoader[uuid.UUID, Finding | None]):
     def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select:
         return select(*columns).where(key(models.Finding.id), analysis_scope(viewer, models.Finding.analysis_id))
 
-    async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[Finding | None]:
-        return one_per_key(keys, {finding.pk: finding for finding in await self.load_nodes(keys)})
-
 
 class SourcesByFindingIdLoader(BatchLoader[uuid.UUID, list[SourceReference]]):
     node, shape = SourceReference, SOURCE_COLUMNS
+    key_column, many = "finding_pk", True
 
     @staticmethod
     def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select:
@@ -83,9 +73,6 @@ class SourcesByFindingIdLoader(BatchLoader[uuid.UUID, list[SourceReference]]):
             .where(key(models.SourceReference.finding_id), analysis_scope(viewer, models.Finding.analysis_id))
             .order_by(models.SourceReference.page_number, models.SourceReference.id)
         )
-
-    async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[list[SourceReference]]:
-        return many_per_key(keys, ((source.finding_pk, source) for source in await self.load_nodes(keys)))
 
 
 class SourceByIdLoader(BatchLoader[uuid.UUID, SourceReference | None]):
@@ -98,6 +85,3 @@ class SourceByIdLoader(BatchLoader[uuid.UUID, SourceReference | None]):
             .join(models.Finding, models.Finding.id == models.SourceReference.finding_id)
             .where(key(models.SourceReference.id), analysis_scope(viewer, models.Finding.analysis_id))
         )
-
-    async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[SourceReference | None]:
-        return one_per_key(keys, {source.pk: source for source in await self.load_nodes(keys)})

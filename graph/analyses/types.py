@@ -7,6 +7,7 @@ import strawberry
 from sqlalchemy import Row
 
 from db import models
+from graph.batching import loads
 from graph.context import Info
 from graph.enums import Severity, Verdict
 from graph.relay import Node
@@ -114,12 +115,14 @@ class Analysis(Node):
         return decode_json(self.validation_json)
 
     @strawberry.field
+    @loads("task_by_id", key="task_pk")
     async def task(self, info: Info) -> Task:
         task = await info.context.loaders.task_by_id.load(self.task_pk)
         assert task is not None, "a visible analysis belongs to a visible task"
         return task
 
     @strawberry.field(description="The findings, most severe first; optionally only some severities.")
+    @loads("findings_by_analysis_id", key="pk")
     async def findings(self, info: Info, severity: list[Severity] | None = None) -> list["Finding"]:
         findings = await info.context.loaders.findings_by_analysis_id.load(self.pk)
         if severity is None:
@@ -166,12 +169,14 @@ class Finding(Node):
         return decode_json(self.evidence_json)
 
     @strawberry.field
+    @loads("analysis_by_id", key="analysis_pk")
     async def analysis(self, info: Info) -> Analysis:
         analysis = await info.context.loaders.analysis_by_id.load(self.analysis_pk)
         assert analysis is not None, "a visible finding belongs to a visible analysis"
         return analysis
 
     @strawberry.field
+    @loads("sources_by_finding_id", key="pk")
     async def sources(self, info: Info) -> list["SourceReference"]:
         return await info.context.loaders.sources_by_finding_id.load(self.pk)
 
@@ -195,6 +200,7 @@ class SourceReference(Node):
         return SOURCE_COLUMNS.build(cls, row, names)
 
     @strawberry.field
+    @loads("finding_by_id", key="finding_pk")
     async def finding(self, info: Info) -> Finding:
         finding = await info.context.loaders.finding_by_id.load(self.finding_pk)
         assert finding is not None, "a visible source belongs to a visible finding"

@@ -6,7 +6,7 @@ from sqlalchemy import Select, func, select
 
 from db import models
 from db.access import Viewer, among_visible_tasks, task_scope
-from graph.batching import BatchLoader, KeyMatch, many_per_key, one_per_key
+from graph.batching import BatchLoader, KeyMatch, many_per_key
 from graph.tasks.types import (
     ARTIFACT_COLUMNS,
     EVENT_COLUMNS,
@@ -26,9 +26,6 @@ class TaskByIdLoader(BatchLoader[uuid.UUID, Task | None]):
     def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select:
         return select(*columns).where(key(models.Task.id), viewer.visible_tasks())
 
-    async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[Task | None]:
-        return one_per_key(keys, {task.pk: task for task in await self.load_nodes(keys)})
-
 
 class TaskEventByIdLoader(BatchLoader[uuid.UUID, TaskEvent | None]):
     node, shape = TaskEvent, EVENT_COLUMNS
@@ -36,9 +33,6 @@ class TaskEventByIdLoader(BatchLoader[uuid.UUID, TaskEvent | None]):
     @staticmethod
     def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select:
         return select(*columns).where(key(models.TaskEvent.id), task_scope(viewer, models.TaskEvent.task_id))
-
-    async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[TaskEvent | None]:
-        return one_per_key(keys, {event.pk: event for event in await self.load_nodes(keys)})
 
 
 EventPageKey = tuple[uuid.UUID, int, int]
@@ -77,6 +71,7 @@ class EventPageByTaskLoader(BatchLoader[EventPageKey, list[TaskEvent]]):
 
 class ArtifactsByTaskIdLoader(BatchLoader[uuid.UUID, list[Artifact]]):
     node, shape = Artifact, ARTIFACT_COLUMNS
+    key_column, many = "task_pk", True
 
     @staticmethod
     def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select:
@@ -85,9 +80,6 @@ class ArtifactsByTaskIdLoader(BatchLoader[uuid.UUID, list[Artifact]]):
             .order_by(models.Artifact.index, models.Artifact.created_at, models.Artifact.id)
         )
 
-    async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[list[Artifact]]:
-        return many_per_key(keys, ((artifact.task_pk, artifact) for artifact in await self.load_nodes(keys)))
-
 
 class ArtifactByIdLoader(BatchLoader[uuid.UUID, Artifact | None]):
     node, shape = Artifact, ARTIFACT_COLUMNS
@@ -95,6 +87,3 @@ class ArtifactByIdLoader(BatchLoader[uuid.UUID, Artifact | None]):
     @staticmethod
     def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select:
         return select(*columns).where(key(models.Artifact.id), task_scope(viewer, models.Artifact.task_id))
-
-    async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[Artifact | None]:
-        return one_per_key(keys, {artifact.pk: artifact for artifact in await self.load_nodes(keys)})

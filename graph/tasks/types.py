@@ -11,6 +11,7 @@ from sqlalchemy import Row, Text, cast
 from db import models
 from db.access import Viewer
 from db.enums import Role
+from graph.batching import loads
 from graph.context import Info
 from graph.enums import EventType, Severity, SortDirection, TaskStatus, Verdict
 from graph.relay import Connection, Node, to_global_id
@@ -80,12 +81,14 @@ class Task(Node):
         return (end - self.started_at).total_seconds()
 
     @strawberry.field
+    @loads("user_by_id", key="owner_id")
     async def owner(self, info: Info) -> User:
         owner = await info.context.loaders.user_by_id.load(self.owner_id)
         assert owner is not None, "a visible task's owner is visible"
         return owner
 
     @strawberry.field
+    @loads("analysis_by_task_id", key="pk")
     async def analysis(
         self, info: Info
     ) -> Annotated["Analysis", strawberry.lazy("graph.analyses.types")] | None:
@@ -100,6 +103,7 @@ class Task(Node):
         return await event_connection(info, self, first=first, after=after)
 
     @strawberry.field
+    @loads("artifacts_by_task_id", key="pk")
     async def artifacts(self, info: Info) -> list["Artifact"]:
         return await info.context.loaders.artifacts_by_task_id.load(self.pk)
 
@@ -184,6 +188,7 @@ class TaskEvent(Node):
         return to_global_id("Task", self.task_pk)
 
     @strawberry.field
+    @loads("task_by_id", key="task_pk")
     async def task(self, info: Info) -> Task | None:
         return await info.context.loaders.task_by_id.load(self.task_pk)
 
@@ -222,6 +227,7 @@ class Artifact(Node):
         return ARTIFACT_COLUMNS.build(cls, row, names)
 
     @strawberry.field
+    @loads("task_by_id", key="task_pk")
     async def task(self, info: Info) -> Task | None:
         return await info.context.loaders.task_by_id.load(self.task_pk)
 

@@ -1,12 +1,11 @@
 import uuid
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Select, select
 
 from db import models
 from db.access import Viewer, user_scope
-from graph.batching import BatchLoader, KeyMatch, one_per_key
+from graph.batching import BatchLoader, KeyMatch
 from graph.users.types import USER_COLUMNS, User
 
 
@@ -16,6 +15,3 @@ class UserByIdLoader(BatchLoader[uuid.UUID, User | None]):
     @staticmethod
     def statement(viewer: Viewer, key: KeyMatch, columns: tuple[Any, ...]) -> Select:
         return select(*columns).where(key(models.User.id), user_scope(viewer, models.User.id))
-
-    async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[User | None]:
-        return one_per_key(keys, {user.pk: user for user in await self.load_nodes(keys)})
