@@ -70,6 +70,29 @@ class BatchLoader(DataLoader, Generic[K, V]):  # type: ignore[type-arg]
         self.selection = selection or Selection()
         # The row lane's last read (graph/compiled.py): the keys asked, the column names, the rows by key.
         self._read: tuple[frozenset[Any], tuple[str, ...], dict[Any, Any]] | None = None
+        # Objects the request already holds, by key (`remember`).
+        self._known: dict[Any, Any] = {}
+
+    def remember(self, nodes: Iterable[Any]) -> None:
+        """Objects the request already holds (a page of tasks): loads of their keys then need no statement.
+
+        Cheaper than `prime` (no future per object) for the many objects a page holds and nobody loads again.
+        """
+        column = self.key_column
+        self._known.update((getattr(node, column), node) for node in nodes)
+
+    def held(self, keys: Iterable[Any]) -> dict[Any, Any] | None:
+        """Every key's answer, when all are already at hand (remembered, or loaded before); else None."""
+        answers: dict[Any, Any] = {}
+        for key in keys:
+            if key in self._known:
+                answers[key] = self._known[key]
+                continue
+            future = self._cache.get(key)
+            if future is None or not future.done() or future.cancelled() or future.exception() is not None:
+                return None
+            answers[key] = future.result()
+        return answers
 
     async def fetch(self, statement: Select, parameters: dict[str, Any] | None = None) -> Sequence[Any]:
         # A connection per batch, not a shared session: aiodataloader runs
@@ -114,6 +137,11 @@ class BatchLoader(DataLoader, Generic[K, V]):  # type: ignore[type-arg]
             rows = [row for key in keys for row in (found.get(key, ()) if self.many else (found.get(key),))
                     if row is not None]
             nodes = [build(node_type, row, names) for row in rows]
+        elif self._known:
+            unknown = [key for key in keys if key not in self._known]
+            nodes = [self._known[key] for key in keys if key in self._known]
+            if unknown:
+                nodes += await self.load_nodes(unknown)
         else:
             nodes = await self.load_nodes(keys)
         if self.many:

@@ -315,6 +315,15 @@ async def settle(awaitables: list[Any]) -> list[Any]:
     return results
 
 
+def _as_rows(value: Any, names: tuple[str, ...], many: bool) -> Any:
+    """A loader's answer (an object, a list of them or None) as the rows they were built from."""
+    if value is None:
+        return None
+    if many:
+        return [tuple(vars(item)[name] for name in names) for item in value]
+    return tuple(vars(value)[name] for name in names)
+
+
 class _Run:
     """One execution of a plan: the request's variables, context and root value."""
 
@@ -336,7 +345,7 @@ class _Run:
         waiting: list[tuple[FieldPlan, dict[str, Any], list[tuple[Any, dict[str, Any]]], Any]] = []
         lanes: list[tuple[FieldPlan, list[tuple[Any, dict[str, Any]]]]] = []
         for plan in selection.fields:
-            if plan.rows is not None and not self._loaded(plan.rows, targets):
+            if plan.rows is not None:
                 key = plan.rows.key
                 lanes.append((plan, [(getattr(source, key), out) for source, out in targets]))
                 continue
@@ -392,13 +401,6 @@ class _Run:
             if nested:
                 await self._level(children, nested)
 
-    def _loaded(self, lane: RowsPlan, targets: list[tuple[Any, dict[str, Any]]]) -> bool:
-        """Whether the loader already holds every key (the task list primes tasks by id): then its
-        resolver answers without a statement, and the row lane would add one."""
-        cache = getattr(self.context.loaders, lane.loader)._cache
-        key = lane.key
-        return bool(cache) and all(getattr(source, key) in cache for source, _ in targets)
-
     async def _lanes(self, lanes: list[tuple[FieldPlan, list[tuple[Any, dict[str, Any]]]]]) -> None:
         if len(lanes) == 1:
             await self._rows(*lanes[0])
@@ -416,7 +418,13 @@ class _Run:
         found: dict[Any, Any] = {}
         if keys:
             loader = getattr(self.context.loaders, lane.loader)
-            names, found = await loader.rows_by_key(keys)
+            held = loader.held(keys)
+            if held is None:
+                names, found = await loader.rows_by_key(keys)
+            else:
+                # Objects the request holds already (the task list's tasks): their columns, no statement.
+                names = loader.selection.names(lane.node, lane.shape)
+                found = {key: _as_rows(value, names, lane.many) for key, value in held.items()}
         column = {name: index for index, name in enumerate(names)}
         # (kind, response key, column index or value, field plan, what a nested lane collects)
         readers: list[tuple[int, str, Any, FieldPlan, list[tuple[Any, dict[str, Any]]]]] = []

@@ -100,6 +100,25 @@ async def test_the_nested_query_issues_a_constant_number_of_statements(api: Api)
     assert for_five == for_hundred == viewer + 1 + 1 + 6
 
 
+async def test_a_task_the_page_already_holds_is_not_read_again(api: Api) -> None:
+    # given
+    token, owner = await _owner(api)
+    async with api.database.transaction() as session:
+        for _ in range(3):
+            await make_analysed_task(session, owner)
+    await api.data("{ me { id } }", token=token)
+
+    # when
+    with count_statements(api.database) as statements:
+        data = await api.data("{ tasks { edges { node { id analysis { task { id } } } } } }", token=token)
+
+    # then: the page and the analyses; each analysis's task is one of the page's
+    nodes = [edge["node"] for edge in data["tasks"]["edges"]]
+    assert [node["analysis"]["task"]["id"] for node in nodes] == [node["id"] for node in nodes]
+    viewer = 0 if api.database.dialect == "postgresql" else 1
+    assert len(statements) == viewer + 2
+
+
 async def test_a_file_larger_than_two_gigabytes_reports_its_exact_size(api: Api) -> None:
     token, owner = await _owner(api)
     size = 5 * 1024**3 + 7

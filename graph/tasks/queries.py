@@ -71,8 +71,7 @@ async def task_connection(
             return await count_rows(connection, statement, viewer_id)
 
     tasks = [Task.from_row(row, names) for row in page.rows]
-    for task in tasks:
-        context.loaders.task_by_id.prime(task.pk, task)
+    context.loaders.task_by_id.remember(tasks)
     return connection_from_page(page, tasks, tag, key, count)
 
 
