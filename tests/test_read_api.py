@@ -1,3 +1,4 @@
+import gc
 from typing import Any
 
 from sqlalchemy import select, update
@@ -6,6 +7,7 @@ from db.access import SYSTEM
 from db.enums import Role
 from db.models import Task, User
 from db.tasks import transition_task
+from graph.loaders import Loaders
 from graph.relay import to_global_id
 from tests.api import Api, error_codes
 from tests.factories import make_analysed_task, make_task
@@ -117,6 +119,24 @@ async def test_a_task_the_page_already_holds_is_not_read_again(api: Api) -> None
     assert [node["analysis"]["task"]["id"] for node in nodes] == [node["id"] for node in nodes]
     viewer = 0 if api.database.dialect == "postgresql" else 1
     assert len(statements) == viewer + 2
+
+
+async def test_a_finished_request_leaves_what_it_read_to_reference_counting(api: Api) -> None:
+    # given
+    token, owner = await _owner(api)
+    async with api.database.transaction() as session:
+        await make_analysed_task(session, owner)
+    await api.data("{ me { id } }", token=token)
+    gc.collect()
+    gc.disable()
+    try:
+        # when
+        await api.data("{ tasks { edges { node { analysis { findings { ruleId } } } } } }", token=token)
+
+        # then: no reference cycle keeps the request's loaders, and every row they read, for the collector
+        assert [held for held in gc.get_objects() if isinstance(held, Loaders)] == []
+    finally:
+        gc.enable()
 
 
 async def test_a_file_larger_than_two_gigabytes_reports_its_exact_size(api: Api) -> None:
