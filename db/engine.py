@@ -111,7 +111,7 @@ class Database:
             write_sessions=async_sessionmaker(write_engine, expire_on_commit=False),
             reader=reader,
             statement_observers=observers,
-            driver_reads=DriverReads(reader, observers) if direct else None,
+            driver_reads=DriverReads(reader, observers, settings.db_pool_size) if direct else None,
         )
 
     @property
@@ -158,5 +158,7 @@ class Database:
         return (self.engine,) if self.reader is self.engine else (self.engine, self.reader)
 
     async def dispose(self) -> None:
+        if self.driver_reads is not None:
+            await self.driver_reads.close()
         for engine in self.engines:
             await engine.dispose()

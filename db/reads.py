@@ -8,6 +8,13 @@ columns) and every later run hands asyncpg the SQL and the values: asyncpg
 keeps the prepared statement, and rows come back as asyncpg Records, with
 SQLAlchemy's result processing applied only to the columns that have one.
 
+The reads take their connections from an asyncpg pool of their own, opened on
+first use with the read engine's address and size: a checkout through
+SQLAlchemy's async pool (a connection object, a greenlet each way) cost as much
+as the rest of a small read. Its connections are in autocommit, as asyncpg's
+are by default, and go back without a reset: these reads change no session
+state. A connection the server closed is replaced by asyncpg on checkout.
+
 Statements the compiled form cannot serve as is (lists expanded at execution
 time) take SQLAlchemy's path, and so does every failed read: it is run again
 there, so errors look and are reported exactly as before (a read has no
@@ -16,15 +23,19 @@ and the tests' counters) are told of each read either way.
 """
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
+import asyncpg
 from cachetools import LRUCache
 from sqlalchemy import Select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+logger = logging.getLogger("auditgraph.reads")
 
 # Statements are cached objects (loaders, shared lists): a few per shape and role.
 MAX_PLANS = 1024
@@ -93,10 +104,13 @@ def _plan(statement: Select, dialect: Dialect) -> _Plan | None:
 class DriverReads:
     """One per read engine on PostgreSQL (the Database holds it)."""
 
-    def __init__(self, engine: AsyncEngine, observers: list[StatementObserver]) -> None:
+    def __init__(self, engine: AsyncEngine, observers: list[StatementObserver], pool_size: int) -> None:
         self.engine = engine
         self.observers = observers
+        self.pool_size = pool_size
         self._plans: LRUCache[Select, _Plan | None] = LRUCache(MAX_PLANS)
+        self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()
 
     def plan(self, statement: Select) -> _Plan | None:
         try:
@@ -105,24 +119,48 @@ class DriverReads:
             plan = self._plans[statement] = _plan(statement, self.engine.dialect)
             return plan
 
+    async def _connections(self) -> asyncpg.Pool:
+        if self._pool is None:
+            async with self._opening:
+                if self._pool is None:
+                    url = self.engine.url
+                    self._pool = await asyncpg.create_pool(
+                        **url.translate_connect_args(username="user"), **dict(url.query),
+                        min_size=0, max_size=self.pool_size, reset=_keep_session)
+        return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
     async def rows(self, plan: _Plan, parameters: dict[str, Any] | None) -> list[Row] | None:
         """The rows, or None when the read failed (the caller runs it through SQLAlchemy instead)."""
         arguments = plan.arguments(parameters)
-        async with self.engine.connect() as connection:
-            pooled = await connection.get_raw_connection()
-            driver: Any = pooled.driver_connection
-            started = perf_counter()
-            try:
-                if plan.result_processors is None:
-                    await plan.learn_columns(driver, self.engine.dialect)
-                records = await driver.fetch(plan.sql, *arguments)
-            except (Exception, asyncio.CancelledError) as error:
-                # Whatever state the connection is in now, the pool must not hand it out again.
-                pooled.invalidate(error)
-                if isinstance(error, asyncio.CancelledError):
+        try:
+            pool = await self._connections()
+            async with pool.acquire() as driver:
+                started = perf_counter()
+                try:
+                    if plan.result_processors is None:
+                        await plan.learn_columns(driver, self.engine.dialect)
+                    records = await driver.fetch(plan.sql, *arguments)
+                except (Exception, asyncio.CancelledError):
+                    # Whatever state the connection is in now, the pool must not hand it out again.
+                    driver.terminate()
                     raise
-                return None
+        except (Exception, asyncio.CancelledError) as error:
+            if isinstance(error, asyncio.CancelledError):
+                raise
+            logger.debug("a driver read failed; SQLAlchemy runs it again", exc_info=True)
+            return None
         elapsed = perf_counter() - started
         for observe in self.observers:
             observe(plan.sql, elapsed)
         return plan.rows(records)
+
+
+async def _keep_session(_connection: asyncpg.Connection) -> None:
+    # These reads change no session state: a connection goes back to the pool
+    # without asyncpg's reset round trip (RESET ALL, UNLISTEN *, ...).
+    return None
