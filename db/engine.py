@@ -92,7 +92,7 @@ class Database:
     commit_listeners: list[Callable[[list[EventNotice]], None]] = field(default_factory=list, compare=False)
     # Told of the users whose access a committed transaction changed (the in-process broker again).
     access_listeners: list[Callable[[list[uuid.UUID]], None]] = field(default_factory=list, compare=False)
-    # Told of each statement `rows` ran on the driver itself, which SQLAlchemy's cursor events never see.
+    # Told of each statement `prepared_rows` ran on the driver itself, which SQLAlchemy's cursor events never see.
     statement_observers: list[StatementObserver] = field(default_factory=list, compare=False)
     driver_reads: DriverReads | None = field(default=None, compare=False)
 
