@@ -83,14 +83,19 @@ async def _statements_for(api: Api, token: str, tasks: int) -> int:
     return len(statements)
 
 
-async def test_the_nested_query_issues_a_constant_number_of_statements(api: Api) -> None:
-    # given
+async def _owner_of_analysed_tasks(api: Api, count: int) -> str:
+    """The token of an owner of `count` analysed tasks, whose role the API has already read once."""
     token, owner = await _owner(api)
     async with api.database.transaction() as session:
-        for _ in range(100):
+        for _ in range(count):
             await make_analysed_task(session, owner)
-
     await api.data("{ me { id } }", token=token)
+    return token
+
+
+async def test_the_nested_query_issues_a_constant_number_of_statements(api: Api) -> None:
+    # given
+    token = await _owner_of_analysed_tasks(api, 100)
 
     # when
     for_five = await _statements_for(api, token, 5)
@@ -104,11 +109,7 @@ async def test_the_nested_query_issues_a_constant_number_of_statements(api: Api)
 
 async def test_a_task_the_page_already_holds_is_not_read_again(api: Api) -> None:
     # given
-    token, owner = await _owner(api)
-    async with api.database.transaction() as session:
-        for _ in range(3):
-            await make_analysed_task(session, owner)
-    await api.data("{ me { id } }", token=token)
+    token = await _owner_of_analysed_tasks(api, 3)
 
     # when
     with count_statements(api.database) as statements:
@@ -123,10 +124,7 @@ async def test_a_task_the_page_already_holds_is_not_read_again(api: Api) -> None
 
 async def test_a_finished_request_leaves_what_it_read_to_reference_counting(api: Api) -> None:
     # given
-    token, owner = await _owner(api)
-    async with api.database.transaction() as session:
-        await make_analysed_task(session, owner)
-    await api.data("{ me { id } }", token=token)
+    token = await _owner_of_analysed_tasks(api, 1)
     gc.collect()
     gc.disable()
     try:
