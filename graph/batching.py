@@ -56,12 +56,15 @@ class BatchLoader(DataLoader, Generic[K, V]):  # type: ignore[type-arg]
     statement: ClassVar["staticmethod[[Viewer, KeyMatch, tuple[Any, ...]], Select]"]
     key_column: ClassVar[str] = "pk"
     many: ClassVar[bool] = False
+    batch_sizes: ClassVar[Any]
 
     def __init_subclass__(cls, **options: Any) -> None:
         super().__init_subclass__(**options)
+        # A histogram of batch sizes per loader class.
+        cls.batch_sizes = DATALOADER_BATCH_SIZE.labels(cls.__name__)
         if "batch_load_fn" in cls.__dict__ or "statement" in cls.__dict__:
             batch_load_fn = cls.__dict__.get("batch_load_fn", BatchLoader._nodes_by_key)
-            cls.batch_load_fn = _counted(cls.__name__, batch_load_fn)  # type: ignore[misc]
+            cls.batch_load_fn = _counted(batch_load_fn)  # type: ignore[misc]
 
     def __init__(self, database: Database, viewer: Viewer, selection: Selection | None = None) -> None:
         super().__init__()
@@ -81,7 +84,7 @@ class BatchLoader(DataLoader, Generic[K, V]):  # type: ignore[type-arg]
         column = self.key_column
         self._known.update((getattr(node, column), node) for node in nodes)
 
-    def held(self, keys: Iterable[Any]) -> dict[Any, Any] | None:
+    def _held(self, keys: Iterable[Any]) -> dict[Any, Any] | None:
         """Every key's answer, when all are already at hand (remembered, or loaded before); else None."""
         answers: dict[Any, Any] = {}
         for key in keys:
@@ -115,8 +118,15 @@ class BatchLoader(DataLoader, Generic[K, V]):  # type: ignore[type-arg]
 
     async def rows_by_key(self, keys: Sequence[K]) -> tuple[tuple[str, ...], dict[K, Any]]:
         """What `load_many(keys)` answers, as rows rather than objects and without the cache:
-        each key's row (with `many`, its list of rows), and the names of their columns."""
-        DATALOADER_BATCH_SIZE.labels(type(self).__name__).observe(len(keys))
+        each key's row (with `many`, its list of rows), and the names of their columns.
+
+        Keys whose objects the request already holds (a page's tasks) are answered from them, without a statement.
+        """
+        held = self._held(keys)
+        if held is not None:
+            names = self.selection.names(self.node, self.shape)
+            return names, {key: _as_rows(value, names, self.many) for key, value in held.items()}
+        self.batch_sizes.observe(len(keys))
         names, rows = await self.load_rows(keys)
         at = names.index(self.key_column)
         grouped: dict[Any, Any]
@@ -169,16 +179,24 @@ def loads(loader: str, *, key: str) -> Callable[[F], F]:
     return mark
 
 
-def _counted(loader: str, batch_load_fn: Callable[..., Any]) -> Callable[..., Any]:
-    """The batch function, with its batch's size recorded (a histogram per loader class)."""
-    sizes = DATALOADER_BATCH_SIZE.labels(loader)
+def _counted(batch_load_fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The batch function, with its batch's size recorded."""
 
     @functools.wraps(batch_load_fn)
     async def counted(self: Any, keys: Sequence[Any]) -> Any:
-        sizes.observe(len(keys))
+        self.batch_sizes.observe(len(keys))
         return await batch_load_fn(self, keys)
 
     return counted
+
+
+def _as_rows(value: Any, names: tuple[str, ...], many: bool) -> Any:
+    """A loader's answer (an object, a list of them or None) as the rows they were built from."""
+    if value is None:
+        return None
+    if many:
+        return [tuple(vars(item)[name] for name in names) for item in value]
+    return tuple(vars(value)[name] for name in names)
 
 
 @functools.lru_cache(maxsize=1024)

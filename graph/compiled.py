@@ -98,14 +98,10 @@ class FieldPlan:
 
 @dataclass(slots=True, eq=False)
 class RowsPlan:
-    """A relationship answered in the row lane: the `loader` of graph/loaders.py, read with the
-    parent's `key`, one row per key or (`many`) a list of them."""
+    """A relationship answered in the row lane: the `loader` of graph/loaders.py, read with the parent's `key`."""
 
     loader: str
     key: str
-    many: bool
-    node: type
-    shape: RowShape
 
 
 @dataclass(slots=True, eq=False)
@@ -229,7 +225,7 @@ def _rows_plan(loads: Any, named: GraphQLObjectType, children: SelectionPlan) ->
         )
         if not answerable:
             return None
-    return RowsPlan(loads.loader, loads.key, loader.many, node, shape)  # type: ignore[attr-defined]
+    return RowsPlan(loads.loader, loads.key)
 
 
 def _leaf_serializer(named: GraphQLScalarType | GraphQLEnumType) -> Callable[[Any], Any]:
@@ -313,15 +309,6 @@ async def settle(awaitables: list[Any]) -> list[Any]:
         for _, step in running:
             step.close()
     return results
-
-
-def _as_rows(value: Any, names: tuple[str, ...], many: bool) -> Any:
-    """A loader's answer (an object, a list of them or None) as the rows they were built from."""
-    if value is None:
-        return None
-    if many:
-        return [tuple(vars(item)[name] for name in names) for item in value]
-    return tuple(vars(value)[name] for name in names)
 
 
 class _Run:
@@ -414,17 +401,11 @@ class _Run:
         lane, children = plan.rows, plan.children
         assert lane is not None and children is not None
         keys = list(dict.fromkeys(key for key, _ in parents if key is not None))
+        loader = getattr(self.context.loaders, lane.loader)
         names: tuple[str, ...] = ()
         found: dict[Any, Any] = {}
         if keys:
-            loader = getattr(self.context.loaders, lane.loader)
-            held = loader.held(keys)
-            if held is None:
-                names, found = await loader.rows_by_key(keys)
-            else:
-                # Objects the request holds already (the task list's tasks): their columns, no statement.
-                names = loader.selection.names(lane.node, lane.shape)
-                found = {key: _as_rows(value, names, lane.many) for key, value in held.items()}
+            names, found = await loader.rows_by_key(keys)
         column = {name: index for index, name in enumerate(names)}
         # (kind, response key, column index or value, field plan, what a nested lane collects)
         readers: list[tuple[int, str, Any, FieldPlan, list[tuple[Any, dict[str, Any]]]]] = []
@@ -440,7 +421,7 @@ class _Run:
                 readers.append((_COLUMN, child.key, column.get(child.attribute), child, collected))
             else:
                 readers.append((_COMPUTED, child.key, child.method, child, collected))
-        node, shape = lane.node, lane.shape
+        node, shape, many = loader.node, loader.shape, loader.many
 
         def response(row: Any) -> dict[str, Any]:
             out: dict[str, Any] = {}
@@ -470,7 +451,7 @@ class _Run:
         key_field, nullable = plan.key, not plan.wrappers.startswith(NON_NULL)
         for key, out in parents:
             value = found.get(key)
-            if lane.many:
+            if many:
                 out[key_field] = [response(row) for row in value] if value else []
             elif value is not None:
                 out[key_field] = response(value)
