@@ -28,6 +28,7 @@ from graph.cost import CostBudget, CostCache
 from graph.dashboard.queries import DashboardQueries
 from graph.errors import ErrorCodes, public_error
 from graph.execution import EventsForgetTheirFields
+from graph.extension_runner import ExtensionsRunner
 from graph.input_limits import InputBounds, InputLimits
 from graph.node import NodeQueries
 from graph.observability.operations import OperationFacts
@@ -74,6 +75,9 @@ class AuditGraphSchema(strawberry.Schema):
         # mutations too, and Strawberry's handler for it calls subscribe for every operation.
         return await self.stream(query, variable_values, context_value, root_value, operation_name,
                                  operation_extensions, allowed_operation_types=tuple(OperationType))
+
+    def create_extensions_runner(self, execution_context: Any, extensions: list[SchemaExtension]) -> Any:
+        return ExtensionsRunner(execution_context=execution_context, extensions=extensions)
 
     async def _handle_execution_result(self, context: Any, result: Any, extensions_runner: Any,
                                        **options: Any) -> Any:
