@@ -518,11 +518,24 @@ class _Run:
         )
 
 
-class CompiledExecution(SchemaExtension):
-    """Runs supported queries from a cached plan; everything else goes to graphql-core."""
+async def run_plan(plan: QueryPlan, strawberry_schema: Schema, variables: Any, context: Any,
+                   root: Any = None) -> dict[str, Any]:
+    """The data of one run of `plan` with coerced `variables`; raises whatever stopped it."""
+    return await _Run(plan, strawberry_schema, variables, context, root).data()
 
-    def __init__(self, cache: PlanCache) -> None:
+
+Remember = Callable[[str, str | None, QueryPlan, DocumentNode], None]
+
+
+class CompiledExecution(SchemaExtension):
+    """Runs supported queries from a cached plan; everything else goes to graphql-core.
+
+    `remember` is told of each operation a plan answered (graph/prepared.py).
+    """
+
+    def __init__(self, cache: PlanCache, remember: Remember | None = None) -> None:
         self.cache = cache
+        self.remember = remember
 
     async def on_execute(self) -> Any:  # type: ignore[override]
         context = self.execution_context
@@ -535,9 +548,12 @@ class CompiledExecution(SchemaExtension):
                                                 context.variables or {})
                 if not isinstance(variables, list):
                     try:
-                        data = await _Run(plan, context.schema, variables, context.context, context.root_value).data()
+                        data = await run_plan(plan, context.schema, variables, context.context, context.root_value)
                     except Exception:  # any failure is graphql-core's to report
                         logger.debug("compiled execution fell back to graphql-core", exc_info=True)
                     else:
                         context.result = ExecutionResult(data=data, errors=None)
+                        if self.remember is not None:
+                            # As the client named it: the same text and name find this plan again.
+                            self.remember(context.query, context._provided_operation_name, plan, document)
         yield

@@ -48,6 +48,14 @@ class InputBounds:
         return None
 
 
+    def variables_reason(self, variables: dict[str, Any]) -> str | None:
+        """Why one of a request's variables is out of bounds, or None."""
+        for name, value in variables.items():
+            if reason := self.check(value, f"variable '${name}'", 1):
+                return reason
+        return None
+
+
 class _LiteralArguments(Visitor):
     """Finds the first argument written in the document that is out of bounds."""
 
@@ -90,7 +98,7 @@ class InputLimits(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         if context.graphql_document is not None and not context.pre_execution_errors:
-            reason = self._variables_reason(context.variables or {}) or self._literal_reason(
+            reason = self.bounds.variables_reason(context.variables or {}) or self._literal_reason(
                 context.query, context.graphql_document)
             if reason is not None:
                 context.pre_execution_errors = [GraphQLError(
@@ -107,8 +115,3 @@ class InputLimits(SchemaExtension):
             self.literal_reasons[query] = literals.reason
         return literals.reason
 
-    def _variables_reason(self, variables: dict[str, Any]) -> str | None:
-        for name, value in variables.items():
-            if reason := self.bounds.check(value, f"variable '${name}'", 1):
-                return reason
-        return None

@@ -32,7 +32,8 @@ from graph.extension_runner import ExtensionsRunner
 from graph.input_limits import InputBounds, InputLimits
 from graph.node import NodeQueries
 from graph.observability.operations import OperationFacts
-from graph.observability.tracing import tracing_extensions
+from graph.observability.tracing import tracing_enabled, tracing_extensions
+from graph.prepared import Checks, PreparedOperations
 from graph.scalars import SCALARS
 from graph.selection import FieldsCache, SelectedColumns
 from graph.tasks.mutations import TaskMutations
@@ -62,6 +63,9 @@ class Subscription(TaskSubscriptions):
 
 
 class AuditGraphSchema(strawberry.Schema):
+    # The operations HTTP requests may take past Strawberry's machinery (graph/prepared.py); None when off.
+    prepared: PreparedOperations | None = None
+
     def process_errors(self, errors: list[GraphQLError], execution_context: object = None) -> None:
         # ErrorCodes already logged what was unexpected; expected errors are
         # the client's business, not the server log's.
@@ -179,12 +183,14 @@ def build_schema(settings: Settings | None = None, trusted: Mapping[str, str] | 
         lambda: CostBudget(costs, settings.max_query_cost, settings.max_page_size),
         lambda: SelectedColumns(selections),
     ]
+    # Traced requests keep their parsing and validation spans: they always go the full way.
+    prepared: PreparedOperations | None = None
     if settings.compiled_execution:
-        extensions.append(lambda: CompiledExecution(plans))
+        extensions.append(lambda: CompiledExecution(plans, prepared.remember if prepared else None))
     if not settings.introspection_enabled:
         extensions.append(DisableIntrospection)
     extensions.extend(tracing_extensions(settings))
-    return AuditGraphSchema(
+    schema = AuditGraphSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -192,6 +198,10 @@ def build_schema(settings: Settings | None = None, trusted: Mapping[str, str] | 
         execution_context_class=EventsForgetTheirFields,
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),  # type: ignore[arg-type]
     )
+    if settings.compiled_execution and not tracing_enabled(settings):
+        checks = Checks(costs, settings.max_query_cost, settings.max_page_size, input_bounds, selections)
+        schema.prepared = prepared = PreparedOperations(schema, checks, DOCUMENT_CACHE_SIZE)
+    return schema
 
 
 def export_sdl() -> str:

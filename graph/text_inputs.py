@@ -40,15 +40,22 @@ def _nul_path(value: Any, path: str) -> str | None:
     return None
 
 
+def nul_in_variables(variables: dict[str, Any]) -> str | None:
+    """Where in a request's variables the first NUL is, or None."""
+    for name, value in variables.items():
+        found = _nul_path(value, f"${name}")
+        if found is not None:
+            return found
+    return None
+
+
 class NoNulInVariables(SchemaExtension):
     """Refuses variables holding a NUL, as a request error like any variable of the wrong shape."""
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         if not context.pre_execution_errors:
-            for name, value in (context.variables or {}).items():
-                found = _nul_path(value, f"${name}")
-                if found is not None:
-                    context.pre_execution_errors = [GraphQLError(f"{MESSAGE}: remove it from {found}.")]
-                    break
+            found = nul_in_variables(context.variables or {})
+            if found is not None:
+                context.pre_execution_errors = [GraphQLError(f"{MESSAGE}: remove it from {found}.")]
         yield

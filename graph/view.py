@@ -2,6 +2,7 @@
 and GraphQL over HTTP to the letter (graph/graphql_http.py)."""
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Mapping
 from datetime import datetime
 from typing import Any
@@ -12,7 +13,7 @@ from graphql import GraphQLError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
@@ -48,12 +49,19 @@ from graph.graphql_http import (
 from graph.http_cache import cache_headers
 from graph.loaders import Loaders
 from graph.multipart import BODY_OVERHEAD_BYTES, check_csrf_header, is_multipart, limit_body, operations_with_files
+from graph.observability import metrics
+from graph.observability.facts import OK, current
+from graph.prepared import PreparedOperations
 from graph.sse import resumable_stream
 from graph.throttle import AccountThrottle
 from graph.tokens import VerifiedTokens, bearer_token, read_token
 from graph.trusted_documents import PersistedQueries
 from graph.viewer_roles import RoleCache
 
+logger = logging.getLogger("auditgraph.prepared")
+
+# What a prepared operation's request may hold (graph/prepared.py); anything else goes the full way.
+PREPARED_REQUEST_KEYS = frozenset({"query", "variables", "operationName"})
 # Sees nothing: every scoped query filters on an owner that matches no row.
 ANONYMOUS = Viewer(user_id=None, role=Role.USER)
 HOW_TO_SUBSCRIBE = (
@@ -124,6 +132,31 @@ class TextFrameWebSocketAdapter(ASGIWebSocketAdapter):
         await self.ws.close(code=code, reason=reason)
 
 
+def _may_be_prepared(request: Request, settings: Settings) -> bool:
+    """A request the prepared path can answer by its shape: JSON of a declared length within the limit,
+    no query string, and an Accept that asks for no stream."""
+    headers = request.headers
+    declared, accept = headers.get("content-length", ""), headers.get("accept", "")
+    return (declared.isdigit() and int(declared) <= settings.max_request_bytes
+            and not request.scope.get("query_string")
+            and headers.get("content-type", "").split(";", 1)[0].strip().lower() == APPLICATION_JSON
+            and "text/event-stream" not in accept and "multipart/mixed" not in accept)
+
+
+def _replay(body: bytes) -> Receive:
+    """A receive that hands over `body`, read already, as the whole request."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
+
+
 class AuditGraphView(GraphQL[Context, None]):
     websocket_adapter_class = TextFrameWebSocketAdapter  # type: ignore[assignment]
 
@@ -140,6 +173,9 @@ class AuditGraphView(GraphQL[Context, None]):
         self.persisted_queries = persisted_queries
         # Set when the process begins to stop (graph/shutdown.py): SSE streams end then.
         self.stopping = stopping
+        self.prepared: PreparedOperations | None = getattr(self.schema, "prepared", None)
+        self.prepared_outcomes = {answered: metrics.PREPARED_REQUESTS.labels("answered" if answered else "full_path")
+                                  for answered in (True, False)}
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         return HTMLResponse(graphiql_page())
@@ -148,11 +184,19 @@ class AuditGraphView(GraphQL[Context, None]):
         if scope["type"] != "http":
             return await super().__call__(scope, receive, send)
         request = Request(scope, receive=receive)
-        try:
-            response = await self.run(request)
-        except HTTPException as refusal:
-            body, status, headers = refusal_parts(refusal, request.headers.get("accept"))
-            response = Response(self.encode_json(body), status_code=status, headers=headers)
+        response: Response | None = None
+        if self.prepared is not None and scope["method"] == "POST" and _may_be_prepared(request, self.settings):
+            sent = await request.body()
+            response = await self.answer_prepared(request, self.prepared, sent)
+            self.prepared_outcomes[response is not None].inc()
+            # The full path reads the body again.
+            request = Request(scope, receive=_replay(sent))
+        if response is None:
+            try:
+                response = await self.run(request)
+            except HTTPException as refusal:
+                body, status, headers = refusal_parts(refusal, request.headers.get("accept"))
+                response = Response(self.encode_json(body), status_code=status, headers=headers)
         try:
             await response(scope, receive, send)
         finally:
@@ -161,6 +205,43 @@ class AuditGraphView(GraphQL[Context, None]):
             # with every row and object they read) leaves the scope, freed at once by reference
             # counting: left there, it made a collection's work (most of a page's CPU time).
             scope.get("state", {}).pop("graphql_context", None)
+
+    async def answer_prepared(self, request: Request, prepared: PreparedOperations, body: bytes) -> Response | None:
+        """The response to a prepared operation (graph/prepared.py), or None: the full path answers it."""
+        try:
+            sent = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(sent, dict) or not sent.keys() <= PREPARED_REQUEST_KEYS:
+            return None
+        query, variables, name = sent.get("query"), sent.get("variables"), sent.get("operationName")
+        variables = {} if variables is None else variables
+        if not (isinstance(query, str) and isinstance(variables, dict) and isinstance(name, str | None)):
+            return None
+        operation = prepared.get(query, name)
+        if operation is None or (coerced := prepared.variables(operation, query, variables)) is None:
+            return None
+        try:
+            session = await authenticate(bearer_token(request.headers.get("authorization")),
+                                         self.database, self.settings, self.roles, self.tokens)
+        except (Unauthenticated, DatabaseUnavailable):
+            return None
+        viewer, expires_at = session or (None, None)
+        context = self.make_context(request, None, viewer, None)
+        context.access_expires_at = expires_at
+        try:
+            data = await prepared.data(operation, query, coerced, context)
+        except Exception:  # the full path runs it again, and decides what the client is told
+            logger.debug("a prepared operation fell back to the full path", exc_info=True)
+            return None
+        facts = current.get()
+        if facts is not None:
+            # What OperationFacts records of an operation that went well.
+            facts.operation_type, facts.operation_name = OperationType.QUERY.value, operation.operation_name
+            facts.viewer_id = None if viewer is None else viewer.user_id
+            facts.code = facts.code or OK
+        return Response(self.encode_json({"data": data}),
+                        media_type=response_media_type(request.headers.get("accept")))
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)

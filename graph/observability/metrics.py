@@ -59,6 +59,12 @@ REQUEST_SQL_SECONDS = Histogram(
     "auditgraph_request_sql_seconds", "Time one request spent waiting on SQL statements.",
     ["type"], buckets=LATENCY_BUCKETS,
 )
+PREPARED_REQUESTS = Counter(
+    "auditgraph_prepared_requests",
+    "POST requests shaped for a prepared operation (graph/prepared.py): answered past Strawberry's machinery, "
+    "or left to the full path (a document not yet run, a check or an execution that failed).",
+    ["outcome"],
+)
 DATALOADER_BATCH_SIZE = Histogram(
     "auditgraph_dataloader_batch_size", "Keys per DataLoader batch (one SQL statement each).",
     ["loader"], buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),

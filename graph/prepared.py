@@ -1,0 +1,89 @@
+"""Prepared operations: a query the full pipeline has run from its compiled plan, answered again from the
+HTTP body straight to JSON.
+
+Once Strawberry has parsed a document, validated it and run it from its plan
+(graph/compiled.py), everything the document itself decides is settled: it
+parses, it passes every validation rule and limit (depth, aliases, tokens,
+introspection, trusted documents, the arguments it writes), and it names one
+query operation. What is left to decide for a later request of the same text
+and operation name is what that request brings: its token and its variables
+(coercion, input bounds, NUL characters, the cost budget). graph/view.py
+answers such a POST after those checks alone, from the same plan, without
+Strawberry's request machinery (its request adapter, context, extension
+runner and result processing: most of the CPU time of a small query).
+
+Anything else goes the full way: a request of another shape (a GET, a batch,
+extensions, uploads, an Accept that asks for a stream), a check that fails, a
+token that does not verify, an execution that fails. The full path alone
+decides how refusals and errors look, and running a query again has no effect.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from cachetools import LRUCache
+from graphql import DocumentNode
+from graphql.execution.values import get_variable_values
+from strawberry.schema import Schema
+
+from graph.compiled import QueryPlan, run_plan
+from graph.cost import CostCache
+from graph.input_limits import InputBounds
+from graph.selection import FieldsCache
+from graph.text_inputs import nul_in_variables
+
+Key = tuple[str, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    plan: QueryPlan
+    document: DocumentNode
+    # What the request log and metrics name the operation (None for an anonymous one).
+    operation_name: str | None
+
+
+@dataclass
+class Checks:
+    """The per-request checks of the schema's extensions, as they are configured."""
+
+    costs: CostCache
+    max_cost: int
+    max_page_size: int
+    bounds: InputBounds
+    selections: FieldsCache
+
+
+class PreparedOperations:
+    """The query operations the full pipeline has run from their plans, by query text and operation name."""
+
+    def __init__(self, schema: Schema, checks: Checks, maxsize: int) -> None:
+        self.schema = schema
+        self.checks = checks
+        self._prepared: LRUCache[Key, Prepared] = LRUCache(maxsize)
+
+    def remember(self, query: str, operation_name: str | None, plan: QueryPlan, document: DocumentNode) -> None:
+        """Called once the full pipeline has run this operation from its plan."""
+        key = (query, operation_name)
+        if key not in self._prepared:
+            name = plan.operation.name.value if plan.operation.name else None
+            self._prepared[key] = Prepared(plan, document, name)
+
+    def get(self, query: str, operation_name: str | None) -> Prepared | None:
+        return self._prepared.get((query, operation_name))
+
+    def variables(self, prepared: Prepared, query: str, variables: dict[str, Any]) -> Any:
+        """The request's variables coerced (graphql-core's VariableValues), or None when any check refuses them
+        (the full path says why)."""
+        checks, schema = self.checks, self.schema._schema
+        coerced = get_variable_values(schema, prepared.plan.operation.variable_definitions or (), variables)
+        if isinstance(coerced, list) or checks.bounds.variables_reason(variables) or nul_in_variables(variables):
+            return None
+        cost = checks.costs.cost(schema, query, prepared.document, prepared.operation_name, variables,
+                                 checks.max_page_size)
+        return None if cost > checks.max_cost else coerced
+
+    async def data(self, prepared: Prepared, query: str, variables: Any, context: Any) -> dict[str, Any]:
+        """The operation's data; raises when the plan cannot answer (the full path then runs it)."""
+        context.loaders.selection.fields = self.checks.selections.get(self.schema._schema, query, prepared.document)
+        return await run_plan(prepared.plan, self.schema, variables, context)
