@@ -2,7 +2,7 @@
 
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,6 +152,10 @@ class Database:
                 if rows is not None:
                     return rows
         return await self.rows(statement, parameters)
+
+    def one_read_connection(self) -> AbstractAsyncContextManager[None]:
+        """The `prepared_rows` reads made inside share one connection (db/reads.py); on SQLite, nothing changes."""
+        return nullcontext() if self.driver_reads is None else self.driver_reads.one_connection()
 
     @property
     def engines(self) -> tuple[AsyncEngine, ...]:

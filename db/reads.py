@@ -24,7 +24,9 @@ and the tests' counters) are told of each read either way.
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
@@ -134,30 +136,80 @@ class DriverReads:
             pool, self._pool = self._pool, None
             await pool.close()
 
+    @asynccontextmanager
+    async def one_connection(self) -> AsyncIterator[None]:
+        """The reads made inside share one connection: taken at the first, given back at the end.
+
+        A request's reads come one level of its tree after another. Taking a
+        connection from the pool and giving it back for each cost more than a
+        small read's decoding: asyncpg gives a connection back under
+        asyncio.shield, a task and a turn of the event loop each time. Reads
+        that overlap take turns on the one connection rather than take a
+        second, so requests that each hold one never wait on each other.
+        """
+        lease = _Lease(asyncio.Lock())
+        token = _current_lease.set(lease)
+        try:
+            yield
+        finally:
+            _current_lease.reset(token)
+            # A task started inside that outlives this block reads through the pool from now on.
+            lease.open = False
+            if lease.connection is not None and self._pool is not None:
+                await self._pool.release(lease.connection)
+
     async def rows(self, plan: _Plan, parameters: dict[str, Any] | None) -> list[Row] | None:
         """The rows, or None when the read failed (the caller runs it through SQLAlchemy instead)."""
         arguments = plan.arguments(parameters)
+        lease = _current_lease.get()
         try:
             pool = await self._connections()
-            async with pool.acquire() as driver:
-                started = perf_counter()
-                try:
-                    if plan.result_processors is None:
-                        await plan.learn_columns(driver, self.engine.dialect)
-                    records = await driver.fetch(plan.sql, *arguments)
-                except (Exception, asyncio.CancelledError):
-                    # Whatever state the connection is in now, the pool must not hand it out again.
-                    driver.terminate()
-                    raise
+            if lease is None or not lease.open:
+                async with pool.acquire() as driver:
+                    records, elapsed = await self._fetch(plan, driver, arguments)
+            else:
+                async with lease.lock:
+                    if lease.connection is None:
+                        lease.connection = await pool.acquire()
+                    try:
+                        records, elapsed = await self._fetch(plan, lease.connection, arguments)
+                    except BaseException:
+                        connection, lease.connection = lease.connection, None
+                        await pool.release(connection)
+                        raise
         except (Exception, asyncio.CancelledError) as error:
             if isinstance(error, asyncio.CancelledError):
                 raise
             logger.debug("a driver read failed; SQLAlchemy runs it again", exc_info=True)
             return None
-        elapsed = perf_counter() - started
         for observe in self.observers:
             observe(plan.sql, elapsed)
         return plan.rows(records)
+
+    async def _fetch(self, plan: _Plan, driver: Any, arguments: list[Any]) -> tuple[list[Any], float]:
+        """The records of one run of `plan`, and the seconds it took."""
+        started = perf_counter()
+        try:
+            if plan.result_processors is None:
+                await plan.learn_columns(driver, self.engine.dialect)
+            records = await driver.fetch(plan.sql, *arguments)
+        except (Exception, asyncio.CancelledError):
+            # Whatever state the connection is in now, the pool must not hand it out again.
+            driver.terminate()
+            raise
+        return records, perf_counter() - started
+
+
+@dataclass(slots=True)
+class _Lease:
+    """The connection the reads inside one `one_connection` block share, while it is open."""
+
+    lock: asyncio.Lock
+    connection: Any = None
+    open: bool = True
+
+
+_current_lease: ContextVar[_Lease | None] = ContextVar("auditgraph_read_lease", default=None)
 
 
 async def _keep_session(_connection: asyncpg.Connection) -> None:

@@ -187,13 +187,15 @@ class AuditGraphView(GraphQL[Context, None]):
         response: Response | None = None
         if self.prepared is not None and scope["method"] == "POST" and _may_be_prepared(request, self.settings):
             sent = await request.body()
-            response = await self.answer_prepared(request, self.prepared, sent)
+            async with self.database.one_read_connection():
+                response = await self.answer_prepared(request, self.prepared, sent)
             self.prepared_outcomes[response is not None].inc()
             # The full path reads the body again.
             request = Request(scope, receive=_replay(sent))
         if response is None:
             try:
-                response = await self.run(request)
+                async with self.database.one_read_connection():
+                    response = await self.run(request)
             except HTTPException as refusal:
                 body, status, headers = refusal_parts(refusal, request.headers.get("accept"))
                 response = Response(self.encode_json(body), status_code=status, headers=headers)

@@ -1,3 +1,5 @@
+import asyncio
+
 import pytest
 from sqlalchemy import delete, func, select, text
 
@@ -36,3 +38,31 @@ async def test_deleting_a_user_cascades_to_every_row_beneath(db: Database) -> No
         "users": 1, "tasks": 1, "analyses": 1, "findings": 2, "source_references": 1,
         "task_events": 3,
     }
+
+
+# Every backend server process has its own id: the same id means the same connection.
+BACKEND_PID = select(func.pg_backend_pid())
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_reads_inside_one_read_connection_share_one_connection_and_may_overlap(db: Database) -> None:
+    # when
+    async with db.one_read_connection():
+        first = await db.prepared_rows(BACKEND_PID)
+        overlapping = await asyncio.gather(*(db.prepared_rows(BACKEND_PID) for _ in range(3)))
+
+    # then
+    assert {rows[0][0] for rows in (first, *overlapping)} == {first[0][0]}
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_one_read_connection_gives_its_connection_back_when_it_ends(db: Database) -> None:
+    # when: one block after another, and a read outside any
+    pids = []
+    for _ in range(3):
+        async with db.one_read_connection():
+            pids.append((await db.prepared_rows(BACKEND_PID))[0][0])
+    pids.append((await db.prepared_rows(BACKEND_PID))[0][0])
+
+    # then: the pool never needed a second connection (it opens them only when asked)
+    assert len(set(pids)) == 1
