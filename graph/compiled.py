@@ -67,7 +67,9 @@ logger = logging.getLogger("auditgraph.compiled")
 
 NON_NULL, LIST = "N", "L"
 # What a row-lane reader does with a row.
-_TYPENAME, _COLUMN, _COMPUTED, _NESTED = range(4)
+_TYPENAME, _COLUMN, _PLAIN, _ENUM, _COMPUTED, _NESTED = range(6)
+# Scalars whose serializer returns a value of this class unchanged.
+PASSED_THROUGH = {"String": str, "ID": str, "Boolean": bool}
 
 
 class Unsupported(Exception):
@@ -94,6 +96,10 @@ class FieldPlan:
     # The converted arguments of a resolver the document passes none to: its defaults, the same every run.
     default_arguments: dict[str, Any] | None = None
     rows: "RowsPlan | None" = None
+    # A leaf value of this class is its own serialization (the check is inlined where leaves are many).
+    plain: type | None = None
+    # An enum's names by member: a member found here is serialized by this lookup alone.
+    enum_names: dict[Any, str] | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -196,6 +202,10 @@ def _field(
         plan.info_name = resolver.info_parameter.name if resolver.info_parameter else None
     if isinstance(named, GraphQLScalarType | GraphQLEnumType):
         plan.serialize = _leaf_serializer(named)
+        if isinstance(named, GraphQLEnumType):
+            plan.enum_names = _enum_names(named)
+        else:
+            plan.plain = PASSED_THROUGH.get(named.name)
     elif isinstance(named, GraphQLObjectType):
         plan.children = _selection(named, [n.selection_set for n in nodes if n.selection_set], fragments)
         if plan.method is not None and resolver is not None and not any(node.arguments for node in nodes):
@@ -242,16 +252,20 @@ def _leaf_serializer(named: GraphQLScalarType | GraphQLEnumType) -> Callable[[An
         return serialized
 
     if isinstance(named, GraphQLEnumType):
-        wrapped = getattr(named, "wrapped_cls", None)
-        names = {member: name for name, definition in named.values.items()
-                 for member in (wrapped or ()) if member.value == definition.value}
+        names = _enum_names(named)
         return lambda value: names[value] if value in names else checked(value)
-    plain = {"String": str, "ID": str, "Boolean": bool}.get(named.name)
+    plain = PASSED_THROUGH.get(named.name)
     if plain is not None:
         return lambda value: value if value.__class__ is plain else checked(value)
     if named.name == "Float":
         return lambda value: value if value.__class__ is float and math.isfinite(value) else checked(value)
     return checked
+
+
+def _enum_names(named: GraphQLEnumType) -> dict[Any, str]:
+    wrapped = getattr(named, "wrapped_cls", None)
+    return {member: name for name, definition in named.values.items()
+            for member in (wrapped or ()) if member.value == definition.value}
 
 
 class PlanCache:
@@ -346,12 +360,15 @@ class _Run:
             if plan.attribute is not None and plan.serialize is not None and plan.wrappers in ("", NON_NULL):
                 # The most common field of all: a scalar attribute.
                 attribute, serialize, nullable = plan.attribute, plan.serialize, plan.wrappers == ""
+                key, plain = plan.key, plan.plain
                 for source, out in targets:
                     value = getattr(source, attribute)
-                    if value is not None:
-                        out[plan.key] = serialize(value)
+                    if value.__class__ is plain:
+                        out[key] = value
+                    elif value is not None:
+                        out[key] = serialize(value)
                     elif nullable:
-                        out[plan.key] = None
+                        out[key] = None
                     else:
                         raise Unsupported("null in a non-null position is graphql-core's error to report")
                 continue
@@ -407,35 +424,49 @@ class _Run:
         if keys:
             names, found = await loader.rows_by_key(keys)
         column = {name: index for index, name in enumerate(names)}
-        # (kind, response key, column index or value, field plan, what a nested lane collects)
-        readers: list[tuple[int, str, Any, FieldPlan, list[tuple[Any, dict[str, Any]]]]] = []
+        # (kind, response key, column index or value, field plan, what a nested lane collects or
+        # the leaf's class or names that need no serializer call)
+        readers: list[tuple[int, str, Any, FieldPlan, Any]] = []
         lanes: list[tuple[FieldPlan, list[tuple[Any, dict[str, Any]]]]] = []
         for child in children.fields:
-            collected: list[tuple[Any, dict[str, Any]]] = []
             if child.typename is not None:
-                readers.append((_TYPENAME, child.key, child.typename, child, collected))
+                readers.append((_TYPENAME, child.key, child.typename, child, None))
             elif child.rows is not None:
+                collected: list[tuple[Any, dict[str, Any]]] = []
                 readers.append((_NESTED, child.key, column.get(child.rows.key), child, collected))
                 lanes.append((child, collected))
             elif child.attribute is not None:
-                readers.append((_COLUMN, child.key, column.get(child.attribute), child, collected))
+                kind, passed = ((_PLAIN, child.plain) if child.plain is not None
+                                else (_ENUM, child.enum_names) if child.enum_names is not None else (_COLUMN, None))
+                readers.append((kind, child.key, column.get(child.attribute), child, passed))
             else:
-                readers.append((_COMPUTED, child.key, child.method, child, collected))
+                readers.append((_COMPUTED, child.key, child.method, child, None))
         node, shape, many = loader.node, loader.shape, loader.many
 
         def response(row: Any) -> dict[str, Any]:
             out: dict[str, Any] = {}
             source: Any = None
-            for kind, key, at, child, collected in readers:
-                if kind == _NESTED:
+            for kind, key, at, child, passed in readers:
+                if kind == _PLAIN:
+                    value = row[at]
+                    if value.__class__ is passed:
+                        out[key] = value
+                        continue
+                elif kind == _ENUM:
+                    value = row[at]
+                    name = passed.get(value)
+                    if name is not None:
+                        out[key] = name
+                        continue
+                elif kind == _COLUMN:
+                    value = row[at]
+                elif kind == _NESTED:
                     out[key] = None
-                    collected.append((row[at], out))
+                    passed.append((row[at], out))
                     continue
-                if kind == _TYPENAME:
+                elif kind == _TYPENAME:
                     out[key] = at
                     continue
-                if kind == _COLUMN:
-                    value = row[at]
                 else:
                     if source is None:
                         source = shape.build(node, row, names)
