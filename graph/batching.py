@@ -1,6 +1,7 @@
 """The base of every DataLoader: one short-lived connection and one SELECT per batch."""
 
 import functools
+from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
@@ -133,9 +134,9 @@ class BatchLoader(DataLoader, Generic[K, V]):  # type: ignore[type-arg]
         if not self.many:
             grouped = {row[at]: row for row in rows}
         else:
-            grouped = {}
+            grouped = defaultdict(list)
             for row in rows:
-                grouped.setdefault(row[at], []).append(row)
+                grouped[row[at]].append(row)
         self._read = (frozenset(keys), names, grouped)
         return names, grouped
 
