@@ -67,7 +67,6 @@ logger = logging.getLogger("auditgraph.compiled")
 
 NON_NULL, LIST = "N", "L"
 # What a row-lane reader does with a row.
-_TYPENAME, _COLUMN, _PLAIN, _ENUM, _COMPUTED, _NESTED = range(6)
 # Scalars whose serializer returns a value of this class unchanged.
 PASSED_THROUGH = {"String": str, "ID": str, "Boolean": bool}
 
@@ -414,7 +413,12 @@ class _Run:
                     group.create_task(self._rows(plan, parents))
 
     async def _rows(self, plan: FieldPlan, parents: list[tuple[Any, dict[str, Any]]]) -> None:
-        """Answers a row-lane relationship for every (key, response object) of a level."""
+        """Answers a row-lane relationship for every (key, response object) of a level.
+
+        Each parent's response objects are made first, one per row it gets; then each field of the
+        selection is written into all of them, column by column (a page has hundreds of rows and a
+        handful of fields).
+        """
         lane, children = plan.rows, plan.children
         assert lane is not None and children is not None
         keys = list(dict.fromkeys(key for key, _ in parents if key is not None))
@@ -423,74 +427,51 @@ class _Run:
         found: dict[Any, Any] = {}
         if keys:
             names, found = await loader.rows_by_key(keys)
-        column = {name: index for index, name in enumerate(names)}
-        # (kind, response key, column index or value, field plan, what a nested lane collects or
-        # the leaf's class or names that need no serializer call)
-        readers: list[tuple[int, str, Any, FieldPlan, Any]] = []
-        lanes: list[tuple[FieldPlan, list[tuple[Any, dict[str, Any]]]]] = []
-        for child in children.fields:
-            if child.typename is not None:
-                readers.append((_TYPENAME, child.key, child.typename, child, None))
-            elif child.rows is not None:
-                collected: list[tuple[Any, dict[str, Any]]] = []
-                readers.append((_NESTED, child.key, column.get(child.rows.key), child, collected))
-                lanes.append((child, collected))
-            elif child.attribute is not None:
-                kind, passed = ((_PLAIN, child.plain) if child.plain is not None
-                                else (_ENUM, child.enum_names) if child.enum_names is not None else (_COLUMN, None))
-                readers.append((kind, child.key, column.get(child.attribute), child, passed))
-            else:
-                readers.append((_COMPUTED, child.key, child.method, child, None))
-        node, shape, many = loader.node, loader.shape, loader.many
-
-        def response(row: Any) -> dict[str, Any]:
-            out: dict[str, Any] = {}
-            source: Any = None
-            for kind, key, at, child, passed in readers:
-                if kind == _PLAIN:
-                    value = row[at]
-                    if value.__class__ is passed:
-                        out[key] = value
-                        continue
-                elif kind == _ENUM:
-                    value = row[at]
-                    name = passed.get(value)
-                    if name is not None:
-                        out[key] = name
-                        continue
-                elif kind == _COLUMN:
-                    value = row[at]
-                elif kind == _NESTED:
-                    out[key] = None
-                    passed.append((row[at], out))
-                    continue
-                elif kind == _TYPENAME:
-                    out[key] = at
-                    continue
-                else:
-                    if source is None:
-                        source = shape.build(node, row, names)
-                    value = at(source)
-                if value is not None:
-                    out[key] = child.serialize(value)  # type: ignore[misc]
-                elif child.wrappers:
-                    raise Unsupported("null in a non-null position is graphql-core's error to report")
-                else:
-                    out[key] = None
-            return out
-
-        key_field, nullable = plan.key, not plan.wrappers.startswith(NON_NULL)
-        for key, out in parents:
-            value = found.get(key)
+        rows: list[Any] = []
+        outs: list[dict[str, Any]] = []
+        key_field, nullable, many = plan.key, not plan.wrappers.startswith(NON_NULL), loader.many
+        for key, parent in parents:
+            value: Any = found.get(key)
             if many:
-                out[key_field] = [response(row) for row in value] if value else []
+                listed: list[dict[str, Any]] = [{} for _ in value] if value else []
+                if listed:
+                    rows += value
+                    outs += listed
+                parent[key_field] = listed
             elif value is not None:
-                out[key_field] = response(value)
+                one: dict[str, Any] = {}
+                rows.append(value)
+                outs.append(one)
+                parent[key_field] = one
             elif nullable:
-                out[key_field] = None
+                parent[key_field] = None
             else:
                 raise Unsupported("null in a non-null position is graphql-core's error to report")
-        await self._lanes([(child, collected) for child, collected in lanes if collected])
+        column = {name: index for index, name in enumerate(names)}
+        lanes: list[tuple[FieldPlan, list[tuple[Any, dict[str, Any]]]]] = []
+        sources: list[Any] | None = None
+        for child in children.fields:
+            field_key = child.key
+            if child.typename is not None:
+                typename = child.typename
+                for out in outs:
+                    out[field_key] = typename
+            elif child.rows is not None:
+                at = column[child.rows.key]
+                for out in outs:
+                    out[field_key] = None
+                if outs:
+                    lanes.append((child, [(row[at], out) for row, out in zip(rows, outs, strict=True)]))
+            elif child.attribute is not None:
+                at = column[child.attribute]
+                _write_leaves(child, outs, [row[at] for row in rows])
+            else:
+                if sources is None:
+                    sources = [loader.shape.build(loader.node, row, names) for row in rows]
+                method = child.method
+                assert method is not None
+                _write_leaves(child, outs, [method(source) for source in sources])
+        await self._lanes(lanes)
 
     def _arguments(self, plan: FieldPlan) -> dict[str, Any]:
         """The resolver's keyword arguments, as Strawberry would convert them; the same for every source."""
@@ -547,6 +528,31 @@ class _Run:
             None,
             None,  # type: ignore[arg-type]
         )
+
+
+def _write_leaves(plan: FieldPlan, outs: list[dict[str, Any]], values: list[Any]) -> None:
+    """Writes one leaf field into each response object: a value of the class it serializes to, or an enum member,
+    as it is; anything else through the field's serializer; a null where the schema allows one."""
+    key, plain, enum_names = plan.key, plan.plain, plan.enum_names
+
+    def serialized(value: Any) -> Any:
+        if value is not None:
+            return plan.serialize(value)  # type: ignore[misc]
+        if plan.wrappers:
+            raise Unsupported("null in a non-null position is graphql-core's error to report")
+        return None
+
+    if plain is not None:
+        for out, value in zip(outs, values, strict=True):
+            out[key] = value if value.__class__ is plain else serialized(value)
+    elif enum_names is not None:
+        name_of = enum_names.get
+        for out, value in zip(outs, values, strict=True):
+            name = name_of(value)
+            out[key] = name if name is not None else serialized(value)
+    else:
+        for out, value in zip(outs, values, strict=True):
+            out[key] = serialized(value)
 
 
 async def run_plan(plan: QueryPlan, strawberry_schema: Schema, variables: Any, context: Any,
