@@ -27,7 +27,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Any
 
@@ -164,8 +164,14 @@ class DriverReads:
             _current_lease.reset(token)
             # A task started inside that outlives this block reads through the pool from now on.
             lease.open = False
-            if lease.connection is not None and self._pool is not None:
-                await self._pool.release(lease.connection)
+            if lease.connection is not None:
+                lease.spent.append(lease.connection)
+            for connection in lease.spent:
+                await self._release(connection)
+
+    async def _release(self, connection: Any) -> None:
+        if self._pool is not None:
+            await self._pool.release(connection)
 
     async def rows(self, plan: _Plan, parameters: dict[str, Any] | None) -> list[Row] | None:
         """The rows, or None when the read failed (the caller runs it through SQLAlchemy instead)."""
@@ -178,14 +184,12 @@ class DriverReads:
                     records, elapsed = await self._fetch(plan, driver, arguments)
             else:
                 async with lease.lock:
-                    if lease.connection is None:
+                    if lease.connection is None or lease.connection.is_closed():
+                        # A read that failed closed it: it goes back to the pool when the block ends.
+                        if lease.connection is not None:
+                            lease.spent.append(lease.connection)
                         lease.connection = await pool.acquire()
-                    try:
-                        records, elapsed = await self._fetch(plan, lease.connection, arguments)
-                    except BaseException:
-                        connection, lease.connection = lease.connection, None
-                        await pool.release(connection)
-                        raise
+                    records, elapsed = await self._fetch(plan, lease.connection, arguments)
         except (Exception, asyncio.CancelledError) as error:
             if isinstance(error, asyncio.CancelledError):
                 raise
@@ -206,8 +210,9 @@ class DriverReads:
             if plan.result_processors is None:
                 await plan.learn_columns(driver, self.engine.dialect)
             records = await driver.fetch(plan.sql, *arguments)
-        except (Exception, asyncio.CancelledError):
-            # Whatever state the connection is in now, the pool must not hand it out again.
+        except BaseException:
+            # Whatever state the connection is in now (a failed read, a cancelled one, or one whose
+            # coroutine was closed mid-read), it must not be handed out again.
             driver.terminate()
             raise
         return records, perf_counter() - started
@@ -220,6 +225,8 @@ class _Lease:
     lock: asyncio.Lock
     connection: Any = None
     open: bool = True
+    # Connections a failed read closed, given back to the pool with the last one.
+    spent: list[Any] = field(default_factory=list)
 
 
 _current_lease: ContextVar[_Lease | None] = ContextVar("auditgraph_read_lease", default=None)

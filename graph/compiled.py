@@ -25,14 +25,20 @@ that path alone decides how errors and partial results look.
 """
 
 import asyncio
+import copy
+import datetime
+import enum
+import inspect
 import logging
 import math
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from cachetools import LRUCache
 from graphql import (
+    ArgumentNode,
     DocumentNode,
     ExecutionResult,
     FieldNode,
@@ -46,16 +52,20 @@ from graphql import (
     GraphQLScalarType,
     GraphQLSchema,
     InlineFragmentNode,
+    ListValueNode,
     NamedTypeNode,
+    ObjectValueNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
+    VariableNode,
 )
 from graphql.execution.values import get_argument_values, get_variable_values
 from graphql.pyutils import Path
 from graphql.utilities import get_operation_ast
 from strawberry.execution.is_awaitable import optimized_is_awaitable
 from strawberry.extensions import SchemaExtension
+from strawberry.permission import BasePermission, PermissionExtension
 from strawberry.schema import Schema
 from strawberry.types.arguments import convert_arguments
 from strawberry.types.field import StrawberryField
@@ -67,6 +77,11 @@ logger = logging.getLogger("auditgraph.compiled")
 
 NON_NULL, LIST = "N", "L"
 # What a row-lane reader does with a row.
+# A variable the request leaves out (its argument then takes its default, which a null would not).
+_ABSENT = object()
+# How many sets of converted arguments a field's plan keeps (one per page size a client asks for, say).
+CONVERTED_PER_PLAN = 16
+IMMUTABLE = (str, int, float, bool, bytes, enum.Enum, uuid.UUID, datetime.date, datetime.time, datetime.timedelta)
 # Scalars whose serializer returns a value of this class unchanged.
 PASSED_THROUGH = {"String": str, "ID": str, "Boolean": bool}
 
@@ -92,8 +107,12 @@ class FieldPlan:
     strawberry_field: StrawberryField | None = None
     passes_source: bool = False
     info_name: str | None = None
-    # The converted arguments of a resolver the document passes none to: its defaults, the same every run.
-    default_arguments: dict[str, Any] | None = None
+    # Permissions checked before the resolver is called directly (a refusal is graphql-core's to report).
+    permissions: tuple[BasePermission, ...] = ()
+    # The variables the field's arguments use, by name: the converted arguments of each of their values
+    # are kept here (a few, per plan), so a repeated request converts nothing.
+    argument_variables: tuple[str, ...] = ()
+    converted: dict[Any, dict[str, Any]] = field(default_factory=dict)
     rows: "RowsPlan | None" = None
     # A leaf value of this class is its own serialization (the check is inlined where leaves are many).
     plain: type | None = None
@@ -191,14 +210,16 @@ def _field(
         # (Strawberry marks a field with permissions but no resolver as default too,
         # though its resolve runs the permissions: that one goes the wrapper's way.)
         plan.attribute = strawberry_field.python_name
-    elif (resolver is not None and not strawberry_field.extensions
+    elif (resolver is not None and (permissions := _plain_permissions(strawberry_field)) is not None
           and resolver.root_parameter is None and resolver.parent_parameter is None):
-        # Nothing runs around this resolver (permissions are extensions), so
-        # calling it is all Strawberry's wrapper would do.
+        # Nothing but permission checks runs around this resolver, so checking
+        # them and calling it is all Strawberry's wrapper would do.
         plan.method = resolver.wrapped_func
         plan.strawberry_field = strawberry_field
         plan.passes_source = resolver.self_parameter is not None
         plan.info_name = resolver.info_parameter.name if resolver.info_parameter else None
+        plan.permissions = permissions
+        plan.argument_variables = tuple(dict.fromkeys(_variables_in(node.arguments for node in nodes)))
     if isinstance(named, GraphQLScalarType | GraphQLEnumType):
         plan.serialize = _leaf_serializer(named)
         if isinstance(named, GraphQLEnumType):
@@ -212,6 +233,35 @@ def _field(
     else:
         raise Unsupported("abstract types")
     return plan
+
+
+def _plain_permissions(strawberry_field: StrawberryField) -> tuple[BasePermission, ...] | None:
+    """The permissions around a field when they are all that runs around it and each answers at once;
+    None when anything else does (other extensions, an async permission)."""
+    extensions = strawberry_field.extensions
+    if not extensions:
+        return ()
+    if len(extensions) != 1 or type(extensions[0]) is not PermissionExtension:
+        return None
+    permissions = tuple(extensions[0].permissions)
+    if any(inspect.iscoroutinefunction(permission.has_permission) for permission in permissions):
+        return None
+    return permissions
+
+
+def _variables_in(nodes: Any) -> Iterator[str]:
+    """The names of the variables anywhere in these AST nodes (lists of them, argument and value nodes)."""
+    for node in nodes:
+        if isinstance(node, list | tuple):
+            yield from _variables_in(node)
+        elif isinstance(node, VariableNode):
+            yield node.name.value
+        elif isinstance(node, ArgumentNode):
+            yield from _variables_in([node.value])
+        elif isinstance(node, ListValueNode):
+            yield from _variables_in(node.values)
+        elif isinstance(node, ObjectValueNode):
+            yield from _variables_in([item.value for item in node.fields])
 
 
 def _rows_plan(loads: Any, named: GraphQLObjectType, children: SelectionPlan) -> RowsPlan | None:
@@ -230,6 +280,7 @@ def _rows_plan(loads: Any, named: GraphQLObjectType, children: SelectionPlan) ->
             or (child.serialize is not None and child.wrappers in ("", NON_NULL) and (
                 child.attribute in shape.names
                 or (child.method is not None and child.passes_source and child.info_name is None
+                    and not child.permissions
                     and child.strawberry_field is not None and not child.strawberry_field.arguments)))
         )
         if not answerable:
@@ -267,6 +318,11 @@ def _enum_names(named: GraphQLEnumType) -> dict[Any, str]:
             for member in (wrapped or ()) if member.value == definition.value}
 
 
+def _fresh(value: Any) -> Any:
+    """`value` itself when nothing can change it, else a shallow copy."""
+    return value if value is None or isinstance(value, IMMUTABLE) else copy.copy(value)
+
+
 class PlanCache:
     """The plans of recently seen documents, bounded like the parser and validation caches."""
 
@@ -291,36 +347,44 @@ async def settle(awaitables: list[Any]) -> list[Any]:
 
     A level's resolvers are mostly coroutines that await one DataLoader future:
     a Task each (hundreds on a large page) cost more than the rest of their
-    work. Instead each is stepped here up to the future it waits on, all those
-    futures are awaited at once, and each coroutine is resumed, until all are
-    done. The first error stops everything (the caller then leaves the
-    operation to graphql-core).
+    work. Instead each is stepped here up to the future it waits on, and
+    resumed once that future is done (one may wait on another: for a lock, or
+    a connection another holds), until all have ended. The first error is
+    raised then (the caller leaves the operation to graphql-core): they are
+    reads, and one left half-way would hold what it holds (a lock, a
+    connection, a DataLoader's cached future) in a state the rerun could trip over.
     """
     results: list[Any] = [None] * len(awaitables)
-    running = [(index, awaitable.__await__()) for index, awaitable in enumerate(awaitables)]
-    try:
-        while running:
-            blocked: list[tuple[int, Any]] = []
-            futures: set[asyncio.Future[Any]] = set()
-            for index, step in running:
-                try:
-                    waits_on = step.send(None)
-                except StopIteration as done:
-                    results[index] = done.value
-                    continue
-                blocked.append((index, step))
-                if waits_on is not None:
-                    # Set by Future.__await__ for the Task that would have run the coroutine.
-                    waits_on._asyncio_future_blocking = False
-                    futures.add(waits_on)
-            running = blocked
-            if futures:
-                await asyncio.wait(futures)
-            elif running:
-                await asyncio.sleep(0)  # a bare yield: let the loop run once
-    finally:
-        for _, step in running:
-            step.close()
+    ready = [(index, awaitable.__await__()) for index, awaitable in enumerate(awaitables)]
+    waiting: dict[asyncio.Future[Any], list[tuple[int, Any]]] = {}
+    failure: Exception | None = None
+    while ready or waiting:
+        yielded: list[tuple[int, Any]] = []
+        for index, step in ready:
+            try:
+                waits_on = step.send(None)
+            except StopIteration as stop:
+                results[index] = stop.value
+                continue
+            except Exception as error:  # noqa: BLE001 - raised once all have ended
+                failure = failure or error
+                continue
+            if waits_on is None:
+                yielded.append((index, step))  # a bare yield: resumed after one turn of the loop
+            else:
+                # Set by Future.__await__ for the Task that would have run the coroutine.
+                waits_on._asyncio_future_blocking = False
+                waiting.setdefault(waits_on, []).append((index, step))
+        if not yielded and not waiting:
+            break
+        if yielded:
+            await asyncio.sleep(0)
+            finished = {future for future in waiting if future.done()}
+        else:
+            finished, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        ready = [*yielded, *(item for future in finished for item in waiting.pop(future))]
+    if failure is not None:
+        raise failure
     return results
 
 
@@ -377,7 +441,13 @@ class _Run:
                     out[plan.key] = self._complete(plan, 0, getattr(source, attribute), nested)
                 continue
             if plan.method is not None:
-                method, arguments = plan.method, self._arguments(plan)
+                method, (arguments, info) = plan.method, self._arguments(plan)
+                for permission in plan.permissions:
+                    for source, _ in targets:
+                        if permission.has_permission(source, info, **arguments) is not True:
+                            raise Unsupported("a refusal is graphql-core's to report")
+                if plan.info_name is not None:
+                    arguments[plan.info_name] = info
                 if plan.passes_source:
                     values = [method(source, **arguments) for source, _ in targets]
                 else:
@@ -473,24 +543,29 @@ class _Run:
                 _write_leaves(child, outs, [method(source) for source in sources])
         await self._lanes(lanes)
 
-    def _arguments(self, plan: FieldPlan) -> dict[str, Any]:
-        """The resolver's keyword arguments, as Strawberry would convert them; the same for every source."""
+    def _arguments(self, plan: FieldPlan) -> tuple[dict[str, Any], Any]:
+        """The resolver's keyword arguments, as Strawberry would convert them (the same for every source),
+        and the Strawberry Info it is given."""
         assert plan.strawberry_field is not None
         info = self.strawberry_schema.config.info_class(_raw_info=self._info(plan), _field=plan.strawberry_field)
-        if plan.default_arguments is not None:
-            arguments = dict(plan.default_arguments)
-        else:
-            raw = get_argument_values(plan.definition, plan.nodes[0], self.variables)
-            arguments = convert_arguments(
-                raw, plan.strawberry_field.arguments,
-                scalar_registry=self.strawberry_schema.schema_converter.scalar_registry,
-                config=self.strawberry_schema.config, info=info,
-            )
-            if not plan.nodes[0].arguments and all(value is None for value in arguments.values()):
-                plan.default_arguments = dict(arguments)
-        if plan.info_name is not None:
-            arguments[plan.info_name] = info
-        return arguments
+        coerced = self.variables.coerced
+        values = tuple(coerced.get(name, _ABSENT) for name in plan.argument_variables)
+        try:
+            known = plan.converted.get(values)
+        except TypeError:  # a list or an object among them: converted every time
+            values, known = None, None  # type: ignore[assignment]
+        if known is not None:
+            # Input objects are handed out as copies: no request sees another's.
+            return {name: _fresh(value) for name, value in known.items()}, info
+        raw = get_argument_values(plan.definition, plan.nodes[0], self.variables)
+        arguments = convert_arguments(
+            raw, plan.strawberry_field.arguments,
+            scalar_registry=self.strawberry_schema.schema_converter.scalar_registry,
+            config=self.strawberry_schema.config, info=info,
+        )
+        if values is not None and len(plan.converted) < CONVERTED_PER_PLAN:
+            plan.converted[values] = {name: _fresh(value) for name, value in arguments.items()}
+        return arguments, info
 
     def _complete(self, plan: FieldPlan, depth: int, value: Any, nested: list[tuple[Any, dict[str, Any]]]) -> Any:
         wrappers = plan.wrappers

@@ -1,5 +1,6 @@
 """Compiled execution answers exactly as graphql-core does, and leaves to it what it cannot run."""
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ from starlette.applications import Starlette
 from db.access import Viewer
 from db.models import User
 from db.settings import Settings
-from graph.compiled import FieldPlan, SelectionPlan, Unsupported, compile_query
+from graph.compiled import FieldPlan, SelectionPlan, Unsupported, compile_query, settle
 from graph.relay import to_global_id
 from graph.schema import build_schema
 from tests.api import Api
@@ -116,3 +117,41 @@ def test_the_dashboard_read_is_compiled_and_unsupported_shapes_are_not() -> None
                         "{ __schema { types { name } } }"):
         with pytest.raises(Unsupported):
             compile_query(schema, parse(unsupported), None)
+
+
+async def test_settle_resumes_each_resolver_once_what_it_waits_on_is_done() -> None:
+    # given: resolvers of one level that take turns on a lock (as a request's reads take turns on its connection)
+    lock = asyncio.Lock()
+    order: list[str] = []
+
+    async def resolver(name: str) -> str:
+        async with lock:
+            order.append(name)
+            await asyncio.sleep(0.01)
+        return name
+
+    # when
+    results = await asyncio.wait_for(settle([resolver("a"), resolver("b"), resolver("c")]), timeout=5)
+
+    # then
+    assert (results, order) == (["a", "b", "c"], ["a", "b", "c"])
+
+
+async def test_settle_raises_the_first_error_once_every_resolver_has_let_go_of_what_it_holds() -> None:
+    # given
+    lock = asyncio.Lock()
+
+    async def failing() -> None:
+        raise ValueError("first")
+
+    async def holding() -> str:
+        async with lock:
+            await asyncio.sleep(0.01)
+        return "done"
+
+    # when
+    with pytest.raises(ValueError, match="first"):
+        await asyncio.wait_for(settle([holding(), failing(), holding()]), timeout=5)
+
+    # then
+    assert not lock.locked()
