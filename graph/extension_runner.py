@@ -87,19 +87,14 @@ class _Phase:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> bool:
-        received, suppressed = error is not None, False
-        pending: BaseException | None = None
-        while self.running:
-            _, generator = self.running.pop()
-            try:
-                if _leave(generator, error):
-                    error, suppressed, pending = None, True, None
-            except BaseException as raised:  # noqa: BLE001 - it replaces the error for the hooks left
-                raised.__context__ = raised.__context__ or error
-                error = pending = raised
-        if pending is not None:
-            raise pending
-        return received and suppressed
+        # Entered synchronously, no hook is an async generator: the unwinding never suspends.
+        unwinding = self.__aexit__(kind, error, traceback)
+        try:
+            unwinding.send(None)
+        except StopIteration as done:
+            return bool(done.value)
+        unwinding.close()
+        raise RuntimeError(f"SchemaExtension hook {self.name} failed to complete synchronously.")
 
     async def __aenter__(self) -> None:
         for kind, hook, extension in self.hooks:

@@ -101,3 +101,28 @@ async def test_a_hook_that_fails_on_its_way_in_leaves_those_entered_before_it_wi
     left = f"first {phase} saw Failure('second {phase}')" if phase == "operation" else "first execute out"
     assert log == [*strawberrys_log[:failed_at], left, *strawberrys_log[failed_at:]]
     assert outcome[:2] == strawberrys_outcome[:2]
+
+
+def run_synchronously(schema_class: type[strawberry.Schema], query: str) -> tuple[list[str], Any, list[str]]:
+    log: list[str] = []
+
+    class Synchronous(SchemaExtension):
+        def on_operation(self) -> Iterator[None]:
+            log.append("operation in")
+            yield
+            log.append("operation out")
+
+        def on_execute(self) -> Iterator[None]:
+            log.append("execute in")
+            try:
+                yield
+            finally:
+                log.append("execute out")
+
+    result = schema_class(Query, extensions=[Synchronous]).execute_sync(query)
+    return log, result.data, [error.message for error in result.errors or ()]
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_hooks_run_synchronously_as_strawberrys_own_runner_runs_them(query: str) -> None:
+    assert run_synchronously(LeanSchema, query) == run_synchronously(strawberry.Schema, query)
