@@ -408,6 +408,32 @@ class _Run:
         below: list[tuple[SelectionPlan, list[tuple[Any, dict[str, Any]]]]] = []
         waiting: list[tuple[FieldPlan, dict[str, Any], list[tuple[Any, dict[str, Any]]], Any]] = []
         lanes: list[tuple[FieldPlan, list[tuple[Any, dict[str, Any]]]]] = []
+        try:
+            self._begin(selection, targets, below, waiting, lanes)
+            # The lanes first: a resolver of this level using the same loader is then answered from their rows.
+            await self._lanes(lanes)
+        except BaseException:
+            # Resolvers called but never to be awaited (a refusal, a failed lane) are closed before they start.
+            for *_, awaitable in waiting:
+                if inspect.iscoroutine(awaitable):
+                    awaitable.close()
+            raise
+        if waiting:
+            # Every resolver of this level starts before any is awaited, so each
+            # DataLoader sees the whole level's keys in one batch.
+            values = await settle([item[3] for item in waiting])
+            for (plan, out, nested, _), value in zip(waiting, values, strict=True):
+                out[plan.key] = self._complete(plan, 0, value, nested)
+        for children, nested in below:
+            if nested:
+                await self._level(children, nested)
+
+    def _begin(self, selection: SelectionPlan, targets: list[tuple[Any, dict[str, Any]]],
+               below: list[tuple[SelectionPlan, list[tuple[Any, dict[str, Any]]]]],
+               waiting: list[tuple[FieldPlan, dict[str, Any], list[tuple[Any, dict[str, Any]]], Any]],
+               lanes: list[tuple[FieldPlan, list[tuple[Any, dict[str, Any]]]]]) -> None:
+        """Answers what a level's fields can answer at once, and collects its row lanes, the resolvers
+        it awaits and the level below."""
         for plan in selection.fields:
             if plan.rows is not None:
                 key = plan.rows.key
@@ -462,17 +488,6 @@ class _Run:
                     waiting.append((plan, out, nested, value))
                 else:
                     out[plan.key] = self._complete(plan, 0, value, nested)
-        # The lanes first: a resolver of this level using the same loader is then answered from their rows.
-        await self._lanes(lanes)
-        if waiting:
-            # Every resolver of this level starts before any is awaited, so each
-            # DataLoader sees the whole level's keys in one batch.
-            values = await settle([item[3] for item in waiting])
-            for (plan, out, nested, _), value in zip(waiting, values, strict=True):
-                out[plan.key] = self._complete(plan, 0, value, nested)
-        for children, nested in below:
-            if nested:
-                await self._level(children, nested)
 
     async def _lanes(self, lanes: list[tuple[FieldPlan, list[tuple[Any, dict[str, Any]]]]]) -> None:
         if len(lanes) == 1:
