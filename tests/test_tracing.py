@@ -76,3 +76,24 @@ async def test_no_password_reaches_a_span(traced: Api, exporter: InMemorySpanExp
     spans = exporter.get_finished_spans()
     assert "GraphQL Resolving: login" in [span.name for span in spans]
     assert PASSWORD not in attributes(spans)
+
+
+async def test_a_repeated_query_is_traced_through_parsing_and_validation_with_compiled_execution_on(
+    database_url: str, data_dir: Path, exporter: InMemorySpanExporter
+) -> None:
+    # given: compiled plans on, and a document the server has already run from its plan
+    settings = make_settings(database_url, data_dir, otel_exporter_otlp_endpoint="http://127.0.0.1:4318")
+    app = create_app(settings)
+    async with LifespanManager(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                                       base_url="http://test") as client:
+        api = Api(client=client, database=app.state.database)
+        token = await api.sign_up("ann@example.com")
+        await api.data(ME, token=token)
+        exporter.clear()
+
+        # when
+        await api.data(ME, token=token)
+
+    # then: the full path ran it, not the prepared one that would skip both
+    names = {span.name for span in exporter.get_finished_spans()}
+    assert {"GraphQL Query: Me", "GraphQL Parsing", "GraphQL Validation"} <= names
