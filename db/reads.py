@@ -190,9 +190,7 @@ class DriverReads:
                             lease.spent.append(lease.connection)
                         lease.connection = await pool.acquire()
                     records, elapsed = await self._fetch(plan, lease.connection, arguments)
-        except (Exception, asyncio.CancelledError) as error:
-            if isinstance(error, asyncio.CancelledError):
-                raise
+        except Exception:  # a cancellation is not one: it goes on up
             logger.debug("a driver read failed; SQLAlchemy runs it again", exc_info=True)
             return None
         for observe in self.observers:

@@ -448,18 +448,8 @@ class _Run:
                 continue
             if plan.attribute is not None and plan.serialize is not None and plan.wrappers in ("", NON_NULL):
                 # The most common field of all: a scalar attribute.
-                attribute, serialize, nullable = plan.attribute, plan.serialize, plan.wrappers == ""
-                key, plain = plan.key, plan.plain
-                for source, out in targets:
-                    value = getattr(source, attribute)
-                    if value.__class__ is plain:
-                        out[key] = value
-                    elif value is not None:
-                        out[key] = serialize(value)
-                    elif nullable:
-                        out[key] = None
-                    else:
-                        raise Unsupported("null in a non-null position is graphql-core's error to report")
+                attribute = plan.attribute
+                _write_leaves(plan, [out for _, out in targets], [getattr(source, attribute) for source, _ in targets])
                 continue
             if plan.attribute is not None:
                 attribute = plan.attribute

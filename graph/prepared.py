@@ -39,8 +39,12 @@ Key = tuple[str, str | None]
 class Prepared:
     plan: QueryPlan
     document: DocumentNode
-    # What the request log and metrics name the operation (None for an anonymous one).
-    operation_name: str | None
+
+    @property
+    def operation_name(self) -> str | None:
+        """What the request log and metrics name the operation (None for an anonymous one)."""
+        name = self.plan.operation.name
+        return name.value if name else None
 
 
 @dataclass
@@ -66,8 +70,7 @@ class PreparedOperations:
         """Called once the full pipeline has run this operation from its plan."""
         key = (query, operation_name)
         if key not in self._prepared:
-            name = plan.operation.name.value if plan.operation.name else None
-            self._prepared[key] = Prepared(plan, document, name)
+            self._prepared[key] = Prepared(plan, document)
 
     def get(self, query: str, operation_name: str | None) -> Prepared | None:
         return self._prepared.get((query, operation_name))

@@ -224,8 +224,7 @@ class AuditGraphView(GraphQL[Context, None]):
         if operation is None or (coerced := prepared.variables(operation, query, variables)) is None:
             return None
         try:
-            session = await authenticate(bearer_token(request.headers.get("authorization")),
-                                         self.database, self.settings, self.roles, self.tokens)
+            session = await self.authenticate_request(request)
         except (Unauthenticated, DatabaseUnavailable):
             return None
         viewer, expires_at = session or (None, None)
@@ -244,6 +243,11 @@ class AuditGraphView(GraphQL[Context, None]):
             facts.code = facts.code or OK
         return Response(self.encode_json({"data": data}),
                         media_type=response_media_type(request.headers.get("accept")))
+
+    async def authenticate_request(self, request: Request) -> tuple[Viewer, datetime] | None:
+        """`authenticate` for the bearer token of an HTTP request."""
+        return await authenticate(bearer_token(request.headers.get("authorization")),
+                                  self.database, self.settings, self.roles, self.tokens)
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
@@ -410,8 +414,7 @@ class AuditGraphView(GraphQL[Context, None]):
             return request.state.graphql_context
         expires_at = None
         try:
-            session = await authenticate(bearer_token(request.headers.get("authorization")),
-                                         self.database, self.settings, self.roles, self.tokens)
+            session = await self.authenticate_request(request)
         except Unauthenticated as error:
             auth_error = error.message
         except DatabaseUnavailable as error:
