@@ -17,6 +17,7 @@ from db.enums import Role
 from graph.observability.metrics import DATALOADER_BATCH_SIZE
 from graph.rows import RowShape
 from graph.selection import Selection
+from graph.visible import Visible
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -28,6 +29,9 @@ KeyMatch = Callable[[ColumnElement[Any] | InstrumentedAttribute[Any]], ColumnEle
 # Statements are built for the role of a viewer, not for one viewer: the
 # viewer's id is a parameter of each execution.
 _SCOPE_SHAPES = {role: Viewer(user_id=None, role=role) for role in Role}
+# The statement of a viewer who sees every task: for a batch of keys that are
+# all of parents the viewer was shown, nothing more to scope (graph/visible.py).
+_WITHIN_SHOWN = Role.ADMIN
 
 
 def key_match(dialect: str) -> KeyMatch:
@@ -49,10 +53,13 @@ class BatchLoader(DataLoader, Generic[K, V]):  # type: ignore[type-arg]
     needs); it is built once per scope shape, dialect and column set and run
     with the batch's keys and the viewer's id. Each row answers the key in
     its `key_column`: one row per key, or with `many` a list of them in the
-    statement's order.
+    statement's order. A loader whose keys are the primary keys of `parent`
+    rows, and whose rows a viewer sees exactly when they see the parent,
+    names it: a batch of parents the request has shown needs no scope.
     """
 
     node: ClassVar[type]
+    parent: ClassVar[type | None] = None
     shape: ClassVar[RowShape]
     statement: ClassVar["staticmethod[[Viewer, KeyMatch, tuple[Any, ...]], Select]"]
     key_column: ClassVar[str] = "pk"
@@ -67,11 +74,14 @@ class BatchLoader(DataLoader, Generic[K, V]):  # type: ignore[type-arg]
             batch_load_fn = cls.__dict__.get("batch_load_fn", BatchLoader._nodes_by_key)
             cls.batch_load_fn = _counted(batch_load_fn)  # type: ignore[misc]
 
-    def __init__(self, database: Database, viewer: Viewer, selection: Selection | None = None) -> None:
+    def __init__(self, database: Database, viewer: Viewer, selection: Selection | None = None,
+                 visible: Visible | None = None) -> None:
         super().__init__()
         self.database = database
         self.viewer = viewer
         self.selection = selection or Selection()
+        # Kept only for a viewer whose statements carry a scope.
+        self.visible = None if viewer.sees_every_task else visible
         # The row lane's last read (graph/compiled.py): the keys asked, the column names, the rows by key.
         self._read: tuple[frozenset[Any], tuple[str, ...], dict[Any, Any]] | None = None
         # Objects the request already holds, by key (`remember`).
@@ -106,9 +116,14 @@ class BatchLoader(DataLoader, Generic[K, V]):  # type: ignore[type-arg]
     async def load_rows(self, keys: Sequence[K]) -> tuple[tuple[str, ...], Sequence[Any]]:
         """The rows matching these keys, and the names of their columns."""
         names = self.selection.names(self.node, self.shape)
-        statement = _prepared(type(self), self.viewer.role, self.database.dialect, names)  # type: ignore[arg-type]
+        visible, scope = self.visible, self.viewer.role
+        if visible is not None and self.parent is not None and visible.all_shown(self.parent, keys):
+            scope = _WITHIN_SHOWN
+        statement = _prepared(type(self), scope, self.database.dialect, names)  # type: ignore[arg-type]
         # Built once per shape (below), so the driver runs it compiled once.
         rows = await self.database.prepared_rows(statement, {KEYS: list(keys), VIEWER_ID: self.viewer.user_id})
+        if visible is not None:
+            visible.shown(self.node, rows, names.index("pk"))
         return names, rows
 
     async def load_nodes(self, keys: Sequence[K]) -> list[Any]:

@@ -22,6 +22,7 @@ from graph.tasks.loaders import (
     TaskEventByIdLoader,
 )
 from graph.users.loaders import UserByIdLoader
+from graph.visible import Visible
 
 L = TypeVar("L")
 
@@ -30,14 +31,14 @@ class _OnFirstUse(Generic[L]):
     """A loader built when a resolver first asks for it: a request reads through a few of
     the dozen, and a live subscription takes a fresh set before every delivery."""
 
-    def __init__(self, kind: Callable[[Database, Viewer, Selection], L]) -> None:
+    def __init__(self, kind: Callable[[Database, Viewer, Selection, Visible], L]) -> None:
         self.kind = kind
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
 
     def __get__(self, loaders: "Loaders", owner: type) -> L:
-        loader = self.kind(loaders.database, loaders.viewer, loaders.selection)
+        loader = self.kind(loaders.database, loaders.viewer, loaders.selection, loaders.visible)
         # Kept on the instance, which later reads find before this descriptor.
         loaders.__dict__[self.name] = loader
         return loader
@@ -58,7 +59,7 @@ class Loaders:
     source_by_id = _OnFirstUse(SourceByIdLoader)
 
     @classmethod
-    def kind(cls, name: str) -> Callable[[Database, Viewer, Selection], object]:
+    def kind(cls, name: str) -> Callable[[Database, Viewer, Selection, Visible], object]:
         """The class of the loader called `name`, known before any request builds one."""
         entry = cls.__dict__.get(name)
         if not isinstance(entry, _OnFirstUse):
@@ -70,6 +71,7 @@ class Loaders:
         self.viewer = viewer
         # Filled in once the document is parsed (graph/selection.py).
         self.selection = Selection()
+        self.visible = Visible()
 
     def by_type(self, type_name: str) -> object | None:
         """The by-id loader behind `node(id)` for a Node type name."""

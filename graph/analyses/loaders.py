@@ -15,6 +15,7 @@ from graph.analyses.types import (
     SourceReference,
 )
 from graph.batching import BatchLoader, KeyMatch
+from graph.tasks.types import Task
 
 SEVERITY_RANK = case(
     {severity: rank for rank, severity in enumerate(Severity)}, value=models.Finding.severity
@@ -33,7 +34,7 @@ class AnalysisByIdLoader(BatchLoader[uuid.UUID, Analysis | None]):
 
 
 class AnalysisByTaskIdLoader(BatchLoader[uuid.UUID, Analysis | None]):
-    node, shape = Analysis, ANALYSIS_COLUMNS
+    node, shape, parent = Analysis, ANALYSIS_COLUMNS, Task
     key_column = "task_pk"
 
     @staticmethod
@@ -42,7 +43,7 @@ class AnalysisByTaskIdLoader(BatchLoader[uuid.UUID, Analysis | None]):
 
 
 class FindingsByAnalysisIdLoader(BatchLoader[uuid.UUID, list[Finding]]):
-    node, shape = Finding, FINDING_COLUMNS
+    node, shape, parent = Finding, FINDING_COLUMNS, Analysis
     key_column, many = "analysis_pk", True
 
     @staticmethod
@@ -62,7 +63,7 @@ class FindingByIdLoader(BatchLoader[uuid.UUID, Finding | None]):
 
 
 class SourcesByFindingIdLoader(BatchLoader[uuid.UUID, list[SourceReference]]):
-    node, shape = SourceReference, SOURCE_COLUMNS
+    node, shape, parent = SourceReference, SOURCE_COLUMNS, Finding
     key_column, many = "finding_pk", True
 
     @staticmethod

@@ -70,7 +70,7 @@ class EventPageByTaskLoader(BatchLoader[EventPageKey, list[TaskEvent]]):
 
 
 class ArtifactsByTaskIdLoader(BatchLoader[uuid.UUID, list[Artifact]]):
-    node, shape = Artifact, ARTIFACT_COLUMNS
+    node, shape, parent = Artifact, ARTIFACT_COLUMNS, Task
     key_column, many = "task_pk", True
 
     @staticmethod

@@ -72,6 +72,7 @@ async def task_connection(
 
     tasks = [Task.from_row(row, names) for row in page.rows]
     context.loaders.task_by_id.remember(tasks)
+    context.loaders.visible.shown(Task, page.rows, names.index("pk"))
     return connection_from_page(page, tasks, tag, key, count)
 
 
