@@ -43,15 +43,19 @@ def task_sort_key(field: str, descending: bool) -> SortKey:
 
 
 def task_list(
-    viewer: Viewer, criteria: TaskCriteria, columns: tuple[Any, ...], *, order_field: str = "CREATED_AT"
+    viewer: Viewer, criteria: TaskCriteria, columns: tuple[Any, ...], *, order_field: str = "CREATED_AT",
+    analysis_columns: tuple[Any, ...] = (),
 ) -> Select:
+    """The viewer's tasks that meet `criteria`, as `columns`, then each task's `analysis_columns`
+    (nulls for a task without one): a page and its analyses in one round trip."""
     if criteria.owner_id is not None and not viewer.sees_every_task and criteria.owner_id != viewer.user_id:
         raise Forbidden("only workers and admins can list another user's tasks")
-    return _task_list(viewer, criteria, columns, order_field)
+    return _task_list(viewer, criteria, columns, order_field, analysis_columns)
 
 
 def shared_task_list(
-    viewer: Viewer, criteria: TaskCriteria, columns: tuple[Any, ...], *, order_field: str = "CREATED_AT"
+    viewer: Viewer, criteria: TaskCriteria, columns: tuple[Any, ...], *, order_field: str = "CREATED_AT",
+    analysis_columns: tuple[Any, ...] = (),
 ) -> Select:
     """task_list, to be run with {VIEWER_ID: viewer.user_id}.
 
@@ -59,24 +63,27 @@ def shared_task_list(
     viewer of a role, so what is built from it (the page) is built once.
     """
     if criteria == NO_CRITERIA:
-        return _unfiltered_task_list(viewer.role, columns, order_field)
-    return task_list(viewer, criteria, columns, order_field=order_field)
+        return _unfiltered_task_list(viewer.role, columns, order_field, analysis_columns)
+    return task_list(viewer, criteria, columns, order_field=order_field, analysis_columns=analysis_columns)
 
 
 NO_CRITERIA = TaskCriteria()
 
 
 @functools.lru_cache(maxsize=256)
-def _unfiltered_task_list(role: Role, columns: tuple[Any, ...], order_field: str) -> Select:
+def _unfiltered_task_list(role: Role, columns: tuple[Any, ...], order_field: str,
+                          analysis_columns: tuple[Any, ...]) -> Select:
     # Without an id the statement matches nothing until the execution names the viewer.
-    return _task_list(Viewer(user_id=None, role=role), NO_CRITERIA, columns, order_field)
+    return _task_list(Viewer(user_id=None, role=role), NO_CRITERIA, columns, order_field, analysis_columns)
 
 
-def _task_list(viewer: Viewer, criteria: TaskCriteria, columns: tuple[Any, ...], order_field: str) -> Select:
+def _task_list(viewer: Viewer, criteria: TaskCriteria, columns: tuple[Any, ...], order_field: str,
+               analysis_columns: tuple[Any, ...]) -> Select:
     statement = select(*columns).select_from(Task).where(viewer.visible_tasks(), *_task_conditions(criteria))
-    if order_field == "COMPLIANCE_SCORE":
+    # A task has at most one analysis (task_id is unique), so the join repeats no task.
+    if order_field == "COMPLIANCE_SCORE" or analysis_columns:
         statement = statement.outerjoin(Analysis, Analysis.task_id == Task.id)
-    return statement
+    return statement.add_columns(*analysis_columns)
 
 
 def _task_conditions(criteria: TaskCriteria) -> list[Any]:

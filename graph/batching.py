@@ -95,6 +95,14 @@ class BatchLoader(DataLoader, Generic[K, V]):  # type: ignore[type-arg]
         column = self.key_column
         self._known.update((getattr(node, column), node) for node in nodes)
 
+    def remember_rows(self, keys: Iterable[Any], names: tuple[str, ...], found: dict[Any, Any]) -> None:
+        """The rows (by key, each as `load_rows` would select them) of these keys, read by a scoped statement
+        of another loader's (a page's tasks joined with their analyses): loads of the keys then need none."""
+        self._read = (frozenset(keys), names, found)
+        if self.visible is not None:
+            rows = [row for group in found.values() for row in group] if self.many else list(found.values())
+            self.visible.shown(self.node, rows, names.index("pk"))
+
     def _held(self, keys: Iterable[Any]) -> dict[Any, Any] | None:
         """Every key's answer, when all are already at hand (remembered, or loaded before); else None."""
         answers: dict[Any, Any] = {}
@@ -136,8 +144,12 @@ class BatchLoader(DataLoader, Generic[K, V]):  # type: ignore[type-arg]
         """What `load_many(keys)` answers, as rows rather than objects and without the cache:
         each key's row (with `many`, its list of rows), and the names of their columns.
 
-        Keys whose objects the request already holds (a page's tasks) are answered from them, without a statement.
+        Keys whose rows or objects the request already holds (a page's tasks, or the analyses read with them)
+        are answered from them, without a statement; the answer may then hold other keys too.
         """
+        read = self._read
+        if read is not None and read[0].issuperset(keys):
+            return read[1], read[2]
         held = self._held(keys)
         if held is not None:
             names = self.selection.names(self.node, self.shape)

@@ -37,6 +37,12 @@ class Selection:
         type_name = node_type.__strawberry_definition__.name  # type: ignore[attr-defined]
         return shape.names_for(self.fields.get(type_name, ()))
 
+    def asks(self, node_type: type, field: str) -> bool:
+        """Whether the document asks for `field` (its Python name) of `node_type` objects; False until it is known."""
+        if self.fields is None:
+            return False
+        return field in self.fields.get(node_type.__strawberry_definition__.name, ())  # type: ignore[attr-defined]
+
 
 class _FieldCollector(Visitor):
     def __init__(self, schema: GraphQLSchema, type_info: TypeInfo) -> None:

@@ -1,6 +1,7 @@
 import gc
 from typing import Any
 
+import pytest
 from sqlalchemy import select, update
 
 from db.access import SYSTEM
@@ -101,10 +102,11 @@ async def test_the_nested_query_issues_a_constant_number_of_statements(api: Api)
     for_five = await _statements_for(api, token, 5)
     for_hundred = await _statements_for(api, token, 100)
 
-    # then: the viewer's role (remembered on PostgreSQL, tests/test_viewer_roles.py), the page,
-    # totalCount, and one per relationship level (owner, analysis, findings, sources, events, artifacts)
+    # then: the viewer's role (remembered on PostgreSQL, tests/test_viewer_roles.py), the page with
+    # its analyses, totalCount, and one per other relationship level (owner, findings, sources, events,
+    # artifacts)
     viewer = 0 if api.database.dialect == "postgresql" else 1
-    assert for_five == for_hundred == viewer + 1 + 1 + 6
+    assert for_five == for_hundred == viewer + 1 + 1 + 5
 
 
 async def test_a_task_the_page_already_holds_is_not_read_again(api: Api) -> None:
@@ -115,11 +117,41 @@ async def test_a_task_the_page_already_holds_is_not_read_again(api: Api) -> None
     with count_statements(api.database) as statements:
         data = await api.data("{ tasks { edges { node { id analysis { task { id } } } } } }", token=token)
 
-    # then: the page and the analyses; each analysis's task is one of the page's
+    # then: the page, which holds the analyses; each analysis's task is one of the page's
     nodes = [edge["node"] for edge in data["tasks"]["edges"]]
     assert [node["analysis"]["task"]["id"] for node in nodes] == [node["id"] for node in nodes]
     viewer = 0 if api.database.dialect == "postgresql" else 1
-    assert len(statements) == viewer + 2
+    assert len(statements) == viewer + 1
+
+
+@pytest.mark.parametrize("arguments", [
+    "",
+    "(orderBy: {field: COMPLIANCE_SCORE, direction: DESC})",
+    '(filter: {filenameContains: "report"})',
+])
+async def test_a_page_reads_its_analyses_with_it_and_a_task_without_one_answers_null(api: Api, arguments: str) -> None:
+    # given: two analysed tasks and one still queued
+    token, owner = await _owner(api)
+    async with api.database.transaction() as session:
+        low, _ = await make_analysed_task(session, owner, compliance_score=40.0, verdict="REJECTED")
+        high, _ = await make_analysed_task(session, owner, compliance_score=90.0, verdict="APPROVED")
+        queued = await make_task(session, owner)
+    await api.data("{ me { id } }", token=token)
+
+    # when
+    with count_statements(api.database) as statements:
+        data = await api.data(
+            f"{{ tasks{arguments} {{ edges {{ node {{ id analysis {{ id verdict complianceScore }} }} }} }} }}",
+            token=token)
+
+    # then: one statement (after the viewer's role, read again only on SQLite)
+    analyses = {edge["node"]["id"]: edge["node"]["analysis"] for edge in data["tasks"]["edges"]}
+    assert analyses[to_global_id("Task", queued.id)] is None
+    assert analyses[to_global_id("Task", low.id)]["verdict"] == "REJECTED"
+    assert analyses[to_global_id("Task", high.id)]["complianceScore"] == 90.0
+    assert len(analyses) == 3
+    viewer = 0 if api.database.dialect == "postgresql" else 1
+    assert len(statements) == viewer + 1
 
 
 async def test_a_finished_request_leaves_what_it_read_to_reference_counting(api: Api) -> None:

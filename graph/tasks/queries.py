@@ -9,6 +9,7 @@ from db.access import VIEWER_ID
 from db.errors import InvalidInput
 from db.listing import NO_CRITERIA, TaskCriteria, shared_task_list, task_sort_key
 from db.pagination import Page, SortKey, count_rows, keyset_page
+from graph.analyses.types import ANALYSIS_COLUMNS, Analysis
 from graph.context import Info
 from graph.enums import SortDirection
 from graph.permissions import IsAuthenticated
@@ -54,9 +55,15 @@ async def task_connection(
     order = order_by or TaskOrder()
     key = task_sort_key(order.field.value, order.direction is SortDirection.DESC)
     tag = f"tasks:{order.field.value}:{order.direction.value}"
-    names = context.loaders.selection.names(Task, TASK_COLUMNS)
+    loaders = context.loaders
+    names = loaders.selection.names(Task, TASK_COLUMNS)
+    # The page's analyses are read with it when the document asks for a task's analysis: a round trip less.
+    analysis_names = (loaders.selection.names(Analysis, ANALYSIS_COLUMNS)
+                      if loaders.selection.asks(Task, "analysis") else ())
     criteria = task_criteria(filter, owner_id)
-    statement = shared_task_list(viewer, criteria, TASK_COLUMNS.columns_for(names), order_field=order.field.value)
+    columns = TASK_COLUMNS.columns_for(names)
+    statement = shared_task_list(viewer, criteria, columns, order_field=order.field.value,
+                                 analysis_columns=ANALYSIS_COLUMNS.columns_for(analysis_names))
     viewer_id = {VIEWER_ID: viewer.user_id}
     database = context.database
     page = await keyset_page(
@@ -67,12 +74,21 @@ async def task_connection(
     )
 
     async def count() -> int:
+        counted = shared_task_list(viewer, criteria, columns, order_field=order.field.value)
         async with context.database.read() as connection:
-            return await count_rows(connection, statement, viewer_id)
+            return await count_rows(connection, counted, viewer_id)
 
     tasks = [Task.from_row(row, names) for row in page.rows]
-    context.loaders.task_by_id.remember(tasks)
-    context.loaders.visible.shown(Task, page.rows, names.index("pk"))
+    loaders.task_by_id.remember(tasks)
+    loaders.visible.shown(Task, page.rows, names.index("pk"))
+    if analysis_names:
+        start, end = len(names), len(names) + len(analysis_names)
+        pk_at = start + analysis_names.index("pk")
+        loaders.analysis_by_task_id.remember_rows(
+            (task.pk for task in tasks),
+            analysis_names,
+            {task.pk: row[start:end] for task, row in zip(tasks, page.rows, strict=True) if row[pk_at] is not None},
+        )
     return connection_from_page(page, tasks, tag, key, count)
 
 
