@@ -112,6 +112,13 @@ def _plan(statement: Select, dialect: Dialect) -> _Plan | None:
     )
 
 
+# Every statement read here is one the process runs again and again, with keys or an id and a page
+# size as its parameters, and one plan serves them all. Left to choose, PostgreSQL planned a page of
+# tasks anew on each run (a LIMIT parameter makes its generic plan look ten times dearer than it is):
+# 0.18 ms of planning for 0.07 of execution, the larger part of the page's cost to the database.
+GENERIC_PLANS = {"plan_cache_mode": "force_generic_plan"}
+
+
 class DriverReads:
     """One per read engine on PostgreSQL (the Database holds it)."""
 
@@ -137,7 +144,8 @@ class DriverReads:
                     url = self.engine.url
                     self._pool = await asyncpg.create_pool(
                         **url.translate_connect_args(username="user"), **dict(url.query),
-                        min_size=0, max_size=self.pool_size, reset=_keep_session)
+                        min_size=0, max_size=self.pool_size, reset=_keep_session,
+                        server_settings=GENERIC_PLANS)
         return self._pool
 
     async def close(self) -> None:

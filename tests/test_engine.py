@@ -66,3 +66,12 @@ async def test_one_read_connection_gives_its_connection_back_when_it_ends(db: Da
 
     # then: the pool never needed a second connection (it opens them only when asked)
     assert len(set(pids)) == 1
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_the_driver_reads_plan_each_statement_once(db: Database) -> None:
+    # when
+    rows = await db.prepared_rows(select(func.current_setting("plan_cache_mode")))
+
+    # then: a prepared statement is not planned again on each run
+    assert rows[0][0] == "force_generic_plan"
