@@ -87,21 +87,28 @@ class BatchLoader(DataLoader, Generic[K, V]):  # type: ignore[type-arg]
         # Objects the request already holds, by key (`remember`).
         self._known: dict[Any, Any] = {}
 
-    def remember(self, nodes: Iterable[Any]) -> None:
-        """Objects the request already holds (a page of tasks): loads of their keys then need no statement.
+    def remember(self, nodes: Sequence[Any]) -> None:
+        """Objects a scoped statement of the request read (a page of tasks): loads of their keys then need
+        no statement, and they count as shown (graph/visible.py).
 
         Cheaper than `prime` (no future per object) for the many objects a page holds and nobody loads again.
         """
         column = self.key_column
         self._known.update((getattr(node, column), node) for node in nodes)
+        if self.visible is not None:
+            self.visible.shown_keys(self.node, (node.pk for node in nodes))
 
-    def remember_rows(self, keys: Iterable[Any], names: tuple[str, ...], found: dict[Any, Any]) -> None:
-        """The rows (by key, each as `load_rows` would select them) of these keys, read by a scoped statement
-        of another loader's (a page's tasks joined with their analyses): loads of the keys then need none."""
+    def remember_joined(self, keys: Sequence[Any], rows: Sequence[Any], start: int) -> None:
+        """The rows of a scoped statement that joined this loader's columns (as `load_rows` selects them) from
+        column `start` on, a row per key (a page of tasks with their analyses): loads of the keys then need no
+        statement. A key whose joined primary key is null has no row. Only for a loader of one row per key."""
+        assert not self.many, "a join of many rows per key repeats the rows it joins to"
+        names = self.selection.names(self.node, self.shape)
+        end, pk_at = start + len(names), start + names.index("pk")
+        found = {key: row[start:end] for key, row in zip(keys, rows, strict=True) if row[pk_at] is not None}
         self._read = (frozenset(keys), names, found)
         if self.visible is not None:
-            rows = [row for group in found.values() for row in group] if self.many else list(found.values())
-            self.visible.shown(self.node, rows, names.index("pk"))
+            self.visible.shown(self.node, list(found.values()), names.index("pk"))
 
     def _held(self, keys: Iterable[Any]) -> dict[Any, Any] | None:
         """Every key's answer, when all are already at hand (remembered, or loaded before); else None."""

@@ -29,6 +29,7 @@ class Visible:
             self._unread[node].append((rows, at))
 
     def shown_keys(self, node: type, keys: Iterable[Any]) -> None:
+        """The `node` rows with these primary keys, read for this viewer with their scope, were shown."""
         self._keys.setdefault(node, set()).update(keys)
 
     def all_shown(self, node: type, keys: Iterable[Any]) -> bool:

@@ -80,15 +80,8 @@ async def task_connection(
 
     tasks = [Task.from_row(row, names) for row in page.rows]
     loaders.task_by_id.remember(tasks)
-    loaders.visible.shown(Task, page.rows, names.index("pk"))
     if analysis_names:
-        start, end = len(names), len(names) + len(analysis_names)
-        pk_at = start + analysis_names.index("pk")
-        loaders.analysis_by_task_id.remember_rows(
-            (task.pk for task in tasks),
-            analysis_names,
-            {task.pk: row[start:end] for task, row in zip(tasks, page.rows, strict=True) if row[pk_at] is not None},
-        )
+        loaders.analysis_by_task_id.remember_joined([task.pk for task in tasks], page.rows, start=len(names))
     return connection_from_page(page, tasks, tag, key, count)
 
 
