@@ -354,6 +354,9 @@ async def settle(awaitables: list[Any]) -> list[Any]:
     reads, and one left half-way would hold what it holds (a lock, a
     connection, a DataLoader's cached future) in a state the rerun could trip over.
     """
+    if len(awaitables) == 1:
+        # One resolver (a root field, most often): nothing to interleave.
+        return [await awaitables[0]]
     results: list[Any] = [None] * len(awaitables)
     ready = [(index, awaitable.__await__()) for index, awaitable in enumerate(awaitables)]
     waiting: dict[asyncio.Future[Any], list[tuple[int, Any]]] = {}
