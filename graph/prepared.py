@@ -21,6 +21,7 @@ decides how refusals and errors look, and running a query again has no effect.
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from cachetools import LRUCache
 from graphql import DocumentNode
 from graphql.execution.values import get_variable_values
@@ -33,6 +34,13 @@ from graph.selection import FieldsCache
 from graph.text_inputs import nul_in_variables
 
 Key = tuple[str, str | None]
+# What a prepared operation's request may hold; anything else goes the full way.
+REQUEST_KEYS = frozenset({"query", "variables", "operationName"})
+# A body this small whose checks passed is remembered whole: a dashboard that polls sends the same bytes
+# each time, and its next request skips parsing, coercion and the checks (its token is still verified).
+REMEMBERED_BODY_BYTES = 4096
+# Variable values that coerce to values nobody can change, so one coercion may serve many requests.
+_SCALARS = (str, int, float, bool, type(None))
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +66,15 @@ class Checks:
     selections: FieldsCache
 
 
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A request body's prepared operation, its query text and its coerced variables."""
+
+    prepared: Prepared
+    query: str
+    variables: Any
+
+
 class PreparedOperations:
     """The query operations the full pipeline has run from their plans, by query text and operation name."""
 
@@ -65,6 +82,7 @@ class PreparedOperations:
         self.schema = schema
         self.checks = checks
         self._prepared: LRUCache[Key, Prepared] = LRUCache(maxsize)
+        self._bodies: LRUCache[bytes, Checked] = LRUCache(maxsize)
 
     def remember(self, query: str, operation_name: str | None, plan: QueryPlan, document: DocumentNode) -> None:
         """Called once the full pipeline has run this operation from its plan."""
@@ -74,6 +92,30 @@ class PreparedOperations:
 
     def get(self, query: str, operation_name: str | None) -> Prepared | None:
         return self._prepared.get((query, operation_name))
+
+    def request(self, body: bytes) -> "Checked | None":
+        """The prepared operation a JSON request body names, with its variables coerced and checked;
+        None when the body is of another shape, names no prepared operation, or a check refuses it."""
+        checked = self._bodies.get(body)
+        if checked is not None:
+            return checked
+        try:
+            sent = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(sent, dict) or not sent.keys() <= REQUEST_KEYS:
+            return None
+        query, variables, name = sent.get("query"), sent.get("variables"), sent.get("operationName")
+        variables = {} if variables is None else variables
+        if not (isinstance(query, str) and isinstance(variables, dict) and isinstance(name, str | None)):
+            return None
+        prepared = self.get(query, name)
+        if prepared is None or (coerced := self.variables(prepared, query, variables)) is None:
+            return None
+        checked = Checked(prepared, query, coerced)
+        if len(body) <= REMEMBERED_BODY_BYTES and all(isinstance(value, _SCALARS) for value in variables.values()):
+            self._bodies[body] = checked
+        return checked
 
     def variables(self, prepared: Prepared, query: str, variables: dict[str, Any]) -> Any:
         """The request's variables coerced (graphql-core's VariableValues), or None when any check refuses them

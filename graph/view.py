@@ -60,8 +60,6 @@ from graph.viewer_roles import RoleCache
 
 logger = logging.getLogger("auditgraph.prepared")
 
-# What a prepared operation's request may hold (graph/prepared.py); anything else goes the full way.
-PREPARED_REQUEST_KEYS = frozenset({"query", "variables", "operationName"})
 # Sees nothing: every scoped query filters on an owner that matches no row.
 ANONYMOUS = Viewer(user_id=None, role=Role.USER)
 HOW_TO_SUBSCRIBE = (
@@ -210,18 +208,8 @@ class AuditGraphView(GraphQL[Context, None]):
 
     async def answer_prepared(self, request: Request, prepared: PreparedOperations, body: bytes) -> Response | None:
         """The response to a prepared operation (graph/prepared.py), or None: the full path answers it."""
-        try:
-            sent = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return None
-        if not isinstance(sent, dict) or not sent.keys() <= PREPARED_REQUEST_KEYS:
-            return None
-        query, variables, name = sent.get("query"), sent.get("variables"), sent.get("operationName")
-        variables = {} if variables is None else variables
-        if not (isinstance(query, str) and isinstance(variables, dict) and isinstance(name, str | None)):
-            return None
-        operation = prepared.get(query, name)
-        if operation is None or (coerced := prepared.variables(operation, query, variables)) is None:
+        checked = prepared.request(body)
+        if checked is None:
             return None
         try:
             session = await self.authenticate_request(request)
@@ -231,14 +219,14 @@ class AuditGraphView(GraphQL[Context, None]):
         context = self.make_context(request, None, viewer, None)
         context.access_expires_at = expires_at
         try:
-            data = await prepared.data(operation, query, coerced, context)
+            data = await prepared.data(checked.prepared, checked.query, checked.variables, context)
         except Exception:  # the full path runs it again, and decides what the client is told
             logger.debug("a prepared operation fell back to the full path", exc_info=True)
             return None
         facts = current.get()
         if facts is not None:
             # What OperationFacts records of an operation that went well.
-            facts.operation_type, facts.operation_name = OperationType.QUERY.value, operation.operation_name
+            facts.operation_type, facts.operation_name = OperationType.QUERY.value, checked.prepared.operation_name
             facts.viewer_id = None if viewer is None else viewer.user_id
             facts.code = facts.code or OK
         return Response(self.encode_json({"data": data}),

@@ -172,3 +172,22 @@ async def test_a_document_with_several_operations_is_prepared_for_the_one_named(
     # then
     assert [pair[0] == pair[1] for pair in answers] == [True, True]
     assert answers[1][0][2]["errors"][0]["message"].startswith("This document has several operations")
+
+
+async def test_the_same_body_from_another_viewer_answers_with_that_viewers_tasks(
+        apps: tuple[Starlette, Starlette]) -> None:
+    # given: alice's request has been answered twice, the second time on the prepared path
+    alice = {"authorization": f"Bearer {await seed(apps)}"}
+    prepared, _ = apps
+    for _ in range(2):
+        assert len((await post(prepared, {"query": PAGE, "variables": GOOD}, alice)).json()["data"]["tasks"]["edges"]) == 2
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=prepared), base_url="http://test") as http:
+        bob = {"authorization": f"Bearer {await Api(client=http, database=prepared.state.database).sign_up('bob@example.com')}"}
+    answered = await prepared_count(prepared, "answered")
+
+    # when: bob sends the very same bytes
+    response = await post(prepared, {"query": PAGE, "variables": GOOD}, bob)
+
+    # then
+    assert await prepared_count(prepared, "answered") == answered + 1
+    assert response.json() == {"data": {"tasks": {"edges": []}}}
