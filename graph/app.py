@@ -122,12 +122,13 @@ def create_app(settings: Settings) -> Starlette:
         )
     return Starlette(
         routes=[
+            # First: the router tries each route in turn, and nearly every request is for this one.
+            Route("/graphql", GraphQLEndpoint()),
+            WebSocketRoute("/graphql", GraphQLEndpoint()),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/files/tasks/{task_id:uuid}", download_task_file),
             Route("/files/artifacts/{artifact_id:uuid}", download_artifact),
-            Route("/graphql", GraphQLEndpoint()),
-            WebSocketRoute("/graphql", GraphQLEndpoint()),
             *graphiql_routes(settings),
             *metrics_routes(settings),
         ],

@@ -10,6 +10,7 @@ and one log record and four metric updates when it ends.
 
 import logging
 from time import perf_counter
+from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -68,6 +69,9 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 class ObservedRequests:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # The metrics of each set of labels, looked up once: prometheus-client validates the labels and
+        # takes a lock on every lookup. As many entries as label sets, which the metrics bound already.
+        self._labeled: dict[tuple[str, str, str, str], tuple[Any, Any, Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -112,10 +116,17 @@ class ObservedRequests:
         else:
             transport = "sse" if kind == "subscription" else "http"
         operation = metrics.operation_label(facts.operation_name) if facts.operation_type else _route(path)
-        metrics.REQUESTS.labels(transport, operation, kind, code).inc()
-        metrics.REQUEST_SECONDS.labels(transport, operation, kind).observe(seconds)
-        metrics.REQUEST_SQL_STATEMENTS.labels(kind).observe(facts.sql_statements)
-        metrics.REQUEST_SQL_SECONDS.labels(kind).observe(facts.sql_seconds)
+        labels = (transport, operation, kind, code)
+        labeled = self._labeled.get(labels)
+        if labeled is None:
+            labeled = self._labeled[labels] = (
+                metrics.REQUESTS.labels(*labels), metrics.REQUEST_SECONDS.labels(transport, operation, kind),
+                metrics.REQUEST_SQL_STATEMENTS.labels(kind), metrics.REQUEST_SQL_SECONDS.labels(kind))
+        requests, request_seconds, sql_statements, sql_seconds = labeled
+        requests.inc()
+        request_seconds.observe(seconds)
+        sql_statements.observe(facts.sql_statements)
+        sql_seconds.observe(facts.sql_seconds)
         if code != OK and (_header(scope, b"content-type") or b"").startswith(b"multipart/"):
             metrics.UPLOAD_REFUSALS.labels(code).inc()
 
