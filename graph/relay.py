@@ -45,8 +45,19 @@ class Node:
 class PageInfo:
     has_next_page: bool
     has_previous_page: bool
-    start_cursor: str | None
-    end_cursor: str | None
+    # The sort values of the page's first and last items (None for an empty page), encoded when asked for.
+    first_values: strawberry.Private[tuple[Any, ...] | None]
+    last_values: strawberry.Private[tuple[Any, ...] | None]
+    ordering: strawberry.Private[str]
+    key: strawberry.Private[SortKey]
+
+    @strawberry.field
+    def start_cursor(self) -> str | None:
+        return None if self.first_values is None else encode_cursor(self.ordering, self.key, self.first_values)
+
+    @strawberry.field
+    def end_cursor(self) -> str | None:
+        return None if self.last_values is None else encode_cursor(self.ordering, self.key, self.last_values)
 
 
 @strawberry.type
@@ -118,8 +129,10 @@ def connection_from_page(
         page_info=PageInfo(
             has_next_page=page.has_next_page,
             has_previous_page=page.has_previous_page,
-            start_cursor=encode_cursor(ordering, key, page.keys[0]) if edges else None,
-            end_cursor=encode_cursor(ordering, key, page.keys[-1]) if edges else None,
+            first_values=page.keys[0] if edges else None,
+            last_values=page.keys[-1] if edges else None,
+            ordering=ordering,
+            key=key,
         ),
         _count=count,
     )
