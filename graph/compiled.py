@@ -118,6 +118,8 @@ class FieldPlan:
     plain: type | None = None
     # An enum's names by member: a member found here is serialized by this lookup alone.
     enum_names: dict[Any, str] | None = None
+    # A row lane's response-object builders, by the column names of the rows they read (`_lane_builder`).
+    builders: dict[tuple[str, ...], Callable[[list[Any]], list[dict[str, Any]]]] = field(default_factory=dict)
 
 
 @dataclass(slots=True, eq=False)
@@ -493,9 +495,9 @@ class _Run:
     async def _rows(self, plan: FieldPlan, parents: list[tuple[Any, dict[str, Any]]]) -> None:
         """Answers a row-lane relationship for every (key, response object) of a level.
 
-        Each parent's response objects are made first, one per row it gets; then each field of the
-        selection is written into all of them, column by column (a page has hundreds of rows and a
-        handful of fields).
+        Every parent's rows are gathered into one list and turned into response objects by one call of
+        the lane's builder (a dict display per row: a page has hundreds of rows and a handful of fields),
+        then handed out to the parents, a slice each.
         """
         lane, children = plan.rows, plan.children
         assert lane is not None and children is not None
@@ -506,49 +508,42 @@ class _Run:
         if keys:
             names, found = await loader.rows_by_key(keys)
         rows: list[Any] = []
-        outs: list[dict[str, Any]] = []
+        # Each parent's response object and where its rows start (and, with `many`, end) in `rows`.
+        spans: list[tuple[dict[str, Any], int, int]] = []
         key_field, nullable, many = plan.key, not plan.wrappers.startswith(NON_NULL), loader.many
         for key, parent in parents:
             value: Any = found.get(key)
             if many:
-                listed: list[dict[str, Any]] = [{} for _ in value] if value else []
-                if listed:
+                start = len(rows)
+                if value:
                     rows += value
-                    outs += listed
-                parent[key_field] = listed
+                spans.append((parent, start, len(rows)))
             elif value is not None:
-                one: dict[str, Any] = {}
+                spans.append((parent, len(rows), 0))
                 rows.append(value)
-                outs.append(one)
-                parent[key_field] = one
             elif nullable:
                 parent[key_field] = None
             else:
                 raise Unsupported("null in a non-null position is graphql-core's error to report")
+        outs = _lane_builder(plan, names)(rows) if rows else []
+        if many:
+            for parent, start, end in spans:
+                parent[key_field] = outs[start:end]
+        else:
+            for parent, start, _ in spans:
+                parent[key_field] = outs[start]
         column = {name: index for index, name in enumerate(names)}
         lanes: list[tuple[FieldPlan, list[tuple[Any, dict[str, Any]]]]] = []
         sources: list[Any] | None = None
         for child in children.fields:
-            field_key = child.key
-            if child.typename is not None:
-                typename = child.typename
-                for out in outs:
-                    out[field_key] = typename
-            elif child.rows is not None:
-                at = column[child.rows.key]
-                for out in outs:
-                    out[field_key] = None
+            if child.rows is not None:
                 if outs:
+                    at = column[child.rows.key]
                     lanes.append((child, [(row[at], out) for row, out in zip(rows, outs, strict=True)]))
-            elif child.attribute is not None:
-                at = column[child.attribute]
-                _write_leaves(child, outs, [row[at] for row in rows])
-            else:
+            elif child.method is not None:
                 if sources is None:
                     sources = [loader.shape.build(loader.node, row, names) for row in rows]
-                method = child.method
-                assert method is not None
-                _write_leaves(child, outs, [method(source) for source in sources])
+                _write_leaves(child, outs, [child.method(source) for source in sources])
         await self._lanes(lanes)
 
     def _arguments(self, plan: FieldPlan) -> tuple[dict[str, Any], Any]:
@@ -636,6 +631,70 @@ def _write_leaves(plan: FieldPlan, outs: list[dict[str, Any]], values: list[Any]
     else:
         for out, value in zip(outs, values, strict=True):
             out[key] = serialized(value)
+
+
+def _serialized(plan: FieldPlan) -> Callable[[Any], Any]:
+    """The field's leaf serialization of any value, as `_write_leaves` does it: a null where the schema allows one."""
+    serialize, nullable = plan.serialize, not plan.wrappers
+    assert serialize is not None
+
+    def serialized(value: Any) -> Any:
+        if value is not None:
+            return serialize(value)
+        if nullable:
+            return None
+        raise Unsupported("null in a non-null position is graphql-core's error to report")
+
+    return serialized
+
+
+# Most builders a lane keeps: one per set of columns its rows come with (one per document, in practice).
+BUILDERS_PER_PLAN = 8
+
+
+def _lane_builder(plan: FieldPlan, names: tuple[str, ...]) -> Callable[[list[Any]], list[dict[str, Any]]]:
+    """A function turning rows (of these columns) into the lane's response objects, one dict display per row,
+    compiled once per plan and set of columns.
+
+    The display holds each field of the selection in order: a `__typename`, a leaf read from its column (a value
+    of the class it serializes to, or an enum member, as it is; anything else through the field's serializer),
+    and a null where the caller writes a relationship's or a resolver's answer afterwards. The source names
+    nothing but generated identifiers and column positions: response keys, serializers and classes are
+    bound in its namespace.
+    """
+    builder = plan.builders.get(names)
+    if builder is not None:
+        return builder
+    assert plan.children is not None
+    column = {name: index for index, name in enumerate(names)}
+    namespace: dict[str, Any] = {}
+    items = []
+    for number, child in enumerate(plan.children.fields):
+        key = f"k{number}"
+        namespace[key] = child.key
+        if child.typename is not None:
+            namespace[f"t{number}"] = child.typename
+            value = f"t{number}"
+        elif child.attribute is not None:
+            at, serialized = column[child.attribute], f"s{number}"
+            namespace[serialized] = _serialized(child)
+            if child.plain is not None:
+                namespace[f"p{number}"] = child.plain
+                value = f"(v if (v := row[{at}]).__class__ is p{number} else {serialized}(v))"
+            elif child.enum_names is not None:
+                namespace[f"e{number}"] = child.enum_names.get
+                value = f"(n if (n := e{number}(row[{at}])) is not None else {serialized}(row[{at}]))"
+            else:
+                value = f"{serialized}(row[{at}])"
+        else:
+            value = "None"
+        items.append(f"{key}: {value}")
+    source = f"def build(rows):\n    return [{{{', '.join(items)}}} for row in rows]\n"
+    exec(compile(source, f"<row lane {plan.parent.name}.{plan.name}>", "exec"), namespace)
+    builder = namespace["build"]
+    if len(plan.builders) < BUILDERS_PER_PLAN:
+        plan.builders[names] = builder
+    return builder
 
 
 async def run_plan(plan: QueryPlan, strawberry_schema: Schema, variables: Any, context: Any,
