@@ -456,6 +456,19 @@ class _Run:
                 attribute = plan.attribute
                 _write_leaves(plan, [out for _, out in targets], [getattr(source, attribute) for source, _ in targets])
                 continue
+            if plan.attribute is not None and plan.children is not None and plan.wrappers in ("", NON_NULL):
+                # An object attribute (an edge's node): completed here rather than by a call per source.
+                attribute, key, keys, required = plan.attribute, plan.key, plan.children.keys, bool(plan.wrappers)
+                for source, out in targets:
+                    value = getattr(source, attribute)
+                    if value is None:
+                        if required:
+                            raise Unsupported("null in a non-null position is graphql-core's error to report")
+                        out[key] = None
+                    else:
+                        out[key] = child = dict.fromkeys(keys)
+                        nested.append((value, child))
+                continue
             if plan.attribute is not None:
                 attribute = plan.attribute
                 for source, out in targets:
@@ -581,6 +594,15 @@ class _Run:
         if depth < len(wrappers):
             if isinstance(value, str | bytes | dict):
                 raise Unsupported("not a list")
+            if plan.children is not None and wrappers[depth + 1:] == NON_NULL:
+                # A list of objects (a connection's edges): each completed here rather than by a call.
+                keys, objects = plan.children.keys, []
+                for item in value:
+                    if item is None:
+                        raise Unsupported("null in a non-null position is graphql-core's error to report")
+                    objects.append(completed := dict.fromkeys(keys))
+                    nested.append((item, completed))
+                return objects
             return [self._complete(plan, depth + 1, item, nested) for item in value]
         if plan.serialize is not None:
             return plan.serialize(value)
