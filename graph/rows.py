@@ -3,7 +3,11 @@
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
+from cachetools import LRUCache
+
 T = TypeVar("T")
+# Sets of fields whose columns a shape remembers.
+NAMES_CACHE_SIZE = 256
 
 
 class RowShape:
@@ -25,12 +29,21 @@ class RowShape:
         self.needs = {field: frozenset(names) for field, names in (needs or {}).items()}
         assert self.always <= set(self.names), "always-selected fields must be columns"
         assert all(names <= set(self.names) for names in self.needs.values()), "needs must name columns"
+        # Asked for several times by every request (by each loader and page that reads the type), and the same
+        # for every request of a document: one entry per set of fields asked for, as many as recent documents.
+        self._names_for: LRUCache[frozenset[str], tuple[str, ...]] = LRUCache(NAMES_CACHE_SIZE)
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.columns)
 
-    def names_for(self, fields: Iterable[str]) -> tuple[str, ...]:
+    def names_for(self, fields: frozenset[str]) -> tuple[str, ...]:
         """The columns that serve these fields (Python names of the type's GraphQL fields), in shape order."""
+        names = self._names_for.get(fields)
+        if names is None:
+            names = self._names_for[fields] = self._columns_serving(fields)
+        return names
+
+    def _columns_serving(self, fields: frozenset[str]) -> tuple[str, ...]:
         wanted = set(self.always)
         for field in fields:
             if field in self.needs:

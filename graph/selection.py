@@ -20,6 +20,7 @@ from strawberry.extensions import SchemaExtension
 from graph.rows import RowShape
 
 Fields = Mapping[str, frozenset[str]]
+NOTHING: frozenset[str] = frozenset()
 
 
 class Selection:
@@ -35,7 +36,7 @@ class Selection:
         # A type the document never names is still loaded for resolvers that
         # read it (a finding count reads severities): its always-selected keys.
         type_name = node_type.__strawberry_definition__.name  # type: ignore[attr-defined]
-        return shape.names_for(self.fields.get(type_name, ()))
+        return shape.names_for(self.fields.get(type_name, NOTHING))
 
     def asks(self, node_type: type, field: str) -> bool:
         """Whether the document asks for `field` (its Python name) of `node_type` objects; False until it is known."""
