@@ -75,14 +75,13 @@ class _Plan:
         return [processors[name](values[name]) if name in processors else values[name] for name in self.names]
 
     def rows(self, records: list[Any]) -> list[Row]:
-        if not self.result_processors:
+        if not self.result_processors or not records:
             return records
-        rows = [list(record) for record in records]
-        # Column by column: a page has a processed column or two and hundreds of rows.
+        # Column by column, and all of it in C: a page has a processed column or two and hundreds of rows.
+        columns: list[Any] = list(zip(*records, strict=True))
         for index, process in self.result_processors:
-            for row in rows:
-                row[index] = process(row[index])
-        return rows  # type: ignore[return-value]
+            columns[index] = map(process, columns[index])
+        return list(zip(*columns, strict=True))
 
 
 def _enum_lookup(column_type: Any, dialect: Dialect, oid: int) -> Callable[[Any], Any] | None:
