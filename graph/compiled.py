@@ -118,6 +118,10 @@ class FieldPlan:
     plain: type | None = None
     # An enum's names by member: a member found here is serialized by this lookup alone.
     enum_names: dict[Any, str] | None = None
+    # The whole of a leaf's serialization in one call: a null where the schema allows one (`_serialized`).
+    serialized: Callable[[Any], Any] | None = None
+    # A Float leaf: a finite float is its own serialization.
+    finite_float: bool = False
     # A row lane's response-object builders, by the column names of the rows they read (`_lane_builder`).
     builders: dict[tuple[str, ...], Callable[[list[Any]], list[dict[str, Any]]]] = field(default_factory=dict)
 
@@ -224,6 +228,8 @@ def _field(
         plan.argument_variables = tuple(dict.fromkeys(_variables_in(node.arguments for node in nodes)))
     if isinstance(named, GraphQLScalarType | GraphQLEnumType):
         plan.serialize = _leaf_serializer(named)
+        plan.serialized = _serialized(named, wrappers)
+        plan.finite_float = named.name == "Float"
         if isinstance(named, GraphQLEnumType):
             plan.enum_names = _enum_names(named)
         else:
@@ -633,15 +639,8 @@ class _Run:
 def _write_leaves(plan: FieldPlan, outs: list[dict[str, Any]], values: list[Any]) -> None:
     """Writes one leaf field into each response object: a value of the class it serializes to, or an enum member,
     as it is; anything else through the field's serializer; a null where the schema allows one."""
-    key, plain, enum_names = plan.key, plan.plain, plan.enum_names
-
-    def serialized(value: Any) -> Any:
-        if value is not None:
-            return plan.serialize(value)  # type: ignore[misc]
-        if plan.wrappers:
-            raise Unsupported("null in a non-null position is graphql-core's error to report")
-        return None
-
+    key, plain, enum_names, serialized = plan.key, plan.plain, plan.enum_names, plan.serialized
+    assert serialized is not None
     if plain is not None:
         for out, value in zip(outs, values, strict=True):
             out[key] = value if value.__class__ is plain else serialized(value)
@@ -655,14 +654,17 @@ def _write_leaves(plan: FieldPlan, outs: list[dict[str, Any]], values: list[Any]
             out[key] = serialized(value)
 
 
-def _serialized(plan: FieldPlan) -> Callable[[Any], Any]:
-    """The field's leaf serialization of any value, as `_write_leaves` does it: a null where the schema allows one."""
-    serialize, nullable = plan.serialize, not plan.wrappers
-    assert serialize is not None
+def _serialized(named: GraphQLScalarType | GraphQLEnumType, wrappers: str) -> Callable[[Any], Any]:
+    """A leaf field's serialization of any value: a null where the schema allows one (else graphql-core reports
+    it), and anything else through the type's serializer (a value it cannot serialize is graphql-core's too)."""
+    serialize, nullable = named.serialize, not wrappers
 
     def serialized(value: Any) -> Any:
         if value is not None:
-            return serialize(value)
+            result = serialize(value)
+            if result is None:
+                raise Unsupported("unserializable leaf")
+            return result
         if nullable:
             return None
         raise Unsupported("null in a non-null position is graphql-core's error to report")
@@ -699,10 +701,13 @@ def _lane_builder(plan: FieldPlan, names: tuple[str, ...]) -> Callable[[list[Any
             value = f"t{number}"
         elif child.attribute is not None:
             at, serialized = column[child.attribute], f"s{number}"
-            namespace[serialized] = _serialized(child)
+            namespace[serialized] = child.serialized
             if child.plain is not None:
                 namespace[f"p{number}"] = child.plain
                 value = f"(v if (v := row[{at}]).__class__ is p{number} else {serialized}(v))"
+            elif child.finite_float:
+                namespace["isfinite"] = math.isfinite
+                value = f"(v if (v := row[{at}]).__class__ is float and isfinite(v) else {serialized}(v))"
             elif child.enum_names is not None:
                 namespace[f"e{number}"] = child.enum_names.get
                 value = f"(n if (n := e{number}(row[{at}])) is not None else {serialized}(row[{at}]))"
