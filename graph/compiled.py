@@ -100,7 +100,6 @@ class FieldPlan:
     wrappers: str
     attribute: str | None = None
     typename: str | None = None
-    serialize: Callable[[Any], Any] | None = None
     children: "SelectionPlan | None" = None
     # A resolver called directly: (source, **arguments) or (**arguments).
     method: Callable[..., Any] | None = None
@@ -118,7 +117,7 @@ class FieldPlan:
     plain: type | None = None
     # An enum's names by member: a member found here is serialized by this lookup alone.
     enum_names: dict[Any, str] | None = None
-    # The whole of a leaf's serialization in one call: a null where the schema allows one (`_serialized`).
+    # A leaf's serialization of any value, a null where the schema allows one (`_serialized`).
     serialized: Callable[[Any], Any] | None = None
     # A Float leaf: a finite float is its own serialization.
     finite_float: bool = False
@@ -227,7 +226,6 @@ def _field(
         plan.permissions = permissions
         plan.argument_variables = tuple(dict.fromkeys(_variables_in(node.arguments for node in nodes)))
     if isinstance(named, GraphQLScalarType | GraphQLEnumType):
-        plan.serialize = _leaf_serializer(named)
         plan.serialized = _serialized(named, wrappers)
         plan.finite_float = named.name == "Float"
         if isinstance(named, GraphQLEnumType):
@@ -285,7 +283,7 @@ def _rows_plan(loads: Any, named: GraphQLObjectType, children: SelectionPlan) ->
         answerable = (
             child.typename is not None
             or (child.rows is not None and child.rows.key in shape.names)
-            or (child.serialize is not None and child.wrappers in ("", NON_NULL) and (
+            or (child.serialized is not None and child.wrappers in ("", NON_NULL) and (
                 child.attribute in shape.names
                 or (child.method is not None and child.passes_source and child.info_name is None
                     and not child.permissions
@@ -294,30 +292,6 @@ def _rows_plan(loads: Any, named: GraphQLObjectType, children: SelectionPlan) ->
         if not answerable:
             return None
     return RowsPlan(loads.loader, loads.key)
-
-
-def _leaf_serializer(named: GraphQLScalarType | GraphQLEnumType) -> Callable[[Any], Any]:
-    """`named.serialize`, with the values it would pass through unchanged passed through at once.
-
-    A page holds thousands of leaves; most are already what the response needs.
-    """
-    serialize = named.serialize
-
-    def checked(value: Any) -> Any:
-        serialized = serialize(value)
-        if serialized is None:
-            raise Unsupported("unserializable leaf")
-        return serialized
-
-    if isinstance(named, GraphQLEnumType):
-        names = _enum_names(named)
-        return lambda value: names[value] if value in names else checked(value)
-    plain = PASSED_THROUGH.get(named.name)
-    if plain is not None:
-        return lambda value: value if value.__class__ is plain else checked(value)
-    if named.name == "Float":
-        return lambda value: value if value.__class__ is float and math.isfinite(value) else checked(value)
-    return checked
 
 
 def _enum_names(named: GraphQLEnumType) -> dict[Any, str]:
@@ -457,7 +431,7 @@ class _Run:
                 for _, out in targets:
                     out[plan.key] = plan.typename
                 continue
-            if plan.attribute is not None and plan.serialize is not None and plan.wrappers in ("", NON_NULL):
+            if plan.attribute is not None and plan.serialized is not None and plan.wrappers in ("", NON_NULL):
                 # The most common field of all: a scalar attribute.
                 attribute = plan.attribute
                 _write_leaves(plan, [out for _, out in targets], [getattr(source, attribute) for source, _ in targets])
@@ -610,8 +584,8 @@ class _Run:
                     nested.append((item, completed))
                 return objects
             return [self._complete(plan, depth + 1, item, nested) for item in value]
-        if plan.serialize is not None:
-            return plan.serialize(value)
+        if plan.serialized is not None:
+            return plan.serialized(value)
         assert plan.children is not None
         out: dict[str, Any] = dict.fromkeys(plan.children.keys)
         nested.append((value, out))
