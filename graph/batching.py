@@ -1,9 +1,10 @@
 """The base of every DataLoader: one short-lived connection and one SELECT per batch."""
 
 import functools
-from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import groupby
+from operator import itemgetter
 from typing import Any, ClassVar, Generic, TypeVar
 
 from aiodataloader import DataLoader
@@ -53,9 +54,11 @@ class BatchLoader(DataLoader, Generic[K, V]):  # type: ignore[type-arg]
     needs); it is built once per scope shape, dialect and column set and run
     with the batch's keys and the viewer's id. Each row answers the key in
     its `key_column`: one row per key, or with `many` a list of them in the
-    statement's order. A loader whose keys are the primary keys of `parent`
-    rows, and whose rows a viewer sees exactly when they see the parent,
-    names it: a batch of parents the request has shown needs no scope.
+    statement's order, which is by key first (each key's rows then come
+    together, and are gathered a run at a time). A loader whose keys are the
+    primary keys of `parent` rows, and whose rows a viewer sees exactly when
+    they see the parent, names it: a batch of parents the request has shown
+    needs no scope.
     """
 
     node: ClassVar[type]
@@ -168,9 +171,14 @@ class BatchLoader(DataLoader, Generic[K, V]):  # type: ignore[type-arg]
         if not self.many:
             grouped = {row[at]: row for row in rows}
         else:
-            grouped = defaultdict(list)
-            for row in rows:
-                grouped[row[at]].append(row)
+            grouped = {}
+            # A run of one key's rows at a time; should an order not group them, a key seen before gets the
+            # later run added to its list.
+            for key, run in groupby(rows, itemgetter(at)):
+                if key in grouped:
+                    grouped[key].extend(run)
+                else:
+                    grouped[key] = list(run)
         self._read = (frozenset(keys), names, grouped)
         return names, grouped
 

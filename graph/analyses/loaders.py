@@ -50,7 +50,7 @@ class FindingsByAnalysisIdLoader(BatchLoader[uuid.UUID, list[Finding]]):
     def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select:
         return (
             among_visible_analyses(select(*columns), viewer, models.Finding.analysis_id, key)
-            .order_by(SEVERITY_RANK, models.Finding.rule_id, models.Finding.id)
+            .order_by(models.Finding.analysis_id, SEVERITY_RANK, models.Finding.rule_id, models.Finding.id)
         )
 
 
@@ -72,7 +72,7 @@ class SourcesByFindingIdLoader(BatchLoader[uuid.UUID, list[SourceReference]]):
             select(*columns)
             .join(models.Finding, models.Finding.id == models.SourceReference.finding_id)
             .where(key(models.SourceReference.finding_id), analysis_scope(viewer, models.Finding.analysis_id))
-            .order_by(models.SourceReference.page_number, models.SourceReference.id)
+            .order_by(models.SourceReference.finding_id, models.SourceReference.page_number, models.SourceReference.id)
         )
 
 

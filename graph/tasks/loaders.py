@@ -77,7 +77,7 @@ class ArtifactsByTaskIdLoader(BatchLoader[uuid.UUID, list[Artifact]]):
     def statement(viewer: Viewer, key: KeyMatch, columns: Columns) -> Select:
         return (
             among_visible_tasks(select(*columns), viewer, models.Artifact.task_id, key)
-            .order_by(models.Artifact.index, models.Artifact.created_at, models.Artifact.id)
+            .order_by(models.Artifact.task_id, models.Artifact.index, models.Artifact.created_at, models.Artifact.id)
         )
 
 
