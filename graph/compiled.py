@@ -455,17 +455,26 @@ class _Run:
                     out[plan.key] = self._complete(plan, 0, getattr(source, attribute), nested)
                 continue
             if plan.method is not None:
-                method, (arguments, info) = plan.method, self._arguments(plan)
-                for permission in plan.permissions:
-                    for source, _ in targets:
-                        if permission.has_permission(source, info, **arguments) is not True:
-                            raise Unsupported("a refusal is graphql-core's to report")
-                if plan.info_name is not None:
-                    arguments[plan.info_name] = info
+                method = plan.method
+                arguments: dict[str, Any] = {}
+                assert plan.strawberry_field is not None
+                # A resolver of the object alone (a global id) needs no arguments and no Info made for it.
+                if plan.permissions or plan.info_name is not None or plan.strawberry_field.arguments:
+                    arguments, info = self._arguments(plan)
+                    for permission in plan.permissions:
+                        for source, _ in targets:
+                            if permission.has_permission(source, info, **arguments) is not True:
+                                raise Unsupported("a refusal is graphql-core's to report")
+                    if plan.info_name is not None:
+                        arguments[plan.info_name] = info
                 if plan.passes_source:
                     values = [method(source, **arguments) for source, _ in targets]
                 else:
                     values = [method(**arguments) for _ in targets]
+                if (plan.serialized is not None and plan.wrappers in ("", NON_NULL)
+                        and not any(map(optimized_is_awaitable, values))):
+                    _write_leaves(plan, [out for _, out in targets], values)
+                    continue
             else:
                 resolve = plan.definition.resolve
                 args = get_argument_values(plan.definition, plan.nodes[0], self.variables)
