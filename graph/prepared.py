@@ -93,7 +93,7 @@ class PreparedOperations:
     def get(self, query: str, operation_name: str | None) -> Prepared | None:
         return self._prepared.get((query, operation_name))
 
-    def request(self, body: bytes) -> "Checked | None":
+    def request(self, body: bytes) -> Checked | None:
         """The prepared operation a JSON request body names, with its variables coerced and checked;
         None when the body is of another shape, names no prepared operation, or a check refuses it."""
         checked = self._bodies.get(body)
