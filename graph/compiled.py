@@ -108,6 +108,8 @@ class FieldPlan:
     info_name: str | None = None
     # Permissions checked before the resolver is called directly (a refusal is graphql-core's to report).
     permissions: tuple[BasePermission, ...] = ()
+    # A resolver of the object alone (a global id): no arguments, no Info, no permissions to build or check.
+    alone: bool = False
     # The variables the field's arguments use, by name: the converted arguments of each of their values
     # are kept here (a few, per plan), so a repeated request converts nothing.
     argument_variables: tuple[str, ...] = ()
@@ -225,6 +227,8 @@ def _field(
         plan.info_name = resolver.info_parameter.name if resolver.info_parameter else None
         plan.permissions = permissions
         plan.argument_variables = tuple(dict.fromkeys(_variables_in(node.arguments for node in nodes)))
+        plan.alone = (plan.passes_source and plan.info_name is None and not permissions
+                      and not strawberry_field.arguments)
     if isinstance(named, GraphQLScalarType | GraphQLEnumType):
         plan.serialized = _serialized(named, wrappers)
         plan.finite_float = named.name == "Float"
@@ -285,9 +289,7 @@ def _rows_plan(loads: Any, named: GraphQLObjectType, children: SelectionPlan) ->
             or (child.rows is not None and child.rows.key in shape.names)
             or (child.serialized is not None and child.wrappers in ("", NON_NULL) and (
                 child.attribute in shape.names
-                or (child.method is not None and child.passes_source and child.info_name is None
-                    and not child.permissions
-                    and child.strawberry_field is not None and not child.strawberry_field.arguments)))
+                or child.alone))
         )
         if not answerable:
             return None
@@ -457,9 +459,7 @@ class _Run:
             if plan.method is not None:
                 method = plan.method
                 arguments: dict[str, Any] = {}
-                assert plan.strawberry_field is not None
-                # A resolver of the object alone (a global id) needs no arguments and no Info made for it.
-                if plan.permissions or plan.info_name is not None or plan.strawberry_field.arguments:
+                if not plan.alone:
                     arguments, info = self._arguments(plan)
                     for permission in plan.permissions:
                         for source, _ in targets:
