@@ -3,9 +3,10 @@
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db import figures
 from db.access import Viewer
 from db.base import utcnow
 from db.claims import check_claim
@@ -13,7 +14,7 @@ from db.enums import EventType, TaskStatus
 from db.errors import Conflict, InvalidInput
 from db.events import add_event, take_event_sequence
 from db.inputs import AnalysisInput, validate_input
-from db.models import Analysis, Artifact, Finding, SourceReference
+from db.models import Analysis, Artifact, Finding, SourceReference, Task
 
 RECORDABLE_STATUSES = frozenset({TaskStatus.PROCESSING, TaskStatus.COMPLETED})
 
@@ -38,9 +39,11 @@ async def record_analysis(
         raise Conflict(f"an analysis can be recorded only while a task is PROCESSING or COMPLETED, not {status}")
 
     existing = await session.scalar(select(Analysis.id).where(Analysis.task_id == task_id))
+    replaced = figures.Figures()
     if existing is not None:
         if not replace:
             raise Conflict("this task already has an analysis; ask to replace it")
+        replaced = await figures.stored_contribution(session, task_id)
         await session.execute(delete(Analysis).where(Analysis.id == existing))
 
     await _check_artifacts_belong_to_task(session, task_id, analysis_input)
@@ -73,6 +76,16 @@ async def record_analysis(
         await session.execute(insert(Finding), finding_rows)
     if source_rows:
         await session.execute(insert(SourceReference), source_rows)
+    owner_id, created_at = (await session.execute(
+        update(Task).where(Task.id == task_id)
+        .values(verdict=analysis_input.verdict,
+                compliance_key=-1.0 if analysis_input.compliance_score is None else analysis_input.compliance_score)
+        .returning(Task.user_id, Task.created_at)
+    )).one()
+    figures.counted(session, owner_id, created_at, replaced, sign=-1)
+    figures.counted(session, owner_id, created_at, figures.analysis_figures(
+        analysis_input.verdict, analysis_input.compliance_score, analysis_input.confidence_score,
+        (finding.severity for finding in analysis_input.findings)))
 
     add_event(
         session,

@@ -1,17 +1,25 @@
-"""Dashboard figures, each one SQL aggregate over the viewer's tasks."""
+"""Dashboard figures, read from the figures kept per owner (db/figures.py), exact and flat at any size.
 
+Without a window of creation times, a USER's dashboard is one row read by key and its days' rows;
+a WORKER's or an ADMIN's a sum of one row per owner. With a window, the whole days inside it come
+from the per-day rows, and only the parts of days at its two ends (when it does not start or end at
+midnight UTC) are counted from the tasks themselves: at most two days of one owner's tasks.
+"""
+
+import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from typing import Any
+from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import Date, cast, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import and_
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db import figures
 from db.access import Viewer
 from db.base import utcnow
 from db.enums import Severity, TaskStatus, Verdict
-from db.listing import TaskCriteria, task_list
-from db.models import Analysis, Finding, Task
+from db.errors import Forbidden
+from db.listing import TaskCriteria
+from db.models import Task
 
 
 @dataclass(frozen=True)
@@ -26,69 +34,83 @@ class DashboardFigures:
 
 
 async def dashboard_figures(
-    session: AsyncSession, viewer: Viewer, criteria: TaskCriteria, days: int, now: datetime | None = None
+    connection: AsyncConnection, viewer: Viewer, criteria: TaskCriteria, days: int, now: datetime | None = None
 ) -> DashboardFigures:
-    scoped = task_list(viewer, criteria, (Task.id,)).subquery()
-    by_status = dict(
-        (await session.execute(
-            select(Task.status, func.count()).where(Task.id.in_(select(scoped.c.id))).group_by(Task.status)
-        )).all()
-    )
-    verdict_rows = (await session.execute(
-        select(
-            Analysis.verdict,
-            func.count(),
-            func.sum(Analysis.compliance_score),
-            func.count(Analysis.compliance_score),
-            func.sum(Analysis.confidence_score),
-            func.count(Analysis.confidence_score),
-        )
-        .where(Analysis.task_id.in_(select(scoped.c.id)))
-        .group_by(Analysis.verdict)
-    )).all()
-    by_severity = dict(
-        (await session.execute(
-            select(Finding.severity, func.count())
-            .join(Analysis, Analysis.id == Finding.analysis_id)
-            .where(Analysis.task_id.in_(select(scoped.c.id)))
-            .group_by(Finding.severity)
-        )).all()
-    )
+    owner_id = _owner(viewer, criteria)
     today = (now or utcnow()).date()
     first_day = today - timedelta(days=days - 1)
-    day = _utc_day(session)
-    per_day: dict[Any, int] = dict(
-        (await session.execute(
-            select(day, func.count())
-            .where(Task.id.in_(select(scoped.c.id)), day >= first_day)
-            .group_by(day)
-        )).all()
-    )
-    per_day = {_as_date(key): count for key, count in per_day.items()}
-    compliance_sum = sum(row[2] or 0.0 for row in verdict_rows)
-    compliance_count = sum(row[3] for row in verdict_rows)
-    confidence_sum = sum(row[4] or 0.0 for row in verdict_rows)
-    confidence_count = sum(row[5] for row in verdict_rows)
+    after, before = criteria.created_after, criteria.created_before
+    if after is None and before is None:
+        totals = await figures.owner_totals(connection, owner_id)
+        per_day = await figures.tasks_per_day(connection, owner_id, first_day, today)
+    else:
+        totals, per_day = await _window(connection, owner_id, after, before, first_day, today)
     return DashboardFigures(
-        total_tasks=sum(by_status.values()),
-        tasks_by_status={status: by_status.get(status, 0) for status in TaskStatus},
-        analyses_by_verdict={verdict: 0 for verdict in Verdict} | {row[0]: row[1] for row in verdict_rows},
-        findings_by_severity={severity: by_severity.get(severity, 0) for severity in Severity},
-        average_compliance_score=compliance_sum / compliance_count if compliance_count else None,
-        average_confidence_score=confidence_sum / confidence_count if confidence_count else None,
-        tasks_per_day=[
-            (first_day + timedelta(days=offset), per_day.get(first_day + timedelta(days=offset), 0))
-            for offset in range(days)
-        ],
+        total_tasks=int(sum(totals[name] for name in figures.STATUS_FIGURES.values())),
+        tasks_by_status={status: int(totals[name]) for status, name in figures.STATUS_FIGURES.items()},
+        analyses_by_verdict={verdict: int(totals[name]) for verdict, name in figures.VERDICT_FIGURES.items()},
+        findings_by_severity={severity: int(totals[name]) for severity, name in figures.SEVERITY_FIGURES.items()},
+        average_compliance_score=_average(totals, "compliance"),
+        average_confidence_score=_average(totals, "confidence"),
+        tasks_per_day=[(first_day + timedelta(days=offset), per_day.get(first_day + timedelta(days=offset), 0))
+                       for offset in range(days)],
     )
 
 
-def _utc_day(session: AsyncSession):  # type: ignore[no-untyped-def]
-    if session.get_bind().dialect.name == "postgresql":
-        return cast(func.timezone("UTC", Task.created_at), Date)
-    # SQLite keeps UTC text; date() takes its first ten characters' day.
-    return func.date(Task.created_at)
+def _owner(viewer: Viewer, criteria: TaskCriteria) -> uuid.UUID | None:
+    """Whose figures the viewer asks for: their own, one owner's, or (None) everyone's."""
+    if not viewer.sees_every_task:
+        if criteria.owner_id is not None and criteria.owner_id != viewer.user_id:
+            raise Forbidden("only workers and admins can list another user's tasks")
+        return viewer.user_id
+    return criteria.owner_id
 
 
-def _as_date(value: date | str) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(value)
+async def _window(
+    connection: AsyncConnection, owner_id: uuid.UUID | None, after: datetime | None,
+    before: datetime | None, first_day: date, today: date,
+) -> tuple[figures.Figures, dict[date, int]]:
+    """The figures of the tasks created in [after, before): whole days from their rows, the ends counted."""
+    whole_from = None if after is None else _day_from(after)
+    whole_until = None if before is None else before.astimezone(UTC).date() - timedelta(days=1)
+    totals = figures.Figures()
+    per_day: dict[date, int] = {}
+    if whole_from is None or whole_until is None or whole_from <= whole_until:
+        totals = await figures.day_totals(connection, owner_id, whole_from, whole_until)
+        shown_from = max(first_day, whole_from) if whole_from else first_day
+        shown_until = min(today, whole_until) if whole_until else today
+        if shown_from <= shown_until:
+            per_day = await figures.tasks_per_day(connection, owner_id, shown_from, shown_until)
+    for start, end in _partial_days(after, before):
+        owned = [] if owner_id is None else [Task.user_id == owner_id]
+        condition = and_(Task.created_at >= start, Task.created_at < end, *owned)
+        for (_, day), counted in (await figures.recount(connection, condition)).items():
+            totals.add(counted)
+            if first_day <= day <= today:
+                per_day[day] = per_day.get(day, 0) + int(sum(counted[name] for name in figures.STATUS_FIGURES.values()))
+    return totals, per_day
+
+
+def _day_from(moment: datetime) -> date:
+    """The first day wholly at or after `moment`."""
+    moment = moment.astimezone(UTC)
+    return moment.date() if moment.time() == time() else moment.date() + timedelta(days=1)
+
+
+def _partial_days(after: datetime | None, before: datetime | None) -> list[tuple[datetime, datetime]]:
+    """The parts of days the window covers without covering the whole day: at most two."""
+    parts: list[tuple[datetime, datetime]] = []
+    if after is not None and after.astimezone(UTC).time() != time():
+        end_of_day = datetime.combine(after.astimezone(UTC).date() + timedelta(days=1), time(), UTC)
+        parts.append((after, end_of_day if before is None else min(before, end_of_day)))
+    if before is not None and before.astimezone(UTC).time() != time():
+        start_of_day = datetime.combine(before.astimezone(UTC).date(), time(), UTC)
+        start = start_of_day if after is None else max(after, start_of_day)
+        if not parts or parts[0][1] <= start:
+            parts.append((start, before))
+    return [(start, end) for start, end in parts if start < end]
+
+
+def _average(totals: figures.Figures, score: str) -> float | None:
+    count = totals[f"{score}_count"]
+    return totals[f"{score}_sum"] / count if count else None

@@ -17,8 +17,15 @@ from sqlalchemy.ext.asyncio import (
 
 from db.availability import report_unavailability
 from db.events import EventNotice, announce_access_changes, announce_events
+from db.figures import apply_changes
 from db.reads import DriverReads, Row, StatementObserver
 from db.settings import Settings
+
+# The statements run through SQLAlchemy are the ones whose cost depends on who asks (filters, counts,
+# windows, writes scoped to an owner): each is planned for its own values, so a small account never
+# runs on a plan PostgreSQL made generic after a large one's runs. The driver reads (db/reads.py) are
+# reads by key and page, the same plan for anyone, and keep theirs generic.
+CUSTOM_PLANS = {"plan_cache_mode": "force_custom_plan"}
 
 
 def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
@@ -31,6 +38,7 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
             "pool_size": settings.db_pool_size,
             "max_overflow": settings.db_max_overflow,
             "pool_pre_ping": settings.db_pool_pre_ping,
+            "connect_args": {"server_settings": CUSTOM_PLANS},
         }
         engine = create_async_engine(settings.database_url, **(options | overrides))
         _discard_closed_connections(engine)
@@ -123,6 +131,7 @@ class Database:
         """A session inside one write transaction, committed on success, rolled back on error."""
         async with self.write_sessions.begin() as session:
             yield session
+            await apply_changes(session)
             notices = await announce_events(session)
             access_changes = await announce_access_changes(session)
         if notices:

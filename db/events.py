@@ -136,6 +136,8 @@ async def announce_events(session: AsyncSession) -> list[EventNotice]:
     )
     # A task deleted in the same transaction took its events with it.
     surviving = [event for event in events if event.task_id in owners]
+    for event in surviving:
+        event.user_id = owners[event.task_id]
     await number_positions(session, surviving)
     notices = [
         EventNotice(event.task_id, event.sequence, owners[event.task_id], event.position)  # type: ignore[arg-type]

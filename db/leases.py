@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db import figures
 from db.access import Viewer
 from db.base import utcnow
 from db.claims import RELEASED_CLAIM, check_claim, lock_task_claim
@@ -86,7 +87,7 @@ async def _end_lapsed_claim(
         error_message = (
             f"gave up after {attempts} attempts: each time, the worker's lease expired before it finished"
         )
-    sequence = await session.scalar(
+    changed = (await session.execute(
         update(Task)
         .where(
             Task.id == task_id,
@@ -95,10 +96,12 @@ async def _end_lapsed_claim(
             Task.lease_expires_at < now,
         )
         .values(lifecycle_values(target, error_message) | RELEASED_CLAIM)
-        .returning(Task.last_event_sequence)
-    )
-    if sequence is None:
+        .returning(Task.last_event_sequence, Task.user_id, Task.created_at)
+    )).one_or_none()
+    if changed is None:
         return
+    sequence, owner_id, created_at = changed
+    figures.status_moved(session, owner_id, created_at, TaskStatus.PROCESSING, target)
     data: dict[str, Any] = {
         "from": TaskStatus.PROCESSING.value, "to": target.value, "reason": LEASE_EXPIRED, "attempt": attempts
     }

@@ -8,12 +8,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, exists, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.access import Viewer
+from db import figures
+from db.access import VIEWER_ID, Viewer
 from db.enums import Role, Severity, TaskStatus, Verdict
 from db.errors import Forbidden
 from db.models import Analysis, Finding, Task
-from db.pagination import SortKey
+from db.pagination import Count, SortKey, count_rows
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ TASK_ORDERINGS: dict[str, Any] = {
     "UPDATED_AT": Task.updated_at,
     # Tasks without a size (URL audits) or a score sort as -1, before every real value.
     "FILE_SIZE": func.coalesce(Task.file_size, -1),
-    "COMPLIANCE_SCORE": func.coalesce(Analysis.compliance_score, -1.0),
+    "COMPLIANCE_SCORE": Task.compliance_key,
 }
 
 
@@ -81,7 +83,7 @@ def _task_list(viewer: Viewer, criteria: TaskCriteria, columns: tuple[Any, ...],
                analysis_columns: tuple[Any, ...]) -> Select:
     statement = select(*columns).select_from(Task).where(viewer.visible_tasks(), *_task_conditions(criteria))
     # A task has at most one analysis (task_id is unique), so the join repeats no task.
-    if order_field == "COMPLIANCE_SCORE" or analysis_columns:
+    if analysis_columns:
         statement = statement.outerjoin(Analysis, Analysis.task_id == Task.id)
     return statement.add_columns(*analysis_columns)
 
@@ -90,20 +92,17 @@ def _task_conditions(criteria: TaskCriteria) -> list[Any]:
     conditions: list[Any] = []
     if criteria.statuses is not None:
         conditions.append(Task.status.in_(list(criteria.statuses)))
-    # The subqueries correlate to Task only: when the list is sorted by score,
-    # Analysis is outer-joined beside it and would otherwise be correlated away.
+    # The task keeps its analysis's verdict (db/analyses.py): an index walk, not a join.
     if criteria.verdicts is not None:
-        conditions.append(
-            exists()
-            .where(Analysis.task_id == Task.id, Analysis.verdict.in_(list(criteria.verdicts)))
-            .correlate(Task)
-        )
+        conditions.append(Task.verdict.in_(list(criteria.verdicts)))
     if criteria.created_after is not None:
         conditions.append(Task.created_at >= criteria.created_after)
     if criteria.created_before is not None:
         conditions.append(Task.created_at < criteria.created_before)
     if criteria.filename_contains:
         conditions.append(Task.original_filename.icontains(criteria.filename_contains, autoescape=True))
+    # The subquery correlates to Task only: when a page reads its analyses,
+    # Analysis is outer-joined beside it and would otherwise be correlated away.
     if criteria.finding_severities is not None:
         conditions.append(
             exists()
@@ -149,3 +148,41 @@ def finding_list(viewer: Viewer, criteria: FindingCriteria, columns: tuple[Any, 
     if criteria.task_statuses is not None:
         statement = statement.where(Task.status.in_(list(criteria.task_statuses)))
     return statement
+
+
+async def task_count(connection: AsyncConnection, viewer: Viewer, criteria: TaskCriteria, limit: int) -> Count:
+    """How many of the viewer's tasks meet `criteria`: from the maintained figures when the filter is one
+    they keep (none, statuses, verdicts, an owner), else counted up to `limit` along an index."""
+    names = _figure_names(criteria)
+    if names is None:
+        counted = task_list(viewer, criteria, (Task.id,))
+        return await count_rows(connection, counted, {VIEWER_ID: viewer.user_id}, limit)
+    owner_id = criteria.owner_id if viewer.sees_every_task else viewer.user_id
+    if criteria.owner_id is not None and criteria.owner_id != owner_id:
+        raise Forbidden("only workers and admins can list another user's tasks")
+    totals = await figures.owner_totals(connection, owner_id)
+    return Count(int(sum(totals[name] for name in names)))
+
+
+def _figure_names(criteria: TaskCriteria) -> list[str] | None:
+    if any(value is not None for value in (
+        criteria.created_after, criteria.created_before, criteria.filename_contains or None,
+        criteria.finding_severities, criteria.source_url,
+    )):
+        return None
+    if criteria.statuses is not None and criteria.verdicts is not None:
+        return None
+    if criteria.verdicts is not None:
+        return [figures.VERDICT_FIGURES[verdict] for verdict in set(criteria.verdicts)]
+    statuses = TaskStatus if criteria.statuses is None else set(criteria.statuses)
+    return [figures.STATUS_FIGURES[status] for status in statuses]
+
+
+async def finding_count(connection: AsyncConnection, viewer: Viewer, criteria: FindingCriteria, limit: int) -> Count:
+    """How many findings the viewer may see meet `criteria`: from the figures when only severities filter them."""
+    if any(value is not None for value in (criteria.rule_id, criteria.category, criteria.verdicts,
+                                           criteria.task_statuses)):
+        return await count_rows(connection, finding_list(viewer, criteria, (Finding.id,)), None, limit)
+    severities = Severity if criteria.severities is None else set(criteria.severities)
+    totals = await figures.owner_totals(connection, None if viewer.sees_every_task else viewer.user_id)
+    return Count(int(sum(totals[figures.SEVERITY_FIGURES[severity]] for severity in severities)))

@@ -2,12 +2,13 @@
 
 import enum
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Date,
     Enum,
     Float,
     ForeignKey,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -56,6 +58,20 @@ class Task(IdMixin, TimestampMixin, Base):
         Index(None, "created_at"),
         Index(None, "user_id", "created_at", "id"),
         Index(None, "status", "created_at", "id"),
+        # Every list ordering and filter a viewer can ask for is a walk of one of these
+        # (db/listing.py): a USER's list by its owner first, a WORKER's or ADMIN's without.
+        Index(None, "user_id", "status", "created_at", "id"),
+        Index(None, "user_id", "verdict", "created_at", "id"),
+        Index(None, "verdict", "created_at", "id"),
+        Index(None, "user_id", "compliance_key", "id"),
+        Index(None, "compliance_key", "id"),
+        Index(None, "user_id", "updated_at", "id"),
+        Index(None, "updated_at", "id"),
+        # The lease sweep and the expired-leases gauge read only the tasks being processed.
+        Index(
+            "ix_tasks_processing_lease_expires_at", "lease_expires_at",
+            postgresql_where=text("status = 'PROCESSING'"), sqlite_where=text("status = 'PROCESSING'"),
+        ),
         CheckConstraint("file_size IS NULL OR file_size >= 0", name="file_size_non_negative"),
         CheckConstraint("page_count IS NULL OR page_count >= 0", name="page_count_non_negative"),
         CheckConstraint(
@@ -91,6 +107,11 @@ class Task(IdMixin, TimestampMixin, Base):
     # Claims since the task was last queued by hand: the current claim's attempt number.
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The analysis's verdict and compliance score, kept here by db/analyses.py in the same transaction,
+    # so that filtering by verdict and ordering by score are walks of the task indexes above. The score
+    # is -1 without an analysis or a score: a NULL would break the keyset comparison of a page cursor.
+    verdict: Mapped[Verdict | None] = mapped_column(_enum(Verdict, "verdict"))
+    compliance_key: Mapped[float] = mapped_column(Float, default=-1.0, server_default="-1")
 
     owner: Mapped[User] = relationship(back_populates="tasks", lazy="raise", foreign_keys=[user_id])
     analysis: Mapped["Analysis | None"] = relationship(
@@ -184,6 +205,7 @@ class TaskEvent(IdMixin, TimestampMixin, Base):
     __table_args__ = (
         UniqueConstraint("task_id", "sequence"),
         UniqueConstraint("position"),
+        Index(None, "user_id", "position"),
         CheckConstraint("sequence >= 1", name="sequence_positive"),
     )
 
@@ -193,6 +215,9 @@ class TaskEvent(IdMixin, TimestampMixin, Base):
     # numbered just before its transaction commits (db.events.announce_events):
     # NULL only inside that transaction, never in a committed row.
     position: Mapped[int | None] = mapped_column(BigInteger)
+    # The task's owner, written with the position: a USER resuming the log reads their own events
+    # by (user_id, position) instead of every event committed since, by anyone.
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     type: Mapped[EventType] = mapped_column(_enum(EventType, "event_type"))
     data: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
 
@@ -218,3 +243,50 @@ class Artifact(IdMixin, TimestampMixin, Base):
     file_hash: Mapped[str] = mapped_column(String(64))
 
     task: Mapped[Task] = relationship(back_populates="artifacts", lazy="raise")
+
+
+class FigureColumns(TimestampMixin):
+    """What the dashboard shows, kept as running totals (db/figures.py keeps them; every write that
+    moves one changes it in its own transaction): tasks by status; analyses by verdict, with the sums
+    and counts of their scores; findings by severity. One column a value, so a change is one row
+    update. Column names are the enum values in lower case."""
+
+    queued: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    processing: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    completed: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    failed: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    cancelled: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    approved: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    review: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    rejected: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    compliance_sum: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    compliance_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    confidence_sum: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    confidence_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    critical: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    major: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    info: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+class OwnerFigures(FigureColumns, Base):
+    """The figures of all of one owner's tasks."""
+
+    __tablename__ = "owner_figures"
+
+    owner_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, sort_order=-10
+    )
+
+
+class OwnerDayFigures(FigureColumns, Base):
+    """The figures of one owner's tasks created on one day (UTC): tasks per day, and dashboards
+    over a window of days."""
+
+    __tablename__ = "owner_day_figures"
+    __table_args__ = (Index(None, "day"),)
+
+    owner_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, sort_order=-10
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True, sort_order=-9)

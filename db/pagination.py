@@ -166,6 +166,21 @@ async def keyset_page(
     )
 
 
-async def count_rows(session: Executor, statement: Select, parameters: dict[str, Any] | None = None) -> int:
-    total = await session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()), parameters)
-    return int(total or 0)
+@dataclass(frozen=True, slots=True)
+class Count:
+    """How many rows a list holds: `value` exactly, or (not `exact`) more than `value`, the count limit."""
+
+    value: int
+    exact: bool = True
+
+
+async def count_rows(session: Executor, statement: Select, parameters: dict[str, Any] | None = None,
+                     limit: int | None = None) -> Count:
+    """The rows of `statement`, counted up to `limit` and no further: the count stops where its budget does."""
+    counted = statement.order_by(None)
+    if limit is not None:
+        counted = counted.limit(limit + 1)
+    total = int(await session.scalar(select(func.count()).select_from(counted.subquery()), parameters) or 0)
+    if limit is not None and total > limit:
+        return Count(limit, exact=False)
+    return Count(total)

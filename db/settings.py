@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     # Open WebSocket and SSE connections of one user, counted per worker process.
     max_connections_per_user: int = Field(default=100, gt=0)
     max_page_size: int = Field(default=100, gt=0)
+    # How far a totalCount that the maintained figures cannot answer (a filename or date filter, say)
+    # counts before it stops and says so (totalCountIsExact false): a count's cost has a ceiling.
+    count_limit: int = Field(default=10_000, gt=0)
     max_query_depth: int = Field(default=12, gt=0)
     max_query_tokens: int = Field(default=5000, gt=0)
     max_aliases: int = Field(default=30, ge=0)

@@ -10,6 +10,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db import figures
 from db.access import Viewer
 from db.base import utcnow
 from db.claims import DEFAULT_LEASE, RELEASED_CLAIM, check_claim, lock_task_claim, new_claim
@@ -95,6 +96,7 @@ async def create_file_task(session: AsyncSession, owner_id: uuid.UUID, file: Sto
             raise
         raise DuplicateTask(existing) from None
     add_event(session, task.id, 1, EventType.CREATED, {"status": TaskStatus.QUEUED.value})
+    figures.task_created(session, owner_id, now, TaskStatus.QUEUED)
     await session.flush()
     return task
 
@@ -138,6 +140,7 @@ async def create_url_task(session: AsyncSession, owner_id: uuid.UUID, url: str) 
     )
     session.add(task)
     add_event(session, task.id, 1, EventType.CREATED, {"status": TaskStatus.QUEUED.value})
+    figures.task_created(session, owner_id, now, TaskStatus.QUEUED)
     await session.flush()
     return task, False
 
@@ -221,6 +224,7 @@ async def transition_task(
     )
     if task is None:
         raise Conflict("task changed while it was being updated; retry")
+    figures.status_moved(session, task.user_id, task.created_at, current, target)
     data: dict[str, Any] = {"from": current.value, "to": target.value}
     if target is TaskStatus.PROCESSING:
         data |= claim_event_data(task)
@@ -263,6 +267,7 @@ async def claim_next_task(
     )
     if task is None:
         return None
+    figures.status_moved(session, task.user_id, task.created_at, TaskStatus.QUEUED, TaskStatus.PROCESSING)
     data: dict[str, Any] = {"from": TaskStatus.QUEUED.value, "to": TaskStatus.PROCESSING.value}
     add_event(session, task.id, task.last_event_sequence, EventType.STATUS_CHANGED, data | claim_event_data(task))
     await session.flush()
@@ -302,6 +307,9 @@ async def delete_task(session: AsyncSession, task_id: uuid.UUID, *, viewer: View
         raise Forbidden("only the task's owner or an ADMIN can delete it")
     artifact_paths = await session.scalars(select(Artifact.file_path).where(Artifact.task_id == task_id))
     paths = [*artifact_paths, *([task.file_path] if task.file_path else [])]
+    gone = await figures.stored_contribution(session, task_id)
+    gone[figures.STATUS_FIGURES[task.status]] += 1
+    figures.counted(session, task.user_id, task.created_at, gone, sign=-1)
     # The foreign keys cascade to analyses, findings, sources, events and artifacts.
     await session.execute(delete(Task).where(Task.id == task_id))
     return paths

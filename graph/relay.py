@@ -1,5 +1,6 @@
 """Relay conventions: global ids, the Node interface, and keyset-backed connections."""
 
+import asyncio
 import base64
 import binascii
 import uuid
@@ -10,7 +11,7 @@ import orjson
 import strawberry
 
 from db.errors import InvalidInput
-from db.pagination import Page, SortKey
+from db.pagination import Count, Page, SortKey
 
 NodeT = TypeVar("NodeT")
 DEFAULT_PAGE_SIZE = 20
@@ -78,12 +79,38 @@ class Edge(Generic[NodeT]):
 class Connection(Generic[NodeT]):
     edges: list[Edge[NodeT]]
     page_info: PageInfo
-    _count: strawberry.Private[Callable[[], Awaitable[int]]]
+    _count: strawberry.Private[Callable[[], Awaitable[Count]]]
+    # The count, once asked for: totalCount and totalCountIsExact share it. A connection is made per request.
+    _counted: strawberry.Private["asyncio.Future[Count] | None"] = None
 
-    @strawberry.field(description="How many items the whole list holds, across every page.")
+    @strawberry.field(description=(
+        "How many items the whole list holds, across every page. Exact when `totalCountIsExact` is true, "
+        "which it always is for a list without a filter, or filtered only by status, verdict or owner (those "
+        "are read from figures kept as the data changes); a list with another filter is counted up to the "
+        "server's count limit, and when more match this is that limit and `totalCountIsExact` is false."
+    ))
     async def total_count(self) -> int:
+        return (await self._counting()).value
+
+    @strawberry.field(description="False when more items match than `totalCount` says (it is then the count limit).")
+    async def total_count_is_exact(self) -> bool:
+        return (await self._counting()).exact
+
+    async def _counting(self) -> Count:
         # Counted only when asked for: most page requests never need it.
-        return await self._count()
+        if self._counted is not None:
+            return await self._counted
+        counted = self._counted = asyncio.get_running_loop().create_future()
+        try:
+            counted.set_result(await self._count())
+        except Exception as error:
+            counted.set_exception(error)
+            counted.exception()  # retrieved: the error goes to the caller, not to the loop's log
+            raise
+        except BaseException:
+            counted.cancel()
+            raise
+        return counted.result()
 
 
 def page_size(first: int | None, last: int | None, maximum: int) -> tuple[int | None, int | None]:
@@ -119,7 +146,7 @@ def connection_from_page(
     nodes: list[NodeT],
     ordering: str,
     key: SortKey,
-    count: Callable[[], Awaitable[int]],
+    count: Callable[[], Awaitable[Count]],
 ) -> Connection[NodeT]:
     edges = [
         Edge(node=node, sort_values=values, ordering=ordering, key=key)

@@ -6,15 +6,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import select, text
 
 from db.access import SYSTEM
 from db.analyses import record_analysis
-from db.models import Task, User
+from db.models import User
 from db.tasks import transition_task
 from graph.relay import to_global_id
 from tests.api import Api
-from tests.factories import analysis_input, make_task, make_user
+from tests.factories import analysis_input, backdate_task, make_task, make_user
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -32,7 +32,7 @@ async def _generated(api: Api) -> tuple[str, User]:
             task = await make_task(session, owner, original_filename=rng.choice(["Grid_A.pdf", "loan%file.pdf", "site.csv", "b_100.txt"]),
                                    file_size=rng.randrange(0, 10**10))
             created = NOW - timedelta(days=rng.randrange(0, 20), minutes=i)
-            await session.execute(update(Task).where(Task.id == task.id).values(created_at=created))
+            await backdate_task(session, task, created)
             path = rng.choice(["queued", "processing", "analysed", "completed", "failed", "cancelled"])
             if path == "cancelled":
                 await transition_task(session, task.id, "CANCELLED", viewer=SYSTEM)

@@ -1,7 +1,7 @@
 import strawberry
 
-from db.listing import FINDING_SORT_KEY, FindingCriteria, finding_list
-from db.pagination import count_rows, keyset_page
+from db.listing import FINDING_SORT_KEY, FindingCriteria, finding_count, finding_list
+from db.pagination import Count, keyset_page
 from graph.analyses.types import FINDING_COLUMNS, Finding
 from graph.context import Info
 from graph.enums import Severity, TaskStatus, Verdict
@@ -43,9 +43,9 @@ class FindingQueries:
             after=decode_cursor(after, tag, FINDING_SORT_KEY),
         )
 
-        async def count() -> int:
+        async def count() -> Count:
             async with context.database.read() as connection:
-                return await count_rows(connection, statement)
+                return await finding_count(connection, viewer, criteria, context.settings.count_limit)
 
         findings = [Finding.from_row(row, names) for row in page.rows]
         return connection_from_page(page, findings, tag, FINDING_SORT_KEY, count)

@@ -69,8 +69,8 @@ class DashboardQueries:
             created_before=filter.created_before,
             owner_id=from_global_id(filter.owner_id, "User")[1] if filter.owner_id else None,
         )
-        async with info.context.database.sessions() as session:
-            figures = await dashboard_figures(session, viewer, criteria, filter.days)
+        async with info.context.database.read() as connection:
+            figures = await dashboard_figures(connection, viewer, criteria, filter.days)
         return Dashboard(
             total_tasks=figures.total_tasks,
             tasks_by_status=[StatusCount(status=s, count=c) for s, c in figures.tasks_by_status.items()],

@@ -7,8 +7,8 @@ from sqlalchemy import select
 from db import models
 from db.access import VIEWER_ID
 from db.errors import InvalidInput
-from db.listing import NO_CRITERIA, TaskCriteria, shared_task_list, task_sort_key
-from db.pagination import Page, SortKey, count_rows, keyset_page
+from db.listing import NO_CRITERIA, TaskCriteria, shared_task_list, task_count, task_sort_key
+from db.pagination import Count, Page, SortKey, keyset_page
 from graph.analyses.types import ANALYSIS_COLUMNS, Analysis
 from graph.context import Info
 from graph.enums import SortDirection
@@ -73,10 +73,9 @@ async def task_connection(
         parameters=viewer_id,
     )
 
-    async def count() -> int:
-        counted = shared_task_list(viewer, criteria, columns, order_field=order.field.value)
+    async def count() -> Count:
         async with context.database.read() as connection:
-            return await count_rows(connection, counted, viewer_id)
+            return await task_count(connection, viewer, criteria, context.settings.count_limit)
 
     tasks = [Task.from_row(row, names) for row in page.rows]
     loaders.task_by_id.remember(tasks)
@@ -102,10 +101,10 @@ async def event_connection(info: Info, task: Task, *, first: int | None, after: 
         has_previous_page=after_sequence > 0,
     )
 
-    async def count() -> int:
+    async def count() -> Count:
         # Sequences are gap-free and events are never deleted, so the last
         # number handed out is the count.
-        return task.event_count
+        return Count(task.event_count)
 
     return connection_from_page(page, page_events, tag, EVENT_SORT_KEY, count)
 

@@ -3,7 +3,7 @@ from sqlalchemy import select
 
 from db import models
 from db.access import user_scope
-from db.pagination import SortKey, count_rows, keyset_page
+from db.pagination import Count, SortKey, count_rows, keyset_page
 from graph.context import Info
 from graph.permissions import IsAdmin, IsAuthenticated
 from graph.relay import Connection, connection_from_page, decode_cursor, page_size
@@ -31,7 +31,7 @@ class UserQueries:
             after=decode_cursor(after, "users", USER_SORT_KEY),
         )
 
-        async def count() -> int:
+        async def count() -> Count:
             async with context.database.read() as connection:
                 return await count_rows(connection, statement)
 

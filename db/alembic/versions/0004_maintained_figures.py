@@ -1,0 +1,145 @@
+"""Maintained figures: per-owner counters, a task's verdict and score, the owner on each event, list indexes
+
+Revision ID: 4f1a2b3c4d5e
+Revises: 61e069a4908c
+Create Date: 2026-12-06 13:34:33.353355
+
+The new columns and tables are filled from the existing rows with one set-based statement each
+(a join, not a probe per row), before the indexes over them are built. Everything runs in the
+migration's one transaction: readers go on reading the old rows meanwhile (MVCC on PostgreSQL,
+WAL on SQLite); writers of the tasks being filled wait for the commit.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+
+from alembic import op
+
+revision: str = "4f1a2b3c4d5e"
+down_revision: str | None = "61e069a4908c"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+STATUSES = ("QUEUED", "PROCESSING", "COMPLETED", "FAILED", "CANCELLED")
+VERDICTS = ("APPROVED", "REVIEW", "REJECTED")
+SEVERITIES = ("CRITICAL", "MAJOR", "MINOR", "INFO")
+COUNTERS = (*STATUSES, *VERDICTS, *SEVERITIES)
+FIGURES = (*(name.lower() for name in COUNTERS),
+           "compliance_sum", "compliance_count", "confidence_sum", "confidence_count")
+
+
+def _figure_columns() -> list[sa.Column]:
+    columns = [sa.Column(name, sa.Float() if name.endswith("_sum") else sa.BigInteger(), server_default="0",
+                         nullable=False) for name in FIGURES]
+    return [
+        *columns,
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    ]
+
+
+def upgrade() -> None:
+    op.create_table(
+        "owner_figures",
+        sa.Column("owner_id", sa.Uuid(), nullable=False),
+        *_figure_columns(),
+        sa.ForeignKeyConstraint(["owner_id"], ["users.id"], name=op.f("fk_owner_figures_owner_id_users"),
+                                ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("owner_id", name=op.f("pk_owner_figures")),
+    )
+    op.create_table(
+        "owner_day_figures",
+        sa.Column("owner_id", sa.Uuid(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        *_figure_columns(),
+        sa.ForeignKeyConstraint(["owner_id"], ["users.id"], name=op.f("fk_owner_day_figures_owner_id_users"),
+                                ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("owner_id", "day", name=op.f("pk_owner_day_figures")),
+    )
+    with op.batch_alter_table("task_events", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("user_id", sa.Uuid(), nullable=True))
+        batch_op.create_foreign_key(
+            batch_op.f("fk_task_events_user_id_users"), "users", ["user_id"], ["id"], ondelete="CASCADE"
+        )
+    with op.batch_alter_table("tasks", schema=None) as batch_op:
+        batch_op.add_column(sa.Column(
+            "verdict",
+            sa.Enum(*VERDICTS, name="verdict", native_enum=False, create_constraint=True, length=32),
+            nullable=True,
+        ))
+        batch_op.add_column(sa.Column("compliance_key", sa.Float(), server_default="-1", nullable=False))
+
+    _backfill()
+
+    with op.batch_alter_table("owner_day_figures", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_owner_day_figures_day"), ["day"], unique=False)
+    with op.batch_alter_table("task_events", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_task_events_user_id_position"), ["user_id", "position"], unique=False)
+    with op.batch_alter_table("tasks", schema=None) as batch_op:
+        for columns in (("user_id", "status", "created_at", "id"), ("user_id", "verdict", "created_at", "id"),
+                        ("verdict", "created_at", "id"), ("user_id", "compliance_key", "id"),
+                        ("compliance_key", "id"), ("user_id", "updated_at", "id"), ("updated_at", "id")):
+            batch_op.create_index(batch_op.f(f"ix_tasks_{'_'.join(columns)}"), list(columns), unique=False)
+        batch_op.create_index(
+            "ix_tasks_processing_lease_expires_at", ["lease_expires_at"], unique=False,
+            postgresql_where=sa.text("status = 'PROCESSING'"), sqlite_where=sa.text("status = 'PROCESSING'"),
+        )
+
+
+def _backfill() -> None:
+    postgresql = op.get_bind().dialect.name == "postgresql"
+    op.execute(
+        "UPDATE tasks SET verdict = analyses.verdict, compliance_key = coalesce(analyses.compliance_score, -1) "
+        "FROM analyses WHERE analyses.task_id = tasks.id"
+    )
+    op.execute("UPDATE task_events SET user_id = tasks.user_id FROM tasks WHERE tasks.id = task_events.task_id")
+    day = "CAST(timezone('UTC', tasks.created_at) AS date)" if postgresql else "date(tasks.created_at)"
+    now = "now()" if postgresql else "CURRENT_TIMESTAMP"
+
+    def flag(column: str, value: str) -> str:
+        return f"CASE WHEN {column} = '{value}' THEN 1 ELSE 0 END"
+
+    per_task = ", ".join([
+        *(f"{flag('tasks.status', status)} AS {status.lower()}" for status in STATUSES),
+        *(f"{flag('analyses.verdict', verdict)} AS {verdict.lower()}" for verdict in VERDICTS),
+        *(f"coalesce(severities.{severity.lower()}, 0) AS {severity.lower()}" for severity in SEVERITIES),
+        "coalesce(analyses.compliance_score, 0) AS compliance_sum",
+        "CASE WHEN analyses.compliance_score IS NULL THEN 0 ELSE 1 END AS compliance_count",
+        "coalesce(analyses.confidence_score, 0) AS confidence_sum",
+        "CASE WHEN analyses.confidence_score IS NULL THEN 0 ELSE 1 END AS confidence_count",
+    ])
+    by_severity = ", ".join(f"sum({flag('severity', severity)}) AS {severity.lower()}" for severity in SEVERITIES)
+    sums = ", ".join(f"sum({name})" for name in FIGURES)
+    names = ", ".join(FIGURES)
+    op.execute(
+        f"INSERT INTO owner_day_figures (owner_id, day, {names}, created_at, updated_at) "
+        f"SELECT owner_id, day, {sums}, {now}, {now} FROM ("
+        f" SELECT tasks.user_id AS owner_id, {day} AS day, {per_task} FROM tasks"
+        "  LEFT JOIN analyses ON analyses.task_id = tasks.id"
+        f"  LEFT JOIN (SELECT analysis_id, {by_severity} FROM findings GROUP BY analysis_id) AS severities"
+        "   ON severities.analysis_id = analyses.id"
+        ") AS per_task GROUP BY owner_id, day"
+    )
+    op.execute(
+        f"INSERT INTO owner_figures (owner_id, {names}, created_at, updated_at) "
+        f"SELECT owner_id, {sums}, {now}, {now} FROM owner_day_figures GROUP BY owner_id"
+    )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("tasks", schema=None) as batch_op:
+        batch_op.drop_index("ix_tasks_processing_lease_expires_at")
+        for columns in (("updated_at", "id"), ("user_id", "updated_at", "id"), ("compliance_key", "id"),
+                        ("user_id", "compliance_key", "id"), ("verdict", "created_at", "id"),
+                        ("user_id", "verdict", "created_at", "id"), ("user_id", "status", "created_at", "id")):
+            batch_op.drop_index(batch_op.f(f"ix_tasks_{'_'.join(columns)}"))
+        batch_op.drop_column("compliance_key")
+        batch_op.drop_constraint(batch_op.f("ck_tasks_verdict"), type_="check")
+        batch_op.drop_column("verdict")
+    with op.batch_alter_table("task_events", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_task_events_user_id_position"))
+        batch_op.drop_constraint(batch_op.f("fk_task_events_user_id_users"), type_="foreignkey")
+        batch_op.drop_column("user_id")
+    op.drop_table("owner_day_figures")
+    op.drop_table("owner_figures")
