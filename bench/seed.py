@@ -29,12 +29,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tqdm import tqdm
 
 from bench.workload import BENCH_PASSWORD, Scale, user_email
-from db import migrations
+from db import figures, migrations
 from db.base import Base
 from db.models import User  # noqa: F401  (registers every table of the schema)
 
 # Bump when the generated rows change, so old seeded databases are not reused.
-SEED_VERSION = 1
+SEED_VERSION = 2
 BASE_TIME = datetime(2023, 1, 1, tzinfo=UTC)
 SPAN = timedelta(days=730)
 BATCH_TASKS = 5_000
@@ -43,13 +43,14 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "users": ("id", "email", "hashed_password", "is_active", "role", "created_at", "updated_at"),
     "tasks": ("id", "user_id", "status", "original_filename", "content_type", "file_path", "file_size",
               "file_hash", "page_count", "started_at", "completed_at", "last_event_sequence",
-              "created_at", "updated_at"),
+              "verdict", "compliance_key", "created_at", "updated_at"),
     "analyses": ("id", "task_id", "equipment_type", "test_type", "equipment_tag", "verdict",
                  "compliance_score", "confidence_score", "summary", "extraction_result",
                  "created_at", "updated_at"),
     "findings": ("id", "analysis_id", "severity", "rule_id", "category", "message", "evidence",
                  "remediation", "confidence", "created_at", "updated_at"),
-    "task_events": ("id", "task_id", "sequence", "type", "data", "created_at", "updated_at"),
+    "task_events": ("id", "task_id", "user_id", "sequence", "position", "type", "data", "created_at",
+                    "updated_at"),
 }
 JSON_COLUMNS = {"analyses": {"extraction_result"}, "findings": {"evidence"}, "task_events": {"data"}}
 
@@ -154,15 +155,17 @@ def _user_rows(batch: Batch, scale: Scale, index: int, password_hash: str) -> No
         # One file in a hundred is larger than 4 GiB: the API must carry its size whole.
         size = rng.randint(5 * 2**30, 8 * 2**30) if rng.random() < 0.01 else rng.randint(20_000, 40_000_000)
         pages = rng.randint(1, 80)
-        batch.rows["tasks"].append((
-            task_id, user_id, "COMPLETED", f"{name}-{number:05d}{extension}", content_type,
-            f"{digest[:2]}/{digest}", size, digest, pages, started, completed, 4, created, completed))
         equipment, test = rng.choice(EQUIPMENT)
         verdict = rng.choice(VERDICTS)
+        compliance = round(rng.uniform(0, 100), 1)
+        batch.rows["tasks"].append((
+            task_id, user_id, "COMPLETED", f"{name}-{number:05d}{extension}", content_type,
+            f"{digest[:2]}/{digest}", size, digest, pages, started, completed, 4, verdict, compliance,
+            created, completed))
         recorded = completed - timedelta(milliseconds=1)
         batch.rows["analyses"].append((
             analysis_id, task_id, equipment, test, f"EQ-{rng.randint(1000, 9999)}", verdict,
-            round(rng.uniform(0, 100), 1), round(rng.uniform(0.3, 1.0), 3),
+            compliance, round(rng.uniform(0.3, 1.0), 3),
             f"{scale.findings_per_task} findings on the {test} test of a {equipment}.",
             {"pages": pages, "tables": rng.randint(0, 12)}, recorded, recorded))
         batch.rows["findings"].extend(
@@ -174,8 +177,11 @@ def _user_rows(batch: Batch, scale: Scale, index: int, password_hash: str) -> No
                                       "findingCount": scale.findings_per_task, "replaced": False}, recorded),
             (4, "STATUS_CHANGED", {"from": "PROCESSING", "to": "COMPLETED"}, completed),
         )
+        # Positions in the order of the tasks' slots, as the interleaved creation times go.
+        first_position = (number * scale.users + index) * len(events)
         batch.rows["task_events"].extend(
-            (_uuid(rng), task_id, sequence, kind, data, at, at) for sequence, kind, data, at in events)
+            (_uuid(rng), task_id, user_id, sequence, first_position + sequence, kind, data, at, at)
+            for sequence, kind, data, at in events)
     batch.tasks += scale.user_tasks
 
 
@@ -224,9 +230,10 @@ async def _seed_postgres(database_url: str, scale: Scale, password_hash: str, pr
                         for table, rows in batch.rows.items():
                             await connection.copy_records_to_table(table, records=rows, columns=COLUMNS[table])
                         bar.update(batch.tasks)
-                    await connection.execute(f'COMMENT ON DATABASE "{database}" IS \'{marker(scale)}\'')
         finally:
             pending.cancel()
+        await rebuild_figures(database_url)
+        await connection.execute(f'COMMENT ON DATABASE "{database}" IS \'{marker(scale)}\'')
         # The steady state autovacuum would reach: statistics and a visibility map.
         await connection.execute("VACUUM (ANALYZE)")
         return True
@@ -274,10 +281,22 @@ def _seed_sqlite(database_url: str, scale: Scale, password_hash: str, progress: 
                         connection.execute(Base.metadata.tables[table].insert(),
                                            [dict(zip(names, row, strict=True)) for row in rows])
                     bar.update(batch.tasks)
-                connection.exec_driver_sql(f"PRAGMA user_version={sqlite_marker(scale)}")
+            asyncio.run(rebuild_figures(database_url))
+            connection.exec_driver_sql(f"PRAGMA user_version={sqlite_marker(scale)}")
+            connection.commit()
         return True
     finally:
         engine.dispose()
+
+
+async def rebuild_figures(database_url: str) -> None:
+    """The dashboard figures of the rows copied in, which went around the domain operations that keep them."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await figures.rebuild(connection)
+    finally:
+        await engine.dispose()
 
 
 async def migrate(database_url: str) -> None:

@@ -11,10 +11,11 @@ the last thing before the commit (db/engine.py), as one upsert into `owner_day_f
 
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Date, Select, case, cast, func, select, true
+from sqlalchemy import ColumnElement, Date, Select, case, cast, delete, func, insert, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -230,3 +231,56 @@ async def stored(connection: AsyncConnection) -> tuple[dict[uuid.UUID, Figures],
 
 def _as_date(value: date | str) -> date:
     return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+@dataclass(frozen=True)
+class Drift:
+    """Where the kept figures and a recount from the base tables disagree."""
+
+    owners_checked: int
+    days_checked: int
+    differences: list[str]
+
+
+async def drift(connection: AsyncConnection) -> Drift:
+    """Recount every owner's figures from the base tables and compare them with the kept ones."""
+    counted_days = await recount(connection)
+    counted_owners: dict[uuid.UUID, Figures] = {}
+    for (owner_id, _), counted_figures in counted_days.items():
+        counted_owners.setdefault(owner_id, Figures()).add(counted_figures)
+    kept_owners, kept_days = await stored(connection)
+    differences: list[str] = []
+    for owner_id in sorted(kept_owners.keys() | counted_owners.keys()):
+        if found := _difference(kept_owners.get(owner_id, Figures()), counted_owners.get(owner_id, Figures())):
+            differences.append(f"owner {owner_id}: {found}")
+    for owner_id, day in sorted(kept_days.keys() | counted_days.keys()):
+        if found := _difference(kept_days.get((owner_id, day), Figures()), counted_days.get((owner_id, day), Figures())):
+            differences.append(f"owner {owner_id} on {day}: {found}")
+    return Drift(len(kept_owners.keys() | counted_owners.keys()), len(kept_days.keys() | counted_days.keys()),
+                 differences)
+
+
+def _difference(kept: Figures, counted: Figures) -> str:
+    """The figures that differ, as 'name kept≠counted'; sums of scores within rounding are equal."""
+    return ", ".join(
+        f"{name} {kept[name]:g}≠{counted[name]:g}" for name in FIGURE_NAMES
+        if abs(kept[name] - counted[name]) > (1e-6 * max(1.0, abs(counted[name])) if name.endswith("_sum") else 0)
+    )
+
+
+async def rebuild(connection: AsyncConnection) -> None:
+    """Replace the kept figures with a recount: for rows loaded in bulk, around the domain operations."""
+    counted_days = await recount(connection)
+    await connection.execute(delete(OwnerDayFigures))
+    await connection.execute(delete(OwnerFigures))
+    now = utcnow()
+    counted_owners: dict[uuid.UUID, Figures] = {}
+    for (owner_id, _), counted_figures in counted_days.items():
+        counted_owners.setdefault(owner_id, Figures()).add(counted_figures)
+    if counted_owners:
+        await connection.execute(insert(OwnerFigures), [
+            {"owner_id": owner_id, **_row(owner_figures), "created_at": now, "updated_at": now}
+            for owner_id, owner_figures in sorted(counted_owners.items())])
+        await connection.execute(insert(OwnerDayFigures), [
+            {"owner_id": owner_id, "day": day, **_row(day_figures), "created_at": now, "updated_at": now}
+            for (owner_id, day), day_figures in sorted(counted_days.items())])

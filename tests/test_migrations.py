@@ -7,6 +7,7 @@ from sqlalchemy.engine import Connection
 
 from db import migrations
 from db.engine import create_engine
+from db.migrations import compared
 from db.models import Base
 from tests.conftest import make_settings
 
@@ -60,7 +61,7 @@ async def test_autogenerate_finds_no_difference_between_models_and_migrations(
 
     # when
     def diff(connection: Connection) -> list[object]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(connection, opts={"compare_type": True, "include_object": compared})
         return compare_metadata(context, Base.metadata)
 
     async with engine.connect() as connection:

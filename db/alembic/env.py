@@ -7,7 +7,7 @@ from sqlalchemy.engine import Connection
 
 from alembic import context
 from db.engine import create_engine
-from db.migrations import migrating
+from db.migrations import compared, migrating
 from db.models import Base
 from db.settings import Settings
 
@@ -23,6 +23,7 @@ def run_migrations(connection: Connection) -> None:
         # SQLite cannot ALTER most things in place; batch mode copies the table.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=compared,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -5,6 +5,8 @@ import asyncio
 import tempfile
 from pathlib import Path
 
+from db.engine import create_engine
+from db.figures import drift
 from db.settings import HOME, Settings
 from graph.commands.database import schema_behind, sqlite_file_missing
 from graph.commands.failures import FAILED, describe, shown_url
@@ -36,6 +38,22 @@ async def _database(settings: Settings) -> tuple[str | None, str | None]:
     return None, behind
 
 
+async def _figures(settings: Settings) -> tuple[str | None, str]:
+    """(how the kept figures differ from a recount, or None; what was compared)."""
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as connection:
+            found = await drift(connection)
+    finally:
+        await engine.dispose()
+    compared = f"{found.owners_checked} owners and {found.days_checked} owner-days equal a recount from the tasks"
+    if not found.differences:
+        return None, compared
+    shown = "; ".join(found.differences[:5])
+    more = f" (and {len(found.differences) - 5} more)" if len(found.differences) > 5 else ""
+    return f"{len(found.differences)} kept figures differ from a recount: {shown}{more}", compared
+
+
 def check(settings: Settings, args: argparse.Namespace) -> int:
     results: list[tuple[str, str | None, str]] = []
     try:
@@ -50,6 +68,8 @@ def check(settings: Settings, args: argparse.Namespace) -> int:
     if unreachable is None:
         results.append(("schema", behind, "at the newest migration"))
     results.append(("storage", _writable_folder(settings.upload_dir), f"uploads writable in {settings.upload_dir}"))
+    if args.figures and unreachable is None and behind is None:
+        results.append(("figures", *asyncio.run(_figures(settings))))
     for name, problem, fine in results:
         print(f"{name:<9} {'ok' if problem is None else 'FAILED':<6} {problem or fine}")
     return 0 if all(problem is None for _, problem, _ in results) else FAILED
@@ -61,4 +81,8 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         description="Check what the server needs before it starts: settings fit for the environment, the "
                     "database reachable with its schema at the newest migration, the upload folder writable. "
                     "Exits 1 when anything fails.")
+    parser.add_argument("--figures", action="store_true",
+                        help="also recount every owner's dashboard figures from the tasks, analyses and findings "
+                             "and compare them with the figures kept as the data changes (reads every row: slow "
+                             "on a large database)")
     parser.set_defaults(handler=check)
