@@ -10,7 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from sqlalchemy import select, update
 
+from db.engine import Database
+from db.models import OwnerFigures
 from db.settings import Settings
 from graph.app import create_app
 from graph.cli import build_parser
@@ -174,6 +177,30 @@ async def test_check_passes_on_a_ready_deployment_and_names_what_fails(database_
     assert unreachable.returncode == 1
     assert "database  FAILED the database is unreachable at the moment" in unreachable.stdout
     assert "hunter2-secret" not in unreachable.stdout + unreachable.stderr
+
+
+async def test_check_figures_recounts_the_dashboard_figures_and_names_one_that_drifted(
+    database_url: str, data_dir: Path
+) -> None:
+    # given: the demo data set, whose figures the domain operations kept
+    assert run_cli("demo", DATABASE_URL=database_url, DATA_DIR=str(data_dir)).returncode == 0
+    consistent = run_cli("check", "--figures", DATABASE_URL=database_url, DATA_DIR=str(data_dir))
+    # ... and then one owner's figure changed behind their back
+    database = Database.from_settings(make_settings(database_url, data_dir))
+    async with database.transaction() as session:
+        await session.execute(update(OwnerFigures).values(queued=OwnerFigures.queued + 7)
+                              .where(OwnerFigures.owner_id == select(OwnerFigures.owner_id).limit(1).scalar_subquery()))
+    await database.dispose()
+
+    # when
+    drifted = run_cli("check", "--figures", DATABASE_URL=database_url, DATA_DIR=str(data_dir))
+
+    # then
+    assert consistent.returncode == 0, consistent.stdout
+    assert re.search(r"^figures\s+ok\s+\d+ owners and \d+ owner-days equal a recount", consistent.stdout, re.M)
+    assert drifted.returncode == 1
+    assert re.search(r"^figures\s+FAILED 1 kept figures differ from a recount: owner [0-9a-f-]+: queued \d+≠\d+$",
+                     drifted.stdout, re.M), drifted.stdout
 
 
 async def test_demo_data_answers_the_readme_queries(database_url: str, data_dir: Path) -> None:

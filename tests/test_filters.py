@@ -141,37 +141,57 @@ async def test_a_filter_on_the_analysis_combines_with_ordering_by_compliance_sco
 
 
 DASHBOARD = """
-{ dashboard(filter: {days: 30}) {
+query Dashboard($after: DateTime, $before: DateTime) {
+  dashboard(filter: {days: 30, createdAfter: $after, createdBefore: $before}) {
     totalTasks averageComplianceScore averageConfidenceScore
     tasksByStatus { status count } analysesByVerdict { verdict count } findingsBySeverity { severity count }
     tasksPerDay { day count }
 } }
 """
+MIDNIGHT = NOW.replace(hour=0, minute=0, second=0)
 
 
-async def test_dashboard_figures_equal_independent_counts(api: Api) -> None:
+@pytest.mark.parametrize(("after", "before"), [
+    (None, None),
+    (NOW - timedelta(days=12, hours=5), NOW - timedelta(days=3, hours=7)),
+    (MIDNIGHT - timedelta(days=9), MIDNIGHT - timedelta(days=2)),
+    (MIDNIGHT - timedelta(days=9), None),
+    (None, NOW - timedelta(days=4, minutes=17)),
+    (NOW - timedelta(days=5, hours=3), NOW - timedelta(days=5, hours=1)),
+], ids=["everything", "from and to the middle of days", "whole days", "since a midnight", "until a moment",
+        "within one day"])
+async def test_dashboard_figures_equal_independent_counts(
+    api: Api, after: datetime | None, before: datetime | None
+) -> None:
     token, owner = await _generated(api)
     owner_key = owner.id if api.database.dialect != "sqlite" else owner.id.hex
+    window = " AND t.created_at >= :after" if after else ""
+    window += " AND t.created_at < :before" if before else ""
+    sqlite = api.database.dialect == "sqlite"
+    bounds = {name: (value.replace(tzinfo=None) if sqlite else value)
+              for name, value in (("after", after), ("before", before)) if value}
 
     async with api.database.sessions() as session:
         async def one(sql: str) -> Any:
-            return (await session.execute(text(sql), {"owner": owner_key})).all()
+            return (await session.execute(text(sql), {"owner": owner_key, **bounds})).all()
 
-        statuses = dict(await one("SELECT status, count(*) FROM tasks WHERE user_id = :owner GROUP BY status"))
-        verdicts = dict(await one("SELECT a.verdict, count(*) FROM analyses a JOIN tasks t ON t.id = a.task_id WHERE t.user_id = :owner GROUP BY a.verdict"))
-        severities = dict(await one("SELECT f.severity, count(*) FROM findings f JOIN analyses a ON a.id = f.analysis_id JOIN tasks t ON t.id = a.task_id WHERE t.user_id = :owner GROUP BY f.severity"))
-        scores = await one("SELECT a.compliance_score, a.confidence_score FROM analyses a JOIN tasks t ON t.id = a.task_id WHERE t.user_id = :owner")
-        created = [row[0] for row in await one("SELECT created_at FROM tasks WHERE user_id = :owner")]
+        owned = f"t.user_id = :owner{window}"
+        statuses = dict(await one(f"SELECT status, count(*) FROM tasks t WHERE {owned} GROUP BY status"))
+        verdicts = dict(await one(f"SELECT a.verdict, count(*) FROM analyses a JOIN tasks t ON t.id = a.task_id WHERE {owned} GROUP BY a.verdict"))
+        severities = dict(await one(f"SELECT f.severity, count(*) FROM findings f JOIN analyses a ON a.id = f.analysis_id JOIN tasks t ON t.id = a.task_id WHERE {owned} GROUP BY f.severity"))
+        scores = await one(f"SELECT a.compliance_score, a.confidence_score FROM analyses a JOIN tasks t ON t.id = a.task_id WHERE {owned}")
+        created = [row[0] for row in await one(f"SELECT created_at FROM tasks t WHERE {owned}")]
 
-    data = (await api.data(DASHBOARD, token=token))["dashboard"]
+    variables = {name: value.isoformat() for name, value in (("after", after), ("before", before)) if value}
+    data = (await api.data(DASHBOARD, variables, token=token))["dashboard"]
 
-    assert data["totalTasks"] == 40
+    assert data["totalTasks"] == len(created)
     assert {c["status"]: c["count"] for c in data["tasksByStatus"] if c["count"]} == statuses
     assert {c["verdict"]: c["count"] for c in data["analysesByVerdict"] if c["count"]} == verdicts
     assert {c["severity"]: c["count"] for c in data["findingsBySeverity"] if c["count"]} == severities
     compliance = [s[0] for s in scores if s[0] is not None]
-    assert data["averageComplianceScore"] == pytest.approx(sum(compliance) / len(compliance))
-    assert data["averageConfidenceScore"] == pytest.approx(sum(s[1] for s in scores) / len(scores))
+    assert data["averageComplianceScore"] == (pytest.approx(sum(compliance) / len(compliance)) if compliance else None)
+    assert data["averageConfidenceScore"] == (pytest.approx(sum(s[1] for s in scores) / len(scores)) if scores else None)
     days: dict[str, int] = {}
     for value in created:
         day = (value if isinstance(value, datetime) else datetime.fromisoformat(value)).date().isoformat()
