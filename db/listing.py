@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, exists, func, select
+from sqlalchemy import BigInteger, Select, exists, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import figures
@@ -34,7 +34,8 @@ TASK_ORDERINGS: dict[str, Any] = {
     "CREATED_AT": Task.created_at,
     "UPDATED_AT": Task.updated_at,
     # Tasks without a size (URL audits) or a score sort as -1, before every real value.
-    "FILE_SIZE": func.coalesce(Task.file_size, -1),
+    # Written as the expression index on it is (its -1 inline, not a parameter), so that both databases see the index.
+    "FILE_SIZE": func.coalesce(Task.file_size, literal_column("-1", BigInteger())),
     "COMPLIANCE_SCORE": Task.compliance_key,
 }
 

@@ -27,14 +27,16 @@ def alembic_config() -> Config:
     return config
 
 
-# Indexes only PostgreSQL has, which the migrations make and the models leave out (SQLite has no
-# trigram index to match): comparisons of the models with the database skip them.
-POSTGRESQL_ONLY_INDEXES = frozenset({"ix_tasks_original_filename_trgm"})
+# Indexes the migrations make and the models leave out, which comparisons of the models with the
+# database skip: PostgreSQL's trigram index (SQLite has none to match), and indexes on expressions
+# (the FILE_SIZE ordering's key), which autogenerate cannot compare.
+MIGRATION_ONLY_INDEXES = frozenset({
+    "ix_tasks_original_filename_trgm", "ix_tasks_user_id_size_key_id", "ix_tasks_size_key_id"})
 
 
 def compared(_object: Any, name: str | None, type_: str, reflected: bool, _compare_to: Any) -> bool:
     """Alembic's include_object: whether autogenerate compares this schema object."""
-    return not (type_ == "index" and reflected and name in POSTGRESQL_ONLY_INDEXES)
+    return not (type_ == "index" and reflected and name in MIGRATION_ONLY_INDEXES)
 
 
 def head_revision() -> str:

@@ -55,7 +55,7 @@ class Task(IdMixin, TimestampMixin, Base):
     __tablename__ = "tasks"
     __table_args__ = (
         UniqueConstraint("user_id", "file_hash"),
-        Index(None, "created_at"),
+        Index(None, "created_at", "id"),
         Index(None, "user_id", "created_at", "id"),
         Index(None, "status", "created_at", "id"),
         # Every list ordering and filter a viewer can ask for is a walk of one of these

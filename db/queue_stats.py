@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db import figures
 from db.base import utcnow
 from db.enums import TaskStatus
+from db.leases import BEING_PROCESSED
 from db.models import Task
 
 
@@ -27,6 +28,5 @@ async def queue_stats(connection: AsyncConnection) -> QueueStats:
     counts = {status: int(totals[name]) for status, name in figures.STATUS_FIGURES.items()}
     oldest = await connection.scalar(select(func.min(Task.created_at)).where(Task.status == TaskStatus.QUEUED))
     # The time is bound from Python: SQLite's and PostgreSQL's "now" differ in type and zone.
-    expired = await connection.scalar(select(func.count()).where(
-        Task.status == TaskStatus.PROCESSING, Task.lease_expires_at < utcnow()))
+    expired = await connection.scalar(select(func.count()).where(BEING_PROCESSED, Task.lease_expires_at < utcnow()))
     return QueueStats(tasks_by_status=counts, oldest_queued_at=oldest, expired_leases=int(expired or 0))

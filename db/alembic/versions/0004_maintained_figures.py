@@ -22,6 +22,8 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 TRIGRAM_INDEX = "ix_tasks_original_filename_trgm"
+OWNER_SIZE_INDEX = "ix_tasks_user_id_size_key_id"
+SIZE_INDEX = "ix_tasks_size_key_id"
 STATUSES = ("QUEUED", "PROCESSING", "COMPLETED", "FAILED", "CANCELLED")
 VERDICTS = ("APPROVED", "REVIEW", "REJECTED")
 SEVERITIES = ("CRITICAL", "MAJOR", "MINOR", "INFO")
@@ -78,7 +80,10 @@ def upgrade() -> None:
     with op.batch_alter_table("task_events", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_task_events_user_id_position"), ["user_id", "position"], unique=False)
     with op.batch_alter_table("tasks", schema=None) as batch_op:
-        for columns in (("user_id", "status", "created_at", "id"), ("user_id", "verdict", "created_at", "id"),
+        # Everyone's newest tasks first (a WORKER's list) is a walk of (created_at, id), which also serves
+        # everything the index on created_at alone did.
+        batch_op.drop_index(batch_op.f("ix_tasks_created_at"))
+        for columns in (("created_at", "id"), ("user_id", "status", "created_at", "id"), ("user_id", "verdict", "created_at", "id"),
                         ("verdict", "created_at", "id"), ("user_id", "compliance_key", "id"),
                         ("compliance_key", "id"), ("user_id", "updated_at", "id"), ("updated_at", "id")):
             batch_op.create_index(batch_op.f(f"ix_tasks_{'_'.join(columns)}"), list(columns), unique=False)
@@ -86,6 +91,9 @@ def upgrade() -> None:
             "ix_tasks_processing_lease_expires_at", ["lease_expires_at"], unique=False,
             postgresql_where=sa.text("status = 'PROCESSING'"), sqlite_where=sa.text("status = 'PROCESSING'"),
         )
+    # The FILE_SIZE ordering's key (a URL audit has no size and sorts as -1), by owner and for everyone.
+    op.create_index(OWNER_SIZE_INDEX, "tasks", ["user_id", sa.text("coalesce(file_size, -1)"), "id"], unique=False)
+    op.create_index(SIZE_INDEX, "tasks", [sa.text("coalesce(file_size, -1)"), "id"], unique=False)
     if op.get_bind().dialect.name == "postgresql":
         # filenameContains (ILIKE '%…%') through trigrams; pg_trgm is a trusted extension, which the
         # database's owner may create. SQLite has no such index: there the filter walks the viewer's tasks.
@@ -135,14 +143,18 @@ def _backfill() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index(SIZE_INDEX, table_name="tasks")
+    op.drop_index(OWNER_SIZE_INDEX, table_name="tasks")
     if op.get_bind().dialect.name == "postgresql":
         op.drop_index(TRIGRAM_INDEX, table_name="tasks")
     with op.batch_alter_table("tasks", schema=None) as batch_op:
         batch_op.drop_index("ix_tasks_processing_lease_expires_at")
         for columns in (("updated_at", "id"), ("user_id", "updated_at", "id"), ("compliance_key", "id"),
                         ("user_id", "compliance_key", "id"), ("verdict", "created_at", "id"),
-                        ("user_id", "verdict", "created_at", "id"), ("user_id", "status", "created_at", "id")):
+                        ("user_id", "verdict", "created_at", "id"), ("user_id", "status", "created_at", "id"),
+                        ("created_at", "id")):
             batch_op.drop_index(batch_op.f(f"ix_tasks_{'_'.join(columns)}"))
+        batch_op.create_index(batch_op.f("ix_tasks_created_at"), ["created_at"], unique=False)
         batch_op.drop_column("compliance_key")
         batch_op.drop_constraint(batch_op.f("ck_tasks_verdict"), type_="check")
         batch_op.drop_column("verdict")
