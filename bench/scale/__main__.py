@@ -23,6 +23,8 @@ from typing import Any
 import asyncpg
 import httpx
 import orjson
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench import machine
@@ -86,6 +88,10 @@ def _save_build(shape: Shape, record: dict[str, Any]) -> None:
 
 async def prepare(server: PostgresServer, shape: Shape, rebuild: bool, result: SizeResult) -> None:
     builder = Builder(server.dsn, server.url)
+    if not rebuild and await builder.is_built(shape) and not _known(await _revision(server.url(shape.database()))):
+        print(f"{shape.describe()}: the kept database is at a revision the migrations no longer have; "
+              "building it again", flush=True)
+        rebuild = True
     if rebuild or not await builder.is_built(shape):
         print(f"{shape.describe()}: building…", flush=True)
         seconds = await builder.build(shape)
@@ -98,6 +104,13 @@ async def prepare(server: PostgresServer, shape: Shape, rebuild: bool, result: S
     print(f"{shape.describe()}: {result.build}", flush=True)
     result.upgrade = await upgrade_to_head(server, shape)
     print(f"{shape.describe()}: {result.upgrade}", flush=True)
+
+
+def _known(revision: str | None) -> bool:
+    try:
+        return ScriptDirectory.from_config(migrations.alembic_config()).get_revision(revision) is not None
+    except CommandError:
+        return False
 
 
 async def _revision(url: str) -> str | None:
@@ -154,8 +167,12 @@ async def upgrade_to_head(server: PostgresServer, shape: Shape) -> str:
     url, head = server.url(shape.database()), migrations.head_revision()
     current = await _revision(url)
     if current == head:
-        return f"at head ({head}) already: no upgrade to time" + (
-            " — head is 0003, the revision the rows were loaded at" if head == LOAD_REVISION else "")
+        if head == LOAD_REVISION:
+            return f"at head ({head}) already, the revision the rows were loaded at: no upgrade to time"
+        earlier = _load_builds().get(str(shape.factor), {}).get("upgrade")
+        return f"at head ({head}) already" + (
+            f"; its upgrade from {earlier['from']} took {earlier['seconds']} s when it ran; {earlier['reader']}"
+            if earlier else "")
     reader, stop = Reader(server.dsn(shape.database())), asyncio.Event()
     reading = asyncio.create_task(reader.run(stop))
     started = time.monotonic()
