@@ -107,6 +107,8 @@ async def prepare(server: PostgresServer, shape: Shape, rebuild: bool, result: S
 
 
 def _known(revision: str | None) -> bool:
+    if revision is None:
+        return False
     try:
         return ScriptDirectory.from_config(migrations.alembic_config()).get_revision(revision) is not None
     except CommandError:
