@@ -72,6 +72,7 @@ class SizeResult:
     build: str = ""
     upgrade: str = ""
     timings: dict[str, ops.Timings] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 # --- building and upgrading -----------------------------------------------------------------------------
@@ -285,7 +286,7 @@ def _operations(api: Api, reference: asyncpg.Connection, resume_after: int,
         listing("… `orderBy: {field: COMPLIANCE_SCORE, direction: DESC}`",
                 ops.TaskListing(order_by={"field": "COMPLIANCE_SCORE", "direction": "DESC"})),
         ops.Operation(f"`myTaskEvents(afterPosition:)` over SSE, user with 25 tasks, "
-                      f"{resume_count} events since {ops.RESUME_SHARE:.0%} of the log back",
+                      f"{ops.RESUME_SHARE:.0%} of the log back",
                       resume, lambda connection: ops.events_sql(connection, SMALL.id, resume_after)),
         ops.Operation("`/metrics` scrape (queue by status)", scrape, ops.metrics_sql),
     ]
@@ -299,6 +300,8 @@ async def measure_size(server: PostgresServer, shape: Shape, plan: ops.Plan, res
         resume_count = len(await ops.events_sql(reference, SMALL.id, resume_after))
         if resume_count == 0:
             raise ops.AnswerDiffers("the quiet user has no event to catch up on; the database's shape changed")
+        result.notes.append(f"the quiet user resumes after position {resume_after:,} and catches up on "
+                            f"{resume_count} events")
         await process.start()
         async with httpx.AsyncClient(timeout=httpx.Timeout(600.0), trust_env=False) as client:
             api = Api(client, process.base_url)
@@ -361,7 +364,7 @@ def section(results: list[SizeResult], argv: list[str], environment: dict[str, s
         table(results), "",
     ]
     for result in results:
-        lines.append(f"- {result.shape.describe()}: {result.build}; {result.upgrade}.")
+        lines.append(f"- {result.shape.describe()}: {'; '.join([result.build, result.upgrade, *result.notes])}.")
     lines += ["", "Machine: " + "; ".join(f"{key} {value}" for key, value in environment.items()) + ". "
               "The machine is shared: other work ran beside this benchmark.", "", SECTION_END]
     return "\n".join(lines)
