@@ -32,10 +32,12 @@ async def record_analysis(
 
     # Taking the event sequence locks the task row, which also serialises
     # concurrent recorders of the same task.
-    status, sequence, held = await take_event_sequence(session, task_id, viewer)
-    check_claim(status, held, claim_id)
-    if status not in RECORDABLE_STATUSES:
-        raise Conflict(f"an analysis can be recorded only while a task is PROCESSING or COMPLETED, not {status}")
+    held, sequence = await take_event_sequence(session, task_id, viewer)
+    check_claim(held, claim_id)
+    if held.status not in RECORDABLE_STATUSES:
+        raise Conflict(
+            f"an analysis can be recorded only while a task is PROCESSING or COMPLETED, not {held.status}"
+        )
 
     existing = await session.scalar(select(Analysis.id).where(Analysis.task_id == task_id))
     if existing is not None:

@@ -12,8 +12,10 @@ from db.base import utcnow
 from db.enums import Role
 from db.leases import requeue_expired_leases
 from db.models import Task
+from db.settings import Settings
 from graph.relay import to_global_id
 from tests.api import Api, error_codes
+from tests.conftest import make_settings
 from tests.factories import make_task
 from tests.rows import snapshot, user_by_email
 
@@ -39,6 +41,12 @@ mutation($taskId: ID!, $claim: ID, $file: Upload!) {
   addArtifact(taskId: $taskId, claimId: $claim, file: $file, kind: "report") { artifact { index } }
 }
 """
+
+
+@pytest.fixture
+def settings(database_url: str, data_dir: Path) -> Settings:
+    # No sweep during a test: a lease that lapses stays PROCESSING until a write meets it.
+    return make_settings(database_url, data_dir, lease_check_seconds=3600)
 
 
 @pytest.fixture
@@ -68,13 +76,22 @@ async def expire_lease(api: Api, task_id: uuid.UUID) -> None:
         assert await requeue_expired_leases(session, max_attempts=3) == 1
 
 
+async def lapse_lease(api: Api, task_id: uuid.UUID) -> None:
+    """A lease that ran out and that no sweep has met yet."""
+    async with api.database.transaction() as session:
+        await session.execute(
+            update(Task).where(Task.id == task_id).values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
+
+
 async def pipeline_write(api: Api, token: str, mutation: str, task_id: uuid.UUID, claim_id: str | None) -> dict[str, Any]:
     variables = {"taskId": to_global_id("Task", task_id), "claim": claim_id}
     if mutation == "addArtifact":
         response = await api.upload(ADD_ARTIFACT, variables | {"file": None}, {"file": ("r.txt", b"a report")}, token)
         assert response.status_code == 200, response.text
         return response.json()
-    document = {"updateTaskStatus": UPDATE_STATUS, "reportProgress": REPORT_PROGRESS, "recordAnalysis": RECORD}
+    document = {"updateTaskStatus": UPDATE_STATUS, "reportProgress": REPORT_PROGRESS, "recordAnalysis": RECORD,
+                "heartbeat": HEARTBEAT}
     if mutation == "updateTaskStatus":
         variables["status"] = "COMPLETED"
     return await api.post(document[mutation], variables, token)
@@ -101,6 +118,26 @@ async def test_a_write_under_the_claim_of_a_requeued_and_reclaimed_task_is_a_con
     assert error_codes(body) == ["CONFLICT"], body
     assert "no longer the task's" in body["errors"][0]["message"]
     assert second["attempt"] == 2 and second["task"]["id"] == first["task"]["id"]
+    assert await snapshot(api.database) == before
+    assert not any(path.is_file() for path in (data_dir / "files").rglob("*"))
+
+
+@pytest.mark.parametrize("mutation", [*PIPELINE_WRITES, "heartbeat"])
+async def test_a_write_under_a_lapsed_lease_is_a_conflict_before_any_sweep_and_changes_nothing(
+    api: Api, worker: str, mutation: str, data_dir: Path
+) -> None:
+    # given: the claim's lease ran out, and the task is still PROCESSING under it
+    task_id = await queued(api)
+    claimed = await claim(api, worker)
+    await lapse_lease(api, task_id)
+    before = await snapshot(api.database)
+
+    # when
+    body = await pipeline_write(api, worker, mutation, task_id, claimed["claimId"])
+
+    # then: refused at once, and the lease is not renewed (heartbeat, reportProgress) either
+    assert error_codes(body) == ["CONFLICT"], body
+    assert "lease expired" in body["errors"][0]["message"]
     assert await snapshot(api.database) == before
     assert not any(path.is_file() for path in (data_dir / "files").rglob("*"))
 
