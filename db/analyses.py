@@ -10,12 +10,13 @@ from db.access import Viewer
 from db.base import utcnow
 from db.claims import check_claim
 from db.enums import EventType, TaskStatus
-from db.errors import Conflict, InvalidInput
+from db.errors import AlreadyExists, Conflict, InvalidInput
 from db.events import add_event, take_event_sequence
 from db.inputs import AnalysisInput, validate_input
 from db.models import Analysis, Artifact, Finding, SourceReference
 
 RECORDABLE_STATUSES = frozenset({TaskStatus.PROCESSING, TaskStatus.COMPLETED})
+
 
 
 async def record_analysis(
@@ -39,10 +40,18 @@ async def record_analysis(
             f"an analysis can be recorded only while a task is PROCESSING or COMPLETED, not {held.status}"
         )
 
-    existing = await session.scalar(select(Analysis.id).where(Analysis.task_id == task_id))
-    if existing is not None:
-        if not replace:
-            raise Conflict("this task already has an analysis; ask to replace it")
+    existing = None
+    recorded = (
+        await session.execute(select(Analysis.id, Analysis.claim_id).where(Analysis.task_id == task_id))
+    ).one_or_none()
+    if recorded is not None:
+        existing, recorded_under = recorded
+        # An earlier attempt's analysis is not in this attempt's way: the claim now holding the task replaces it.
+        if recorded_under == held.claim_id and not replace:
+            raise AlreadyExists(
+                "this task already has an analysis, recorded under the claim that holds it now; "
+                "pass replace: true to swap it"
+            )
         await session.execute(delete(Analysis).where(Analysis.id == existing))
 
     await _check_artifacts_belong_to_task(session, task_id, analysis_input)
@@ -51,7 +60,9 @@ async def record_analysis(
     analysis_id = uuid.uuid4()
     fields = analysis_input.model_dump(exclude={"findings"})
     await session.execute(
-        insert(Analysis).values(id=analysis_id, task_id=task_id, created_at=now, updated_at=now, **fields)
+        insert(Analysis).values(
+            id=analysis_id, task_id=task_id, claim_id=held.claim_id, created_at=now, updated_at=now, **fields
+        )
     )
     finding_rows: list[dict[str, Any]] = []
     source_rows: list[dict[str, Any]] = []

@@ -224,3 +224,56 @@ async def test_a_claim_id_that_was_never_issued_is_bad_input(api: Api, worker: s
     body = await pipeline_write(api, worker, "reportProgress", task_id, "not-a-claim")
 
     assert error_codes(body) == ["BAD_USER_INPUT"]
+
+
+RECORD_VERDICT = """
+mutation($taskId: ID!, $claim: ID, $verdict: Verdict!) {
+  recordAnalysis(input: {taskId: $taskId, claimId: $claim, verdict: $verdict}) { analysis { verdict } }
+}
+"""
+TASK_ANALYSIS = "query($taskId: ID!) { task(id: $taskId) { analysis { verdict } events { edges { node { data } } } } }"
+
+
+async def test_the_next_attempt_records_its_analysis_over_the_one_a_lapsed_attempt_left(
+    api: Api, worker: str
+) -> None:
+    # given: the first attempt recorded an analysis, then its lease ran out and the task was claimed again
+    task_id = await queued(api)
+    first = await claim(api, worker)
+    task = to_global_id("Task", task_id)
+    await api.data(RECORD_VERDICT, {"taskId": task, "claim": first["claimId"], "verdict": "REJECTED"}, worker)
+    await expire_lease(api, task_id)
+    second = await claim(api, worker)
+
+    # when: the second attempt records its own, without asking to replace anything
+    recorded = await api.post(RECORD_VERDICT, {"taskId": task, "claim": second["claimId"], "verdict": "APPROVED"},
+                              worker)
+
+    # then
+    assert "errors" not in recorded, recorded
+    owner = await api.login("owner@example.com")
+    view = (await api.data(TASK_ANALYSIS, {"taskId": task}, owner))["task"]
+    assert view["analysis"] == {"verdict": "APPROVED"}
+    assert view["events"]["edges"][-1]["node"]["data"]["replaced"] is True
+
+
+async def test_a_second_analysis_under_the_same_claim_is_already_exists_and_a_stale_claim_is_a_conflict(
+    api: Api, worker: str
+) -> None:
+    # given
+    task_id = await queued(api)
+    first = await claim(api, worker)
+    task = to_global_id("Task", task_id)
+    await api.data(RECORD_VERDICT, {"taskId": task, "claim": first["claimId"], "verdict": "REJECTED"}, worker)
+
+    # when
+    again = await api.post(RECORD_VERDICT, {"taskId": task, "claim": first["claimId"], "verdict": "APPROVED"}, worker)
+    await expire_lease(api, task_id)
+    await claim(api, worker)
+    stale = await api.post(RECORD_VERDICT, {"taskId": task, "claim": first["claimId"], "verdict": "APPROVED"}, worker)
+
+    # then: two codes, two messages, each saying what to do
+    assert error_codes(again) == ["ALREADY_EXISTS"]
+    assert "replace: true" in again["errors"][0]["message"]
+    assert error_codes(stale) == ["CONFLICT"]
+    assert "claim another task" in stale["errors"][0]["message"]

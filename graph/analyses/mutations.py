@@ -56,7 +56,11 @@ class RecordAnalysisInput:
     validation_result: JSON | None = None
     findings: list[FindingInput] = strawberry.field(default_factory=list)
     replace: bool = strawberry.field(
-        default=False, description="Swap an existing analysis of the task, with all its findings, for this one."
+        default=False,
+        description=(
+            "Swap the analysis this claim already recorded, with all its findings, for this one. An analysis "
+            "an earlier attempt (a claim whose lease ran out) left is replaced without asking."
+        ),
     )
 
 
