@@ -259,3 +259,30 @@ async def test_findings_written_in_the_document_itself_are_recorded(
 
     assert data["recordAnalysis"]["analysis"]["findings"] == [
         {"severity": "MAJOR", "ruleId": "LIT-1", "evidence": {"a": [1, 2]}, "sources": [{"pageNumber": 3}]}]
+
+
+ADD_ARTIFACT = """
+mutation($t: ID!, $c: ID, $file: Upload!) { addArtifact(taskId: $t, claimId: $c, file: $file, kind: "photo") {
+  artifact { id } } }
+"""
+
+
+async def test_a_finding_may_name_an_artifact_of_its_task_by_its_global_id(
+    api: Api, worker: str, processing_task: Task
+) -> None:
+    # given
+    task, claim = to_global_id("Task", processing_task.id), str(processing_task.claim_id)
+    added = await api.upload(ADD_ARTIFACT, {"t": task, "c": claim, "file": None}, {"file": ("p.txt", b"a photo")},
+                             worker)
+    artifact = added.json()["data"]["addArtifact"]["artifact"]["id"]
+    findings = many_findings(3)
+    findings[1]["artifactId"] = artifact
+
+    # when
+    document = "mutation($input: RecordAnalysisInput!) { recordAnalysis(input: $input) { analysis { findings { ruleId artifact { id } } } } }"
+    data = await api.data(document, {"input": analysis(processing_task.id, processing_task.claim_id,
+                                                       findings=findings)}, worker)
+
+    # then
+    assert {f["ruleId"]: f["artifact"] for f in data["recordAnalysis"]["analysis"]["findings"]} == {
+        "R-0000": None, "R-0001": {"id": artifact}, "R-0002": None}

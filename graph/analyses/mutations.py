@@ -63,12 +63,12 @@ def analysis_data(input: RecordAnalysisInput) -> dict[str, Any]:
 def _finding_data(finding: object) -> object:
     if not isinstance(finding, dict):
         return finding
-    data = dict(finding)
-    if data.get("evidence") is not None:
-        check_json(data["evidence"])
-    if isinstance(artifact := data.get("artifactId"), str):
-        data["artifactId"] = from_global_id(artifact, "Artifact")[1]
-    return data
+    if finding.get("evidence") is not None:
+        check_json(finding["evidence"])
+    if isinstance(artifact := finding.get("artifactId"), str):
+        # A copy only then: thousands of findings mean thousands of objects for the collector to go through.
+        return finding | {"artifactId": from_global_id(artifact, "Artifact")[1]}
+    return finding
 
 
 @strawberry.type
