@@ -286,7 +286,7 @@ def floor_rows(count: int, task_id: uuid.UUID) -> tuple[tuple[Any, ...], list[tu
     now = datetime.now(UTC)
     analysis_id = uuid.uuid4()
     analysis = (analysis_id, task_id, None, None, None, "REJECTED", 42.0, 0.8,
-                "several measurements are outside their limits", '{"pages":40}', None, now, now)
+                "several measurements are outside their limits", '{"pages":40}', None, None, now, now)
     finding_rows: list[tuple[Any, ...]] = []
     source_rows: list[tuple[Any, ...]] = []
     for finding in findings(count):
@@ -300,8 +300,8 @@ def floor_rows(count: int, task_id: uuid.UUID) -> tuple[tuple[Any, ...], list[tu
 
 
 ANALYSIS_COLUMNS = ("id", "task_id", "equipment_type", "test_type", "equipment_tag", "verdict", "compliance_score",
-                    "confidence_score", "summary", "extraction_result", "validation_result", "created_at",
-                    "updated_at")
+                    "confidence_score", "summary", "extraction_result", "validation_result", "claim_id",
+                    "created_at", "updated_at")
 FINDING_COLUMNS = ("id", "analysis_id", "severity", "rule_id", "category", "message", "evidence", "remediation",
                    "confidence", "artifact_id", "created_at", "updated_at")
 SOURCE_COLUMNS = ("id", "finding_id", "page_number", "section", "snippet", "created_at", "updated_at")
@@ -329,21 +329,26 @@ def sqlite_floor(path: Path, count: int, task_id: uuid.UUID) -> float:
     def plain(row: tuple[Any, ...]) -> tuple[Any, ...]:
         # As SQLAlchemy stores them on SQLite: uuids as 32 hex digits, times naive UTC.
         return tuple(value.hex if isinstance(value, uuid.UUID)
-                     else value.replace(tzinfo=None).isoformat(" ") if isinstance(value, datetime) else value
+                     else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(value, datetime)
+                     else value
                      for value in row)
 
     connection = sqlite3.connect(path, isolation_level=None)
     try:
         connection.execute("PRAGMA synchronous=NORMAL")
+        # The API's writes left the WAL long: the floor starts without a checkpoint in its way (a kinder start
+        # than the API got).
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         analysis, finding_rows, source_rows = floor_rows(count, task_id)
+        tables = [(table, columns, [plain(row) for row in rows])
+                  for table, columns, rows in (("analyses", ANALYSIS_COLUMNS, [analysis]),
+                                               ("findings", FINDING_COLUMNS, finding_rows),
+                                               ("source_references", SOURCE_COLUMNS, source_rows))]
         started = time.perf_counter()
         connection.execute("BEGIN IMMEDIATE")
-        for table, columns, rows in (("analyses", ANALYSIS_COLUMNS, [analysis]),
-                                     ("findings", FINDING_COLUMNS, finding_rows),
-                                     ("source_references", SOURCE_COLUMNS, source_rows)):
+        for table, columns, rows in tables:
             marks = ", ".join("?" * len(columns))
-            connection.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",
-                                   [plain(row) for row in rows])
+            connection.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
         connection.execute("COMMIT")
         return time.perf_counter() - started
     finally:
