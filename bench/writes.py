@@ -23,6 +23,7 @@ bench/RESULTS.md. Every process it starts is stopped on the way out.
 import argparse
 import asyncio
 import os
+import re
 import signal
 import sqlite3
 import statistics
@@ -422,8 +423,12 @@ def record(text: str) -> None:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPOSITORY, capture_output=True,
                               text=True).stdout.strip()
-    with RESULTS.open("a") as out:
-        out.write(f"\n## {stamp} — bench.writes at {revision}\n\n{text}\n")
+    entry = f"## {stamp} — bench.writes at {revision}\n\n{text}\n\n"
+    results = RESULTS.read_text()
+    # Newest first, like the other runs': before the first dated entry.
+    first = re.search(r"^## \d{4}-\d{2}-\d{2} ", results, flags=re.MULTILINE)
+    at = first.start() if first else len(results)
+    RESULTS.write_text(results[:at] + entry + results[at:])
 
 
 def main(argv: list[str] | None = None) -> int:
