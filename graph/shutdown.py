@@ -141,7 +141,7 @@ class FinishRequests:
             except asyncio.CancelledError:
                 this.uncancel()
             if request.committing:
-                return await running
+                return await asyncio.shield(running)
             running.cancel()
             with suppress(asyncio.CancelledError):
                 await running
