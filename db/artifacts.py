@@ -32,8 +32,8 @@ async def create_artifact(
     facts = validate_input(ArtifactInput, {"kind": kind, "label": label})
     # Taking the event sequence locks the task row, so concurrent attachers get
     # distinct indexes.
-    status, sequence, held = await take_event_sequence(session, task_id, viewer)
-    check_claim(status, held, claim_id)
+    held, sequence = await take_event_sequence(session, task_id, viewer)
+    check_claim(held, claim_id)
     index = await session.scalar(
         select(func.coalesce(func.max(Artifact.index) + 1, 0)).where(Artifact.task_id == task_id)
     )

@@ -1,4 +1,5 @@
-"""The engine's failures that mean the database cannot be reached right now become DatabaseUnavailable.
+"""The engine's failures that mean the database cannot be reached right now become DatabaseUnavailable,
+and those that mean its disk is full become InsufficientStorage.
 
 A request that meets one is answered `SERVICE_UNAVAILABLE` (retry later)
 rather than `INTERNAL_SERVER_ERROR`: nothing is wrong with what it asked.
@@ -6,6 +7,10 @@ Only errors raised inside the engine are looked at, so an OSError here is
 the network's, never a file's. Nothing is logged per failure: an outage would
 flood the log with one line per request, while the event listener logs the
 database going away and coming back, and /readyz reports it.
+
+A full disk (SQLite's SQLITE_FULL, PostgreSQL's SQLSTATE 53100) is likewise
+the server's state, not a bug: the write is refused with INSUFFICIENT_STORAGE
+(507), nothing was written, reads go on, and no traceback is logged per request.
 """
 
 import asyncio
@@ -18,7 +23,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Dialect, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db.errors import DatabaseUnavailable
+from db.errors import DatabaseUnavailable, InsufficientStorage
 
 _POSTGRES_UNREACHABLE = (
     pg.PostgresConnectionError,  # SQLSTATE class 08: the connection failed or was lost
@@ -40,6 +45,15 @@ def is_unreachable(error: BaseException) -> bool:
                 return True
         # Refused, reset or timed out while connecting: asyncpg raises these unwrapped.
         elif isinstance(cause, (OSError, *_POSTGRES_UNREACHABLE)):
+            return True
+    return False
+
+
+def is_full_disk(error: BaseException) -> bool:
+    for cause in _causes(error):
+        if isinstance(cause, sqlite3.Error) and getattr(cause, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            return True
+        if isinstance(cause, pg.DiskFullError):
             return True
     return False
 
@@ -70,6 +84,10 @@ def report_unavailability(engine: AsyncEngine) -> None:
         # but the database is fine, and the cancellation must go on up as itself.
         if context.is_pre_ping or isinstance(context.original_exception, asyncio.CancelledError):
             return
+        if is_full_disk(context.original_exception):
+            raise InsufficientStorage(
+                "the database has no room to write this now: nothing was changed; try again later"
+            ) from context.original_exception
         if not (context.is_disconnect or is_unreachable(context.original_exception)):
             return
         # The connection is of no more use (a server shutting down answers AdminShutdownError

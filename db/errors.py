@@ -38,6 +38,15 @@ class Conflict(DomainError):
     code = "CONFLICT"
 
 
+class AlreadyExists(Conflict):
+    """What the request would create is there already, made by the caller's own claim or hand: ask to replace it.
+
+    Its own code, so a client tells it from CONFLICT's "your claim is stale, move on" without reading messages.
+    """
+
+    code = "ALREADY_EXISTS"
+
+
 class DuplicateTask(Conflict):
     """The owner already has a task for these bytes; `task_id` points at it."""
 

@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from db.access import Viewer
 from db.base import utcnow
-from db.enums import EventType, TaskStatus
+from db.claims import CLAIM_COLUMNS, HeldClaim
+from db.enums import EventType
 from db.errors import NotFound
 from db.models import Task, TaskEvent
 
@@ -58,20 +59,19 @@ async def append_event(
 
 async def take_event_sequence(
     session: AsyncSession, task_id: uuid.UUID, viewer: Viewer
-) -> tuple[TaskStatus, int, uuid.UUID | None]:
-    """Take the visible task's next event sequence, locking its row until commit: (status, sequence, claim id)."""
+) -> tuple[HeldClaim, int]:
+    """Take the visible task's next event sequence, locking its row until commit: (its claim, the sequence)."""
     locked = (
         await session.execute(
             update(Task)
             .where(Task.id == task_id, viewer.visible_tasks())
             .values(last_event_sequence=Task.last_event_sequence + 1, updated_at=utcnow())
-            .returning(Task.status, Task.last_event_sequence, Task.claim_id)
+            .returning(*CLAIM_COLUMNS, Task.last_event_sequence)
         )
     ).one_or_none()
     if locked is None:
         raise NotFound("task not found")
-    status, sequence, claim_id = locked
-    return status, sequence, claim_id
+    return HeldClaim(*locked[:-1]), locked[-1]
 
 
 def pending_events(session: AsyncSession) -> list[TaskEvent]:

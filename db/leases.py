@@ -41,10 +41,10 @@ async def renew_lease(
     session: AsyncSession, task_id: uuid.UUID, claim_id: uuid.UUID, *, viewer: Viewer, lease: timedelta
 ) -> Task:
     """Extend the lease of the task's current claim to `lease` from now."""
-    status, held = await lock_task_claim(session, task_id, viewer)
-    check_claim(status, held, claim_id)
-    if status is not TaskStatus.PROCESSING:
-        raise Conflict(f"only a task being processed has a lease to renew, and this one is {status}")
+    held = await lock_task_claim(session, task_id, viewer)
+    check_claim(held, claim_id)
+    if held.status is not TaskStatus.PROCESSING:
+        raise Conflict(f"only a task being processed has a lease to renew, and this one is {held.status}")
     task = await session.scalar(
         update(Task)
         .where(Task.id == task_id)

@@ -149,6 +149,8 @@ class Analysis(IdMixin, TimestampMixin, Base):
     summary: Mapped[str | None] = mapped_column(Text)
     extraction_result: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
     validation_result: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    # The claim (the attempt) it was recorded under: a later attempt replaces it without being asked.
+    claim_id: Mapped[uuid.UUID | None] = mapped_column()
 
     task: Mapped[Task] = relationship(back_populates="analysis", lazy="raise")
     findings: Mapped[list["Finding"]] = relationship(

@@ -202,22 +202,23 @@ async def transition_task(
         raise InvalidInput(f"an error message has at most {MAX_ERROR_MESSAGE_LENGTH} characters")
 
     # Lock the row first so the answer below names the state that really blocked us.
-    current, held = await lock_task_claim(session, task_id, viewer)
+    held = await lock_task_claim(session, task_id, viewer)
+    current = held.status
     if claim_id is not None:
-        check_claim(current, held, claim_id)
+        check_claim(held, claim_id)
     if expected is not None and current is not expected:
         raise Conflict(f"task is {current}, not the expected {expected}")
     if target not in ALLOWED_TRANSITIONS[current]:
         raise InvalidTransition(current, target)
     if target is not TaskStatus.CANCELLED:
-        check_claim(current, held, claim_id)
+        check_claim(held, claim_id)
 
     # The status and claim in the WHERE clause make this a compare-and-set even
     # where the lock above is a no-op (SQLite serialises writers instead).
     values = lifecycle_values(target, error_message) | _claim_changes(current, target, viewer, lease, utcnow())
     task = await session.scalar(
         update(Task)
-        .where(Task.id == task_id, Task.status == current, Task.claim_id.is_not_distinct_from(held))
+        .where(Task.id == task_id, Task.status == current, Task.claim_id.is_not_distinct_from(held.claim_id))
         .values(values)
         .returning(Task)
         .execution_options(populate_existing=True)
@@ -289,10 +290,10 @@ async def report_progress(
         raise InvalidInput("percent must be between 0 and 100")
     if message is not None and len(message) > MAX_PROGRESS_MESSAGE_LENGTH:
         raise InvalidInput(f"a progress message has at most {MAX_PROGRESS_MESSAGE_LENGTH} characters")
-    status, held = await lock_task_claim(session, task_id, viewer)
-    check_claim(status, held, claim_id)
-    if status is not TaskStatus.PROCESSING:
-        raise Conflict(f"progress can be reported only while a task is PROCESSING, not {status}")
+    held = await lock_task_claim(session, task_id, viewer)
+    check_claim(held, claim_id)
+    if held.status is not TaskStatus.PROCESSING:
+        raise Conflict(f"progress can be reported only while a task is PROCESSING, not {held.status}")
     await session.execute(update(Task).where(Task.id == task_id).values(lease_expires_at=utcnow() + lease))
     return await append_event(session, task_id, EventType.PROGRESS, {"percent": percent, "message": message})
 

@@ -25,7 +25,7 @@ from graph.observability.requests import ObservedRequests
 from graph.observability.sql import count_statements
 from graph.observability.tracing import install_exporter, traced_statements, tracing_middleware
 from graph.schema import build_schema
-from graph.shutdown import Shutdown
+from graph.shutdown import FinishRequests, InFlight, Shutdown, watch_commits
 from graph.throttle import AccountThrottle
 from graph.trusted_documents import PersistedQueries, trusted_documents
 from graph.view import AuditGraphView
@@ -65,11 +65,13 @@ def create_app(settings: Settings) -> Starlette:
     settings.check_production_ready()
     trusted = trusted_documents(settings)
     schema = build_schema(settings, trusted)
+    in_flight = InFlight()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         database = Database.from_settings(settings)
         count_statements(database)
+        watch_commits(database)
         broker = create_broker(database, settings)
         await broker.start()
         housekeeping = Housekeeping(database, settings)
@@ -103,6 +105,8 @@ def create_app(settings: Settings) -> Starlette:
             with shutdown.on_stop_signals(), traced_statements(settings, database.engines):
                 yield
         finally:
+            # Requests cut at the shutdown bound: a commit finishing, or a 503 on its way.
+            await in_flight.finish(settings.shutdown_timeout_seconds)
             await housekeeping.stop()
             await broker.stop()
             await database.dispose()
@@ -120,6 +124,7 @@ def create_app(settings: Settings) -> Starlette:
                                "x-apollo-operation-name"],
             )
         )
+    middleware.append(Middleware(FinishRequests, in_flight=in_flight))
     return Starlette(
         routes=[
             # First: the router tries each route in turn, and nearly every request is for this one.

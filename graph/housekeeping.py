@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 
 from db.engine import Database
+from db.errors import DatabaseUnavailable
 from db.leases import EXPIRED_PER_TRANSACTION, requeue_expired_leases
 from db.orphans import sweep_store
 from db.settings import Settings
@@ -30,11 +31,11 @@ class Housekeeping:
     async def start(self) -> None:
         self._tasks = [
             asyncio.create_task(self._repeat(self.requeue_expired, self.settings.lease_check_seconds,
-                                             "could not requeue tasks with expired leases; retrying"),
+                                             "requeueing tasks with expired leases"),
                                 name="auditgraph-lease-expiry"),
             # From the start, in the background: a large store takes a while to go through, and serving need not wait.
             asyncio.create_task(self._repeat(self.sweep_files, self.settings.file_sweep_seconds,
-                                             "could not sweep the files interrupted writes left behind"),
+                                             "sweeping the files interrupted writes left behind"),
                                 name="auditgraph-file-sweep"),
         ]
 
@@ -48,12 +49,23 @@ class Housekeeping:
                 await task
         self._tasks.clear()
 
-    async def _repeat(self, work: Callable[[], Awaitable[None]], every: float, failure: str) -> None:
+    async def _repeat(self, work: Callable[[], Awaitable[None]], every: float, doing: str) -> None:
+        # One line when a run of failures begins and one when it ends: an outage retried every few
+        # seconds must not fill the log. Only a failure that is not an outage, a bug, gets its traceback.
+        failures = 0
         while not self._stopping.is_set():
             try:
                 await work()
-            except Exception:  # a database outage must not end the loop
-                logger.warning(failure, exc_info=True)
+            except Exception as error:  # a database outage must not end the loop
+                if failures == 0:
+                    outage = error.message if isinstance(error, DatabaseUnavailable) else None
+                    logger.warning("%s failed%s; retrying every %g s, quietly until it works again", doing,
+                                   f" ({outage})" if outage else "", every, exc_info=outage is None)
+                failures += 1
+            else:
+                if failures:
+                    logger.info("%s works again, after %d failed tries", doing, failures)
+                failures = 0
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), every)
 

@@ -52,7 +52,7 @@ def _parse_datetime(value: object) -> datetime:
         raise InvalidInput("a DateTime must fall between the years 1 and 9999 once converted to UTC") from None
 
 
-def _check_json(value: Any) -> Any:
+def check_json(value: Any) -> Any:
     """The value, if storing it and reading it back gives the same JSON; walked without recursion."""
     pending: list[tuple[Any, int]] = [(value, 0)]
     while pending:
@@ -84,7 +84,15 @@ def _parse_upload(value: object) -> UploadFile:
     return value
 
 
+def _parse_findings(value: object) -> list[Any]:
+    # Only the outer shape here: each finding is checked off the event loop, with the rest of the analysis.
+    if not isinstance(value, list):
+        raise InvalidInput("findings takes a list of findings (objects)")
+    return value
+
+
 BigInt = NewType("BigInt", int)
+FindingList = NewType("FindingList", list[Any])
 
 SCALARS: dict[object, Any] = {
     BigInt: strawberry.scalar(
@@ -114,7 +122,20 @@ SCALARS: dict[object, Any] = {
         ),
         specified_by_url="https://ecma-international.org/wp-content/uploads/ECMA-404_2nd_edition_december_2017.pdf",
         serialize=lambda value: value,
-        parse_value=_check_json,
+        parse_value=check_json,
+    ),
+    FindingList: strawberry.scalar(
+        name="FindingList",
+        description=(
+            "The findings of an analysis: a list of objects, each `{severity: CRITICAL | MAJOR | MINOR | INFO, "
+            "ruleId: String!, message: String!, category: String, evidence: JSON, remediation: String, "
+            "confidence: Float (0 to 1), artifactId: ID (an artifact of the same task that shows the evidence), "
+            "sources: [{pageNumber: Int (1 or more), section: String, snippet: String}]}`. A scalar rather than a "
+            "list of input objects so that thousands of findings cost one check, made off the event loop; a "
+            "finding that does not fit is BAD_USER_INPUT naming its place (`findings.12.sources.0.pageNumber`)."
+        ),
+        serialize=lambda value: value,
+        parse_value=_parse_findings,
     ),
     Upload: strawberry.scalar(
         name="Upload",
@@ -124,4 +145,4 @@ SCALARS: dict[object, Any] = {
     ),
 }
 
-__all__ = ["JSON", "SCALARS", "BigInt"]
+__all__ = ["JSON", "SCALARS", "BigInt", "FindingList"]

@@ -12,8 +12,10 @@ from db.base import utcnow
 from db.enums import Role
 from db.leases import requeue_expired_leases
 from db.models import Task
+from db.settings import Settings
 from graph.relay import to_global_id
 from tests.api import Api, error_codes
+from tests.conftest import make_settings
 from tests.factories import make_task
 from tests.rows import snapshot, user_by_email
 
@@ -39,6 +41,12 @@ mutation($taskId: ID!, $claim: ID, $file: Upload!) {
   addArtifact(taskId: $taskId, claimId: $claim, file: $file, kind: "report") { artifact { index } }
 }
 """
+
+
+@pytest.fixture
+def settings(database_url: str, data_dir: Path) -> Settings:
+    # No sweep during a test: a lease that lapses stays PROCESSING until a write meets it.
+    return make_settings(database_url, data_dir, lease_check_seconds=3600)
 
 
 @pytest.fixture
@@ -68,13 +76,22 @@ async def expire_lease(api: Api, task_id: uuid.UUID) -> None:
         assert await requeue_expired_leases(session, max_attempts=3) == 1
 
 
+async def lapse_lease(api: Api, task_id: uuid.UUID) -> None:
+    """A lease that ran out and that no sweep has met yet."""
+    async with api.database.transaction() as session:
+        await session.execute(
+            update(Task).where(Task.id == task_id).values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
+
+
 async def pipeline_write(api: Api, token: str, mutation: str, task_id: uuid.UUID, claim_id: str | None) -> dict[str, Any]:
     variables = {"taskId": to_global_id("Task", task_id), "claim": claim_id}
     if mutation == "addArtifact":
         response = await api.upload(ADD_ARTIFACT, variables | {"file": None}, {"file": ("r.txt", b"a report")}, token)
         assert response.status_code == 200, response.text
         return response.json()
-    document = {"updateTaskStatus": UPDATE_STATUS, "reportProgress": REPORT_PROGRESS, "recordAnalysis": RECORD}
+    document = {"updateTaskStatus": UPDATE_STATUS, "reportProgress": REPORT_PROGRESS, "recordAnalysis": RECORD,
+                "heartbeat": HEARTBEAT}
     if mutation == "updateTaskStatus":
         variables["status"] = "COMPLETED"
     return await api.post(document[mutation], variables, token)
@@ -101,6 +118,26 @@ async def test_a_write_under_the_claim_of_a_requeued_and_reclaimed_task_is_a_con
     assert error_codes(body) == ["CONFLICT"], body
     assert "no longer the task's" in body["errors"][0]["message"]
     assert second["attempt"] == 2 and second["task"]["id"] == first["task"]["id"]
+    assert await snapshot(api.database) == before
+    assert not any(path.is_file() for path in (data_dir / "files").rglob("*"))
+
+
+@pytest.mark.parametrize("mutation", [*PIPELINE_WRITES, "heartbeat"])
+async def test_a_write_under_a_lapsed_lease_is_a_conflict_before_any_sweep_and_changes_nothing(
+    api: Api, worker: str, mutation: str, data_dir: Path
+) -> None:
+    # given: the claim's lease ran out, and the task is still PROCESSING under it
+    task_id = await queued(api)
+    claimed = await claim(api, worker)
+    await lapse_lease(api, task_id)
+    before = await snapshot(api.database)
+
+    # when
+    body = await pipeline_write(api, worker, mutation, task_id, claimed["claimId"])
+
+    # then: refused at once, and the lease is not renewed (heartbeat, reportProgress) either
+    assert error_codes(body) == ["CONFLICT"], body
+    assert "lease expired" in body["errors"][0]["message"]
     assert await snapshot(api.database) == before
     assert not any(path.is_file() for path in (data_dir / "files").rglob("*"))
 
@@ -187,3 +224,56 @@ async def test_a_claim_id_that_was_never_issued_is_bad_input(api: Api, worker: s
     body = await pipeline_write(api, worker, "reportProgress", task_id, "not-a-claim")
 
     assert error_codes(body) == ["BAD_USER_INPUT"]
+
+
+RECORD_VERDICT = """
+mutation($taskId: ID!, $claim: ID, $verdict: Verdict!) {
+  recordAnalysis(input: {taskId: $taskId, claimId: $claim, verdict: $verdict}) { analysis { verdict } }
+}
+"""
+TASK_ANALYSIS = "query($taskId: ID!) { task(id: $taskId) { analysis { verdict } events { edges { node { data } } } } }"
+
+
+async def test_the_next_attempt_records_its_analysis_over_the_one_a_lapsed_attempt_left(
+    api: Api, worker: str
+) -> None:
+    # given: the first attempt recorded an analysis, then its lease ran out and the task was claimed again
+    task_id = await queued(api)
+    first = await claim(api, worker)
+    task = to_global_id("Task", task_id)
+    await api.data(RECORD_VERDICT, {"taskId": task, "claim": first["claimId"], "verdict": "REJECTED"}, worker)
+    await expire_lease(api, task_id)
+    second = await claim(api, worker)
+
+    # when: the second attempt records its own, without asking to replace anything
+    recorded = await api.post(RECORD_VERDICT, {"taskId": task, "claim": second["claimId"], "verdict": "APPROVED"},
+                              worker)
+
+    # then
+    assert "errors" not in recorded, recorded
+    owner = await api.login("owner@example.com")
+    view = (await api.data(TASK_ANALYSIS, {"taskId": task}, owner))["task"]
+    assert view["analysis"] == {"verdict": "APPROVED"}
+    assert view["events"]["edges"][-1]["node"]["data"]["replaced"] is True
+
+
+async def test_a_second_analysis_under_the_same_claim_is_already_exists_and_a_stale_claim_is_a_conflict(
+    api: Api, worker: str
+) -> None:
+    # given
+    task_id = await queued(api)
+    first = await claim(api, worker)
+    task = to_global_id("Task", task_id)
+    await api.data(RECORD_VERDICT, {"taskId": task, "claim": first["claimId"], "verdict": "REJECTED"}, worker)
+
+    # when
+    again = await api.post(RECORD_VERDICT, {"taskId": task, "claim": first["claimId"], "verdict": "APPROVED"}, worker)
+    await expire_lease(api, task_id)
+    await claim(api, worker)
+    stale = await api.post(RECORD_VERDICT, {"taskId": task, "claim": first["claimId"], "verdict": "APPROVED"}, worker)
+
+    # then: two codes, two messages, each saying what to do
+    assert error_codes(again) == ["ALREADY_EXISTS"]
+    assert "replace: true" in again["errors"][0]["message"]
+    assert error_codes(stale) == ["CONFLICT"]
+    assert "claim another task" in stale["errors"][0]["message"]

@@ -8,6 +8,7 @@ goes away.
 """
 
 import asyncio
+import logging
 import os
 import shutil
 import uuid
@@ -239,3 +240,27 @@ def test_a_server_shutting_down_counts_as_unreachable_when_the_driver_adapter_wr
     except AdaptedError as adapted:
         assert is_unreachable(adapted)
     assert not is_unreachable(ValueError("a bug, not an outage"))
+
+
+async def test_the_lease_loop_logs_one_line_when_postgres_goes_and_one_when_it_is_back(
+    cluster: PostgresCluster, postgres_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given: a server that looks for lapsed leases every 50 ms
+    caplog.set_level(logging.INFO, logger="auditgraph.housekeeping")
+    if not cluster.is_ready():
+        cluster.start()
+    settings = make_settings(postgres_url, tmp_path / "data", lease_check_seconds=0.05)
+    async with live_server(settings):
+        # when: the database is away for some twenty of those intervals, then back
+        await stop(cluster)
+        await asyncio.sleep(1)
+        await start(cluster)
+        async with asyncio.timeout(TIMEOUT):
+            while not any("works again" in record.getMessage() for record in caplog.records):
+                await asyncio.sleep(0.05)
+
+    # then
+    lines = [record for record in caplog.records if "expired leases" in record.getMessage()]
+    assert [record.levelno for record in lines] == [logging.WARNING, logging.INFO], [r.getMessage() for r in lines]
+    assert "unreachable" in lines[0].getMessage()
+    assert not lines[0].exc_info

@@ -336,6 +336,50 @@ async def test_my_task_events_resumes_each_listed_task_after_its_sequence(server
     assert nothing_more
 
 
+async def test_since_with_after_sequences_never_redelivers_a_listed_tasks_events(server: LiveServer) -> None:
+    # given: the subscriber saw events 1 to 3 of one task; another task of theirs it never saw
+    me, token = await account(server)
+    seen, unseen = await queued_task(server, me), await queued_task(server, me)
+    await progress(database(server), seen, count=3)
+    await progress(database(server), unseen, count=1)
+
+    # when: it resumes the first after 3, and asks for everything since long ago besides
+    async with graphql_socket(server.ws_url, TRANSPORT_WS, bearer(token)) as socket:
+        await socket.subscribe(MY_TASK_EVENTS, {"since": "2000-01-01T00:00:00+00:00",
+                                                "resume": [{"taskId": to_global_id("Task", seen), "afterSequence": 3}]})
+        replayed = await received(socket, 3)
+        nothing_more = await socket.silent()
+
+    # then: the first task's fourth event, and the other's two, each once
+    assert sorted((e["taskId"], e["sequence"]) for e in replayed) == sorted([
+        (to_global_id("Task", seen), 4), (to_global_id("Task", unseen), 1), (to_global_id("Task", unseen), 2),
+    ])
+    assert nothing_more
+
+
+async def test_my_task_events_resumes_more_tasks_than_a_page_holds(server: LiveServer) -> None:
+    # given: 150 tasks, each with one event the subscriber saw and one it missed
+    me, token = await account(server)
+    tasks = []
+    async with database(server).transaction() as session:
+        for _ in range(150):
+            task = await make_task(session, me)
+            await append_event(session, task.id, EventType.PROGRESS, {})
+            tasks.append(task.id)
+    resume = [{"taskId": to_global_id("Task", task_id), "afterSequence": 1} for task_id in tasks]
+
+    # when
+    async with graphql_socket(server.ws_url, TRANSPORT_WS, bearer(token)) as socket:
+        await socket.subscribe(MY_TASK_EVENTS, {"resume": resume})
+        replayed = await received(socket, 150)
+        nothing_more = await socket.silent()
+
+    # then
+    assert sorted(e["taskId"] for e in replayed) == sorted(to_global_id("Task", task_id) for task_id in tasks)
+    assert {e["sequence"] for e in replayed} == {2}
+    assert nothing_more
+
+
 async def test_my_task_events_never_resumes_into_someone_elses_task(server: LiveServer) -> None:
     # given
     _, token = await account(server)

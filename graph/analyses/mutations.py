@@ -1,6 +1,6 @@
 """recordAnalysis: an analysis with its findings and their sources, written in one transaction."""
 
-import dataclasses
+import asyncio
 from typing import Any
 
 import strawberry
@@ -11,34 +11,12 @@ from db.analyses import record_analysis
 from db.claims import parse_claim_id
 from graph.analyses.types import ANALYSIS_COLUMNS, Analysis
 from graph.context import Info
-from graph.enums import Severity, Verdict
+from graph.enums import Verdict
 from graph.permissions import IsWorker
 from graph.relay import from_global_id
-from graph.scalars import JSON
+from graph.scalars import JSON, FindingList, check_json
 from graph.tasks.mutations import CLAIM_ID_DESCRIPTION, fresh_task
 from graph.tasks.types import Task
-
-
-@strawberry.input
-class SourceReferenceInput:
-    page_number: int | None = strawberry.field(default=None, description="1 or more.")
-    section: str | None = None
-    snippet: str | None = None
-
-
-@strawberry.input
-class FindingInput:
-    severity: Severity
-    rule_id: str
-    message: str
-    category: str | None = None
-    evidence: JSON | None = None
-    remediation: str | None = None
-    confidence: float | None = strawberry.field(default=None, description="0 to 1.")
-    artifact_id: strawberry.ID | None = strawberry.field(
-        default=None, description="An artifact of the same task that shows the evidence."
-    )
-    sources: list[SourceReferenceInput] = strawberry.field(default_factory=list)
 
 
 @strawberry.input
@@ -54,9 +32,13 @@ class RecordAnalysisInput:
     summary: str | None = None
     extraction_result: JSON | None = None
     validation_result: JSON | None = None
-    findings: list[FindingInput] = strawberry.field(default_factory=list)
+    findings: FindingList | None = None
     replace: bool = strawberry.field(
-        default=False, description="Swap an existing analysis of the task, with all its findings, for this one."
+        default=False,
+        description=(
+            "Swap the analysis this claim already recorded, with all its findings, for this one. An analysis "
+            "an earlier attempt (a claim whose lease ran out) left is replaced without asking."
+        ),
     )
 
 
@@ -66,14 +48,27 @@ class RecordAnalysisPayload:
     task: Task
 
 
+ANALYSIS_FIELDS = ("verdict", "equipment_type", "test_type", "equipment_tag", "compliance_score", "confidence_score",
+                   "summary", "extraction_result", "validation_result")
+
+
 def analysis_data(input: RecordAnalysisInput) -> dict[str, Any]:
-    """The input in the shape db.inputs.AnalysisInput validates, with artifact ids decoded."""
-    data = dataclasses.asdict(input)  # type: ignore[call-overload]
-    del data["task_id"], data["claim_id"], data["replace"]
-    for finding in data["findings"]:
-        if finding["artifact_id"] is not None:
-            finding["artifact_id"] = from_global_id(finding["artifact_id"], "Artifact")[1]
+    """The input in the shape db.inputs.AnalysisInput validates: findings with their JSON checked and artifact
+    ids decoded. Per finding, so called off the event loop."""
+    data = {name: getattr(input, name) for name in ANALYSIS_FIELDS}
+    data["findings"] = [_finding_data(finding) for finding in input.findings or ()]
     return data
+
+
+def _finding_data(finding: object) -> object:
+    if not isinstance(finding, dict):
+        return finding
+    if finding.get("evidence") is not None:
+        check_json(finding["evidence"])
+    if isinstance(artifact := finding.get("artifactId"), str):
+        # A copy only then: thousands of findings mean thousands of objects for the collector to go through.
+        return finding | {"artifactId": from_global_id(artifact, "Artifact")[1]}
+    return finding
 
 
 @strawberry.type
@@ -90,7 +85,7 @@ class AnalysisMutations:
         task_id = from_global_id(input.task_id, "Task")[1]
         async with context.database.transaction() as session:
             recorded = await record_analysis(
-                session, task_id, analysis_data(input), viewer=context.require_viewer(),
+                session, task_id, await asyncio.to_thread(analysis_data, input), viewer=context.require_viewer(),
                 claim_id=parse_claim_id(input.claim_id), replace=input.replace,
             )
         async with context.database.sessions() as session:

@@ -30,6 +30,7 @@ from graph.scalars import BigInt
 from graph.tasks.types import EVENT_COLUMNS, TaskEvent
 
 READ_BATCH = 200
+RESUME_POINTS_PER_READ = 100
 # The largest ids an SSE stream sends: a sequence is a 32-bit integer, a position a 64-bit one.
 MAX_SEQUENCE = 2**31 - 1
 MAX_POSITION = 2**63 - 1
@@ -152,10 +153,15 @@ async def _replay(database: Database, viewer: Viewer, resume: dict[uuid.UUID, in
                   head: int) -> list[TaskEvent]:
     """The stored events afterSequences and since ask for, up to the log's head, in log order, once each."""
     batches = []
-    if resume:
-        batches.append(await _fetch(database, _events_of_tasks_after(viewer, resume, head)))
+    points = list(resume.items())
+    # One statement per so many tasks keeps each within every database's limit on parameters.
+    for start in range(0, len(points), RESUME_POINTS_PER_READ):
+        chunk = dict(points[start:start + RESUME_POINTS_PER_READ])
+        batches.append(await _fetch(database, _events_of_tasks_after(viewer, chunk, head)))
     if since is not None:
-        batches.append(await _fetch(database, _events_since(viewer, since, head)))
+        # A task named in afterSequences resumes after its own sequence only: the client has what came before.
+        recent = await _fetch(database, _events_since(viewer, since, head))
+        batches.append([event for event in recent if event.task_pk not in resume])
     unique = {event.pk: event for batch in batches for event in batch}
     return sorted(unique.values(), key=lambda event: event.position)
 
@@ -210,10 +216,8 @@ class TaskSequenceInput:
     after_sequence: int
 
 
-def _resume_points(points: list[TaskSequenceInput] | None, limit: int) -> dict[uuid.UUID, int]:
+def _resume_points(points: list[TaskSequenceInput] | None) -> dict[uuid.UUID, int]:
     points = points or []
-    if len(points) > limit:
-        raise InvalidInput(f"afterSequences takes at most {limit} tasks")
     resume: dict[uuid.UUID, int] = {}
     for point in points:
         if point.after_sequence < 0:
@@ -270,7 +274,8 @@ class TaskSubscriptions:
             "you received: every later event comes, with no gap and no duplicate, however many tasks. "
             "Over Server-Sent Events each event's id is its position, and a Last-Event-ID header "
             "resumes after it. Without afterPosition, events from now on, after a replay of what "
-            "afterSequences (per task, after a sequence) and since (created at or after an instant) ask for."
+            "afterSequences (per task, after a sequence: as many tasks as MAX_LIST_LENGTH allows) and since "
+            "(created at or after an instant, for the tasks afterSequences does not name) ask for, each event once."
         ),
     )
     async def my_task_events(
@@ -278,7 +283,7 @@ class TaskSubscriptions:
         after_sequences: list[TaskSequenceInput] | None = None,
     ) -> AsyncGenerator[TaskEvent, None]:
         after = _resume_after(info.context.last_event_id, after_position, "afterPosition", MAX_POSITION)
-        resume = _resume_points(after_sequences, info.context.settings.max_page_size)
+        resume = _resume_points(after_sequences)
         async for event in while_access_lasts(info, my_task_event_stream(info, after, since, resume)):
             # Over SSE, the event's id: a reconnect sends it back as Last-Event-ID.
             info.context.stream_position = str(event.position)
