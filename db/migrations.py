@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from alembic.config import Config
+from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -47,26 +48,37 @@ def head_revision() -> str:
 
 @contextmanager
 def migrating(connection: Connection) -> Iterator[None]:
-    """One transaction for the migrations, with SQLite's foreign keys off while they run.
+    """The migrations, each in a transaction of its own, with SQLite's foreign keys off while they run.
+
+    One transaction per migration lets a long one (a backfill) run without the
+    locks of an earlier one's ALTER TABLE: readers of the table go on reading.
 
     SQLite's batch mode rebuilds a table by copying it and dropping the old
     one; with foreign keys enforced, dropping a parent table (tasks) would
     cascade to every child row (its events, analyses, artifacts). SQLite
     ignores the pragma inside a transaction, so it is set on the driver's
-    connection before one begins; the rows are checked before the commit, and
-    enforcement is back on for whoever uses the connection next.
+    connection before one begins; each migration's rows are checked before its
+    commit (check_foreign_keys), and enforcement is back on for whoever uses
+    the connection next.
     """
     sqlite = connection.dialect.name == "sqlite"
     if sqlite:
         _pragma(connection, "foreign_keys=OFF")
     try:
-        with connection.begin():
-            yield
-            if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
-                raise RuntimeError("the migration left rows that refer to rows that do not exist; nothing was changed")
+        yield
     finally:
+        if connection.in_transaction():
+            connection.rollback()
         if sqlite:
             _pragma(connection, "foreign_keys=ON")
+
+
+def check_foreign_keys(ctx: MigrationContext, step: Any, heads: Any, run_args: Any) -> None:
+    """Alembic's on_version_apply, inside each migration's transaction: SQLite's references still hold."""
+    connection = ctx.connection
+    assert connection is not None
+    if connection.dialect.name == "sqlite" and connection.exec_driver_sql("PRAGMA foreign_key_check").first():
+        raise RuntimeError("the migration left rows that refer to rows that do not exist; nothing of it was changed")
 
 
 def _pragma(connection: Connection, setting: str) -> None:

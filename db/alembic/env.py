@@ -7,7 +7,7 @@ from sqlalchemy.engine import Connection
 
 from alembic import context
 from db.engine import create_engine
-from db.migrations import compared, migrating
+from db.migrations import check_foreign_keys, compared, migrating
 from db.models import Base
 from db.settings import Settings
 
@@ -24,6 +24,8 @@ def run_migrations(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         include_object=compared,
+        transaction_per_migration=True,
+        on_version_apply=check_foreign_keys,
     )
     with context.begin_transaction():
         context.run_migrations()

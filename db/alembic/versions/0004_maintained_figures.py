@@ -1,13 +1,11 @@
-"""Maintained figures: per-owner counters, a task's verdict and score, the owner on each event, list indexes
+"""Maintained figures, part 1: the counter tables, a task's verdict and score, the owner on each event
 
 Revision ID: 4f1a2b3c4d5e
 Revises: 61e069a4908c
 Create Date: 2026-12-06 13:34:33.353355
 
-The new columns and tables are filled from the existing rows with one set-based statement each
-(a join, not a probe per row), before the indexes over them are built. Everything runs in the
-migration's one transaction: readers go on reading the old rows meanwhile (MVCC on PostgreSQL,
-WAL on SQLite); writers of the tasks being filled wait for the commit.
+Only new tables and nullable (or defaulted) columns: quick, so the brief lock an ALTER TABLE takes
+is soon released. 0005 fills them in a transaction of its own, with readers reading on.
 """
 
 from collections.abc import Sequence
@@ -21,9 +19,6 @@ down_revision: str | None = "61e069a4908c"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-TRIGRAM_INDEX = "ix_tasks_original_filename_trgm"
-OWNER_SIZE_INDEX = "ix_tasks_user_id_size_key_id"
-SIZE_INDEX = "ix_tasks_size_key_id"
 STATUSES = ("QUEUED", "PROCESSING", "COMPLETED", "FAILED", "CANCELLED")
 VERDICTS = ("APPROVED", "REVIEW", "REJECTED")
 SEVERITIES = ("CRITICAL", "MAJOR", "MINOR", "INFO")
@@ -73,93 +68,13 @@ def upgrade() -> None:
         ))
         batch_op.add_column(sa.Column("compliance_key", sa.Float(), server_default="-1", nullable=False))
 
-    _backfill()
-
-    with op.batch_alter_table("owner_day_figures", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_owner_day_figures_day"), ["day"], unique=False)
-    with op.batch_alter_table("task_events", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_task_events_user_id_position"), ["user_id", "position"], unique=False)
-    with op.batch_alter_table("tasks", schema=None) as batch_op:
-        # Everyone's newest tasks first (a WORKER's list) is a walk of (created_at, id), which also serves
-        # everything the index on created_at alone did.
-        batch_op.drop_index(batch_op.f("ix_tasks_created_at"))
-        for columns in (("created_at", "id"), ("user_id", "status", "created_at", "id"), ("user_id", "verdict", "created_at", "id"),
-                        ("verdict", "created_at", "id"), ("user_id", "compliance_key", "id"),
-                        ("compliance_key", "id"), ("user_id", "updated_at", "id"), ("updated_at", "id")):
-            batch_op.create_index(batch_op.f(f"ix_tasks_{'_'.join(columns)}"), list(columns), unique=False)
-        batch_op.create_index(
-            "ix_tasks_processing_lease_expires_at", ["lease_expires_at"], unique=False,
-            postgresql_where=sa.text("status = 'PROCESSING'"), sqlite_where=sa.text("status = 'PROCESSING'"),
-        )
-    # The FILE_SIZE ordering's key (a URL audit has no size and sorts as -1), by owner and for everyone.
-    op.create_index(OWNER_SIZE_INDEX, "tasks", ["user_id", sa.text("coalesce(file_size, -1)"), "id"], unique=False)
-    op.create_index(SIZE_INDEX, "tasks", [sa.text("coalesce(file_size, -1)"), "id"], unique=False)
-    if op.get_bind().dialect.name == "postgresql":
-        # filenameContains (ILIKE '%…%') through trigrams; pg_trgm is a trusted extension, which the
-        # database's owner may create. SQLite has no such index: there the filter walks the viewer's tasks.
-        op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-        op.create_index(TRIGRAM_INDEX, "tasks", ["original_filename"], unique=False, postgresql_using="gin",
-                        postgresql_ops={"original_filename": "gin_trgm_ops"})
-
-
-def _backfill() -> None:
-    postgresql = op.get_bind().dialect.name == "postgresql"
-    op.execute(
-        "UPDATE tasks SET verdict = analyses.verdict, compliance_key = coalesce(analyses.compliance_score, -1) "
-        "FROM analyses WHERE analyses.task_id = tasks.id"
-    )
-    op.execute("UPDATE task_events SET user_id = tasks.user_id FROM tasks WHERE tasks.id = task_events.task_id")
-    day = "CAST(timezone('UTC', tasks.created_at) AS date)" if postgresql else "date(tasks.created_at)"
-    now = "now()" if postgresql else "CURRENT_TIMESTAMP"
-
-    def flag(column: str, value: str) -> str:
-        return f"CASE WHEN {column} = '{value}' THEN 1 ELSE 0 END"
-
-    per_task = ", ".join([
-        *(f"{flag('tasks.status', status)} AS {status.lower()}" for status in STATUSES),
-        *(f"{flag('analyses.verdict', verdict)} AS {verdict.lower()}" for verdict in VERDICTS),
-        *(f"coalesce(severities.{severity.lower()}, 0) AS {severity.lower()}" for severity in SEVERITIES),
-        "coalesce(analyses.compliance_score, 0) AS compliance_sum",
-        "CASE WHEN analyses.compliance_score IS NULL THEN 0 ELSE 1 END AS compliance_count",
-        "coalesce(analyses.confidence_score, 0) AS confidence_sum",
-        "CASE WHEN analyses.confidence_score IS NULL THEN 0 ELSE 1 END AS confidence_count",
-    ])
-    by_severity = ", ".join(f"sum({flag('severity', severity)}) AS {severity.lower()}" for severity in SEVERITIES)
-    sums = ", ".join(f"sum({name})" for name in FIGURES)
-    names = ", ".join(FIGURES)
-    op.execute(
-        f"INSERT INTO owner_day_figures (owner_id, day, {names}, created_at, updated_at) "
-        f"SELECT owner_id, day, {sums}, {now}, {now} FROM ("
-        f" SELECT tasks.user_id AS owner_id, {day} AS day, {per_task} FROM tasks"
-        "  LEFT JOIN analyses ON analyses.task_id = tasks.id"
-        f"  LEFT JOIN (SELECT analysis_id, {by_severity} FROM findings GROUP BY analysis_id) AS severities"
-        "   ON severities.analysis_id = analyses.id"
-        ") AS per_task GROUP BY owner_id, day"
-    )
-    op.execute(
-        f"INSERT INTO owner_figures (owner_id, {names}, created_at, updated_at) "
-        f"SELECT owner_id, {sums}, {now}, {now} FROM owner_day_figures GROUP BY owner_id"
-    )
-
 
 def downgrade() -> None:
-    op.drop_index(SIZE_INDEX, table_name="tasks")
-    op.drop_index(OWNER_SIZE_INDEX, table_name="tasks")
-    if op.get_bind().dialect.name == "postgresql":
-        op.drop_index(TRIGRAM_INDEX, table_name="tasks")
     with op.batch_alter_table("tasks", schema=None) as batch_op:
-        batch_op.drop_index("ix_tasks_processing_lease_expires_at")
-        for columns in (("updated_at", "id"), ("user_id", "updated_at", "id"), ("compliance_key", "id"),
-                        ("user_id", "compliance_key", "id"), ("verdict", "created_at", "id"),
-                        ("user_id", "verdict", "created_at", "id"), ("user_id", "status", "created_at", "id"),
-                        ("created_at", "id")):
-            batch_op.drop_index(batch_op.f(f"ix_tasks_{'_'.join(columns)}"))
-        batch_op.create_index(batch_op.f("ix_tasks_created_at"), ["created_at"], unique=False)
         batch_op.drop_column("compliance_key")
         batch_op.drop_constraint(batch_op.f("ck_tasks_verdict"), type_="check")
         batch_op.drop_column("verdict")
     with op.batch_alter_table("task_events", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_task_events_user_id_position"))
         batch_op.drop_constraint(batch_op.f("fk_task_events_user_id_users"), type_="foreignkey")
         batch_op.drop_column("user_id")
     op.drop_table("owner_day_figures")

@@ -1,7 +1,7 @@
 """analyses.claim_id: the claim (the attempt) an analysis was recorded under
 
 Revision ID: 9c3e5a7b1d20
-Revises: 4f1a2b3c4d5e
+Revises: 6b7c8d9e0f1a
 Create Date: 2026-12-06 14:00:00.000000
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "9c3e5a7b1d20"
-down_revision: str | None = "4f1a2b3c4d5e"
+down_revision: str | None = "6b7c8d9e0f1a"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
