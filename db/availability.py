@@ -16,9 +16,23 @@ from typing import Any
 from asyncpg import exceptions as pg
 from sqlalchemy import event
 from sqlalchemy.engine import Dialect, ExceptionContext
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db.errors import DatabaseUnavailable
+from db.errors import DatabaseBusy, DatabaseUnavailable
+
+# What ends a request that could not get a connection (or its time) soon enough: SERVICE_UNAVAILABLE, retry later.
+WAITED_TOO_LONG = (DatabaseUnavailable, PoolTimeout, TimeoutError)
+
+
+def as_unavailable(error: BaseException) -> DatabaseUnavailable | None:
+    """The DatabaseUnavailable an error of WAITED_TOO_LONG means, else None."""
+    if isinstance(error, DatabaseUnavailable):
+        return error
+    if isinstance(error, (PoolTimeout, TimeoutError)):
+        return DatabaseBusy()
+    return None
+
 
 _POSTGRES_UNREACHABLE = (
     pg.PostgresConnectionError,  # SQLSTATE class 08: the connection failed or was lost

@@ -22,16 +22,17 @@ from db.settings import Settings
 
 
 def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
+    options: dict[str, Any] = {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_timeout": settings.db_pool_timeout_seconds,
+    }
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(settings.database_url, **overrides)
+        engine = create_async_engine(settings.database_url, **(options | overrides))
         _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
     else:
-        options: dict[str, Any] = {
-            "pool_size": settings.db_pool_size,
-            "max_overflow": settings.db_max_overflow,
-            "pool_pre_ping": settings.db_pool_pre_ping,
-        }
+        options["pool_pre_ping"] = settings.db_pool_pre_ping
         engine = create_async_engine(settings.database_url, **(options | overrides))
         _discard_closed_connections(engine)
     report_unavailability(engine)
@@ -111,7 +112,7 @@ class Database:
             write_sessions=async_sessionmaker(write_engine, expire_on_commit=False),
             reader=reader,
             statement_observers=observers,
-            driver_reads=DriverReads(reader, observers, settings.db_pool_size) if direct else None,
+            driver_reads=DriverReads(reader, observers, settings) if direct else None,
         )
 
     @property

@@ -62,8 +62,15 @@ class RateLimited(DomainError):
 class DatabaseUnavailable(DomainError):
     code = "SERVICE_UNAVAILABLE"
 
+    def __init__(self, message: str = "the database is unreachable at the moment; retry shortly") -> None:
+        super().__init__(message)
+
+
+class DatabaseBusy(DatabaseUnavailable):
+    """Every connection of the pool stayed in use for DB_POOL_TIMEOUT_SECONDS: the server is overloaded, not broken."""
+
     def __init__(self) -> None:
-        super().__init__("the database is unreachable at the moment; retry shortly")
+        super().__init__("the server is too busy to take this request now; retry shortly")
 
 
 class InsufficientStorage(DomainError):

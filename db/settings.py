@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, gt=0)
     db_max_overflow: int = Field(default=10, ge=0)
     db_pool_pre_ping: bool = True
+    # The longest a request waits for a pooled connection before it is answered SERVICE_UNAVAILABLE (503).
+    db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
     # How long a worker may reuse an account's role between requests on PostgreSQL (graph/viewer_roles.py);
     # any access change forgets it at once. 0 reads it on every request.
     viewer_role_cache_seconds: float = Field(default=30.0, ge=0)

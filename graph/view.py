@@ -26,9 +26,10 @@ from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET
 
 from db.access import Viewer
+from db.availability import WAITED_TOO_LONG, as_unavailable
 from db.engine import Database
 from db.enums import Role
-from db.errors import DatabaseUnavailable, DomainError, PayloadTooLarge, Unauthenticated
+from db.errors import DatabaseBusy, DatabaseUnavailable, DomainError, PayloadTooLarge, Unauthenticated
 from db.settings import Settings
 from db.storage import STORAGE_FULL
 from db.users import active_role
@@ -84,7 +85,10 @@ async def authenticate(token: str | None, database: Database, settings: Settings
     def read_role() -> Awaitable[Role | None]:
         return active_role(database, claims.user_id)
 
-    role = await (read_role() if roles is None else roles.role(claims.user_id, read_role))
+    try:
+        role = await (read_role() if roles is None else roles.role(claims.user_id, read_role))
+    except WAITED_TOO_LONG as error:
+        raise as_unavailable(error) or DatabaseBusy() from error
     if role is None:
         raise Unauthenticated("the token's user no longer exists or is inactive")
     return Viewer(user_id=claims.user_id, role=role), claims.expires_at
@@ -220,6 +224,11 @@ class AuditGraphView(GraphQL[Context, None]):
         context.access_expires_at = expires_at
         try:
             data = await prepared.data(checked.prepared, checked.query, checked.variables, context)
+        except WAITED_TOO_LONG as error:
+            # Running it again on the full path would only wait as long again.
+            refused, status, headers = refusal_parts(
+                unavailable.refusal(as_unavailable(error) or DatabaseBusy()), request.headers.get("accept"))
+            return Response(self.encode_json(refused), status_code=status, headers=headers)
         except Exception:  # the full path runs it again, and decides what the client is told
             logger.debug("a prepared operation fell back to the full path", exc_info=True)
             return None
