@@ -21,6 +21,8 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLField,
+    GraphQLInterfaceType,
     GraphQLList,
     GraphQLNamedType,
     GraphQLNonNull,
@@ -30,10 +32,13 @@ from graphql import (
     IntValueNode,
     ListValueNode,
     OperationDefinitionNode,
+    SchemaMetaFieldDef,
     SelectionSetNode,
+    TypeMetaFieldDef,
     VariableNode,
     get_named_type,
 )
+from graphql.execution.values import get_variable_values
 from graphql.utilities import get_operation_ast
 from strawberry.extensions import SchemaExtension
 
@@ -86,8 +91,8 @@ class CostCalculator:
         return self._fragment_costs[name]
 
     def field(self, node: FieldNode, parent: GraphQLNamedType | None) -> int:
-        definition = parent.fields.get(node.name.value) if isinstance(parent, GraphQLObjectType) else None
-        if definition is None:  # __typename, or an interface's field: its type is not needed to count
+        definition = self._definition(node.name.value, parent)
+        if definition is None:  # __typename, or a field validation would have refused
             return 1 + self.selection_set(node.selection_set, None)
         child = get_named_type(definition.type)
         return 1 + self.multiplier(node, definition.type, parent) * self.selection_set(  # type: ignore[arg-type]
@@ -106,6 +111,16 @@ class CostCalculator:
         if "ids" in arguments:
             return self._length(arguments["ids"])
         return ASSUMED_LIST_LENGTH
+
+    def _definition(self, name: str, parent: GraphQLNamedType | None) -> GraphQLField | None:
+        """The field's definition; introspection's own fields too, which are costed like any other."""
+        if not isinstance(parent, GraphQLObjectType | GraphQLInterfaceType):
+            return None
+        if name == "__schema" and parent is self.schema.query_type:
+            return SchemaMetaFieldDef
+        if name == "__type" and parent is self.schema.query_type:
+            return TypeMetaFieldDef
+        return parent.fields.get(name)
 
     @staticmethod
     def _is_list(type_: Any) -> bool:
@@ -179,6 +194,19 @@ class CostCache:
         return cost
 
 
+def coerced_variables(schema: GraphQLSchema, document: Any, operation_name: str | None,
+                      variables: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The variables as execution will see them (graphql-core's coercion, defaults applied): `100.0`, `1e2` and
+    a default of 100 are the page size 100. Values that do not coerce are the raw ones (the request is refused
+    for them before it executes anyway)."""
+    operation = get_operation_ast(document, operation_name)
+    definitions = operation.variable_definitions if operation is not None else None
+    if not definitions:
+        return variables
+    coerced = get_variable_values(schema, definitions, dict(variables))
+    return variables if isinstance(coerced, list) else coerced.coerced
+
+
 class CostBudget(SchemaExtension):
     """Refuses a document over the budget before it executes; reports the cost when the request asks.
 
@@ -197,8 +225,11 @@ class CostBudget(SchemaExtension):
         context = self.execution_context
         document = context.graphql_document
         if document is not None and context.query is not None and not context.pre_execution_errors:
-            self.cost = self.cache.cost(context.schema._schema, context.query, document, context.operation_name,
-                                        context.variables or {}, self.max_page_size)
+            schema = context.schema._schema
+            self.cost = self.cache.cost(schema, context.query, document, context.operation_name,
+                                        coerced_variables(schema, document, context.operation_name,
+                                                          context.variables or {}),
+                                        self.max_page_size)
             if self.cost > self.max_cost:
                 context.pre_execution_errors = [GraphQLError(
                     f"This document costs {self.cost}, over the budget of {self.max_cost}: ask for fewer "

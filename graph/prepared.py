@@ -124,7 +124,7 @@ class PreparedOperations:
         coerced = get_variable_values(schema, prepared.plan.operation.variable_definitions or (), variables)
         if isinstance(coerced, list) or checks.bounds.variables_reason(variables) or nul_in_variables(variables):
             return None
-        cost = checks.costs.cost(schema, query, prepared.document, prepared.operation_name, variables,
+        cost = checks.costs.cost(schema, query, prepared.document, prepared.operation_name, coerced.coerced,
                                  checks.max_page_size)
         return None if cost > checks.max_cost else coerced
 
