@@ -5,7 +5,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from cross_web import HTTPException
@@ -32,7 +32,7 @@ from db.enums import Role
 from db.errors import DatabaseBusy, DatabaseUnavailable, DomainError, PayloadTooLarge, Unauthenticated
 from db.settings import Settings
 from db.storage import STORAGE_FULL
-from db.users import active_role
+from db.users import SESSIONS_ENDED, Access, active_access
 from graph import unavailable
 from graph.context import Context
 from graph.graphiql.page import graphiql_page
@@ -74,30 +74,39 @@ WHICH_OPERATION = (
 )
 
 
+class Session(NamedTuple):
+    """Who a token signs in, until when, and the token generation it carries."""
+
+    viewer: Viewer
+    expires_at: datetime
+    generation: int
+
+
 async def authenticate(token: str | None, database: Database, settings: Settings,
-                       roles: RoleCache | None = None, tokens: VerifiedTokens | None = None
-                       ) -> tuple[Viewer, datetime] | None:
-    """The viewer a token names and when the token expires, or None without a token; a bad token raises."""
+                       roles: RoleCache | None = None, tokens: VerifiedTokens | None = None) -> Session | None:
+    """The session a token opens, or None without a token; a bad token raises."""
     if token is None:
         return None
     claims = read_token(token, settings) if tokens is None else tokens.read(token)
 
-    def read_role() -> Awaitable[Role | None]:
-        return active_role(database, claims.user_id)
+    def read_access() -> Awaitable[Access | None]:
+        return active_access(database, claims.user_id)
 
     try:
-        role = await (read_role() if roles is None else roles.role(claims.user_id, read_role))
+        access = await (read_access() if roles is None else roles.role(claims.user_id, read_access))
     except WAITED_TOO_LONG as error:
         raise as_unavailable(error) or DatabaseBusy() from error
-    if role is None:
+    if access is None:
         raise Unauthenticated("the token's user no longer exists or is inactive")
-    return Viewer(user_id=claims.user_id, role=role), claims.expires_at
+    if access.generation != claims.generation:
+        raise Unauthenticated(SESSIONS_ENDED)
+    return Session(Viewer(user_id=claims.user_id, role=access.role), claims.expires_at, claims.generation)
 
 
 async def viewer_from_token(token: str | None, database: Database, settings: Settings) -> Viewer | None:
     """The viewer a token names, or None without a token; a bad token raises Unauthenticated."""
     session = await authenticate(token, database, settings)
-    return None if session is None else session[0]
+    return None if session is None else session.viewer
 
 
 def connection_token(params: dict[str, Any] | None, websocket: Any) -> str | None:
@@ -219,9 +228,9 @@ class AuditGraphView(GraphQL[Context, None]):
             session = await self.authenticate_request(request)
         except (Unauthenticated, DatabaseUnavailable):
             return None
-        viewer, expires_at = session or (None, None)
+        viewer = None if session is None else session.viewer
         context = self.make_context(request, None, viewer, None)
-        context.access_expires_at = expires_at
+        context.sign_in(session)
         try:
             data = await prepared.data(checked.prepared, checked.query, checked.variables, context)
         except WAITED_TOO_LONG as error:
@@ -241,7 +250,7 @@ class AuditGraphView(GraphQL[Context, None]):
         return Response(self.encode_json({"data": data}),
                         media_type=response_media_type(request.headers.get("accept")))
 
-    async def authenticate_request(self, request: Request) -> tuple[Viewer, datetime] | None:
+    async def authenticate_request(self, request: Request) -> Session | None:
         """`authenticate` for the bearer token of an HTTP request."""
         return await authenticate(bearer_token(request.headers.get("authorization")),
                                   self.database, self.settings, self.roles, self.tokens)
@@ -409,7 +418,7 @@ class AuditGraphView(GraphQL[Context, None]):
             # A WebSocket authenticates in on_ws_connect; run() reads the context back when it closes.
             request.state.graphql_context = self.make_context(request, response, viewer, auth_error)
             return request.state.graphql_context
-        expires_at = None
+        session = None
         try:
             session = await self.authenticate_request(request)
         except Unauthenticated as error:
@@ -417,9 +426,9 @@ class AuditGraphView(GraphQL[Context, None]):
         except DatabaseUnavailable as error:
             raise unavailable.refusal(error) from None
         else:
-            viewer, expires_at = session or (None, None)
+            viewer = None if session is None else session.viewer
         context = self.make_context(request, response, viewer, auth_error)
-        context.access_expires_at = expires_at
+        context.sign_in(session)
         context.last_event_id = request.headers.get("last-event-id")
         # Read back by an SSE stream, which is handed the request but not the context.
         request.state.graphql_context = context
@@ -451,7 +460,8 @@ class AuditGraphView(GraphQL[Context, None]):
             raise ConnectionRejectionError({"message": error.message, "code": error.code}) from None
         if session is None:
             raise ConnectionRejectionError({"message": "sign in to subscribe", "code": "UNAUTHENTICATED"})
-        viewer, context.access_expires_at = session
+        viewer = session.viewer
+        context.sign_in(session)
         limit = self.settings.max_connections_per_user
         if not self.broker.admit_connection(viewer.user_id, limit):
             raise ConnectionRejectionError({"message": f"at most {limit} live connections per user",
