@@ -19,7 +19,7 @@ from sqlalchemy.engine import Dialect, ExceptionContext
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db.errors import DatabaseBusy, DatabaseUnavailable
+from db.errors import DatabaseBusy, DatabaseUnavailable, RequestTimedOut
 
 # What ends a request that could not get a connection (or its time) soon enough: SERVICE_UNAVAILABLE, retry later.
 WAITED_TOO_LONG = (DatabaseUnavailable, PoolTimeout, TimeoutError)
@@ -65,6 +65,18 @@ def _causes(error: BaseException, depth: int = 4) -> Iterator[BaseException]:
         current, depth = current.__cause__, depth - 1
 
 
+def is_timed_out(error: BaseException) -> bool:
+    """A statement stopped for running past the request's time budget (db/deadline.py), or, on SQLite, one
+    that waited SQLITE_BUSY_TIMEOUT_MS for the write lock in vain: retrying later is the answer to both."""
+    for cause in _causes(error):
+        if isinstance(cause, pg.QueryCanceledError):
+            return True
+        # Interrupted at the deadline, or no write lock before it (a busy wait is bounded by the time left).
+        if isinstance(cause, sqlite3.OperationalError) and str(cause) in ("interrupted", "database is locked"):
+            return True
+    return False
+
+
 def report_unavailability(engine: AsyncEngine) -> None:
     """Make the engine raise DatabaseUnavailable for a failed connect or a connection lost mid-statement."""
 
@@ -84,6 +96,8 @@ def report_unavailability(engine: AsyncEngine) -> None:
         # but the database is fine, and the cancellation must go on up as itself.
         if context.is_pre_ping or isinstance(context.original_exception, asyncio.CancelledError):
             return
+        if is_timed_out(context.original_exception):
+            raise RequestTimedOut() from context.original_exception
         if not (context.is_disconnect or is_unreachable(context.original_exception)):
             return
         # The connection is of no more use (a server shutting down answers AdminShutdownError

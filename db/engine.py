@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from db.availability import report_unavailability
+from db.deadline import interrupt_sqlite_past_deadline, statement_timeout_ms
 from db.events import EventNotice, announce_access_changes, announce_events
 from db.reads import DriverReads, Row, StatementObserver
 from db.settings import Settings
@@ -30,6 +31,8 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(settings.database_url, **(options | overrides))
+        # First: its "begin" hook bounds the wait for the lock before _configure_sqlite's begins the transaction.
+        interrupt_sqlite_past_deadline(engine.sync_engine, settings.sqlite_busy_timeout_ms)
         _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
     else:
         options["pool_pre_ping"] = settings.db_pool_pre_ping
@@ -101,8 +104,10 @@ class Database:
     def from_settings(cls, settings: Settings) -> "Database":
         engine = create_engine(settings)
         write_engine = engine.execution_options(sqlite_begin="IMMEDIATE")
+        # A read never outlives the request that made it (db/deadline.py).
         reader = engine if settings.is_sqlite else create_engine(
-            settings, isolation_level="AUTOCOMMIT", pool_pre_ping=False)
+            settings, isolation_level="AUTOCOMMIT", pool_pre_ping=False, connect_args={"server_settings": {
+                "statement_timeout": statement_timeout_ms(settings.request_timeout_seconds)}})
         observers: list[StatementObserver] = []
         # With traces on, every statement goes through SQLAlchemy, whose events give each its span.
         direct = not settings.is_sqlite and settings.otel_exporter_otlp_endpoint is None

@@ -73,6 +73,13 @@ class DatabaseBusy(DatabaseUnavailable):
         super().__init__("the server is too busy to take this request now; retry shortly")
 
 
+class RequestTimedOut(DatabaseUnavailable):
+    """The request ran past REQUEST_TIMEOUT_SECONDS: its database work was cancelled."""
+
+    def __init__(self) -> None:
+        super().__init__("the request ran past its time budget and was stopped; ask for less, or retry shortly")
+
+
 class InsufficientStorage(DomainError):
     """The disk (or quota) that takes files is full: nothing was stored; retrying later may succeed."""
 

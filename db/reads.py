@@ -38,7 +38,8 @@ from sqlalchemy import Select, String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db.errors import DatabaseBusy, DatabaseUnavailable
+from db.deadline import statement_timeout_ms
+from db.errors import DatabaseBusy, DatabaseUnavailable, RequestTimedOut
 from db.settings import Settings
 
 logger = logging.getLogger("auditgraph.reads")
@@ -132,6 +133,9 @@ class DriverReads:
         self.pool_size = settings.db_pool_size
         self.acquire_timeout = settings.db_pool_timeout_seconds
         self.close_timeout = min(CLOSE_SECONDS, settings.shutdown_timeout_seconds)
+        # A read never outlives the request that made it (db/deadline.py).
+        self.server_settings = {**GENERIC_PLANS,
+                                "statement_timeout": statement_timeout_ms(settings.request_timeout_seconds)}
         self._plans: LRUCache[Select, _Plan | None] = LRUCache(MAX_PLANS)
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
@@ -153,7 +157,7 @@ class DriverReads:
                     self._pool = await asyncpg.create_pool(
                         **url.translate_connect_args(username="user"), **dict(url.query),
                         min_size=0, max_size=self.pool_size, reset=_keep_session,
-                        server_settings=GENERIC_PLANS)
+                        server_settings=self.server_settings)
         return self._pool
 
     def in_use(self) -> int:
@@ -164,13 +168,16 @@ class DriverReads:
     async def close(self) -> None:
         """Closes the pool, waiting for connections in use for a few seconds at most, then cutting them off:
         a shutdown never waits on a read that does not end."""
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
+        pool = self._pool
+        if pool is not None:
+            # Still this object's pool while it closes: a read finishing meanwhile gives its connection back.
             try:
                 await asyncio.wait_for(pool.close(), self.close_timeout)
             except TimeoutError:
                 logger.warning("read connections still in use at shutdown were cut off")
                 pool.terminate()
+            finally:
+                self._pool = None
 
     async def _acquire(self, pool: asyncpg.Pool) -> Any:
         try:
@@ -234,6 +241,8 @@ class DriverReads:
             records, elapsed = await self._leased(lease, pool, plan, arguments)
         except DatabaseUnavailable:
             raise  # no connection to be had in time: running it again would only wait again
+        except asyncpg.QueryCanceledError:
+            raise RequestTimedOut() from None  # past the request's time budget: so would a second run
         except Exception:  # a cancellation is not one: it goes on up
             logger.debug("a driver read failed; SQLAlchemy runs it again", exc_info=True)
             return None

@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, gt=0)
     db_max_overflow: int = Field(default=10, ge=0)
     db_pool_pre_ping: bool = True
+    # The time budget of one HTTP request (WebSocket and SSE streams excepted): past it, its database work is
+    # cancelled (statement_timeout on PostgreSQL's reads, an interrupt on SQLite) and it is answered
+    # SERVICE_UNAVAILABLE (503).
+    request_timeout_seconds: float = Field(default=10.0, gt=0)
     # The longest a request waits for a pooled connection before it is answered SERVICE_UNAVAILABLE (503).
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
     # How long a worker may reuse an account's role between requests on PostgreSQL (graph/viewer_roles.py);

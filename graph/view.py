@@ -5,6 +5,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Mapping
 from datetime import datetime
+from time import monotonic
 from typing import Any, NamedTuple
 
 import orjson
@@ -27,9 +28,10 @@ from strawberry.types.unset import UNSET
 
 from db.access import Viewer
 from db.availability import WAITED_TOO_LONG, as_unavailable
+from db.deadline import request_deadline
 from db.engine import Database
 from db.enums import Role
-from db.errors import DatabaseBusy, DatabaseUnavailable, DomainError, PayloadTooLarge, Unauthenticated
+from db.errors import DatabaseBusy, DatabaseUnavailable, DomainError, PayloadTooLarge, RequestTimedOut, Unauthenticated
 from db.settings import Settings
 from db.storage import STORAGE_FULL
 from db.users import SESSIONS_ENDED, Access, active_access
@@ -195,6 +197,34 @@ class AuditGraphView(GraphQL[Context, None]):
         if scope["type"] != "http":
             return await super().__call__(scope, receive, send)
         request = Request(scope, receive=receive)
+        if is_multipart(request):
+            # An upload takes as long as its bytes take to arrive: MAX_UPLOAD_BYTES bounds it instead.
+            response = await self.respond(scope, request)
+        else:
+            budget = asyncio.timeout(self.settings.request_timeout_seconds)
+            deadline = request_deadline.set(monotonic() + self.settings.request_timeout_seconds)
+            try:
+                async with budget:
+                    response = await self.respond(scope, request)
+            except TimeoutError:
+                if not budget.expired():
+                    raise
+                body, status, headers = refusal_parts(unavailable.refusal(RequestTimedOut()),
+                                                      request.headers.get("accept"))
+                response = Response(self.encode_json(body), status_code=status, headers=headers)
+            finally:
+                request_deadline.reset(deadline)
+        try:
+            await response(scope, receive, send)
+        finally:
+            # uvicorn's per-request objects form reference cycles that hold the scope until the
+            # garbage collector runs. Once the response is out, the request's context (its loaders,
+            # with every row and object they read) leaves the scope, freed at once by reference
+            # counting: left there, it made a collection's work (most of a page's CPU time).
+            scope.get("state", {}).pop("graphql_context", None)
+
+    async def respond(self, scope: Scope, request: Request) -> Response:
+        """The response to an HTTP request: from a prepared operation's plan, or by the full path."""
         response: Response | None = None
         if self.prepared is not None and scope["method"] == "POST" and _may_be_prepared(request, self.settings):
             sent = await request.body()
@@ -210,14 +240,7 @@ class AuditGraphView(GraphQL[Context, None]):
             except HTTPException as refusal:
                 body, status, headers = refusal_parts(refusal, request.headers.get("accept"))
                 response = Response(self.encode_json(body), status_code=status, headers=headers)
-        try:
-            await response(scope, receive, send)
-        finally:
-            # uvicorn's per-request objects form reference cycles that hold the scope until the
-            # garbage collector runs. Once the response is out, the request's context (its loaders,
-            # with every row and object they read) leaves the scope, freed at once by reference
-            # counting: left there, it made a collection's work (most of a page's CPU time).
-            scope.get("state", {}).pop("graphql_context", None)
+        return response
 
     async def answer_prepared(self, request: Request, prepared: PreparedOperations, body: bytes) -> Response | None:
         """The response to a prepared operation (graph/prepared.py), or None: the full path answers it."""
