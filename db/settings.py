@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     max_aliases: int = Field(default=30, ge=0)
     # The most times one field (by its response name) may appear in one selection set.
     max_repeated_fields: int = Field(default=20, gt=0)
+    # Each cache of what is worked out from documents (parse, validation, plan, cost): graph/document_cache.py.
+    document_cache_max_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
     # The most a document may cost (graph/cost.py): fields, multiplied by the pages and lists they return.
     max_query_cost: int = Field(default=100_000, gt=0)
     introspection_enabled: bool = True

@@ -55,6 +55,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
             # permessage-deflate costs every connection about 50 KiB of zlib state, half of what an
             # idle subscriber holds, and every message a deflate.
             ws_per_message_deflate=False,
+            # A WebSocket message is bounded like an HTTP body: larger ones close the socket with 1009.
+            ws_max_size=settings.max_request_bytes,
             # Past it, requests still in flight (a stalled upload) are cut off so the process can stop.
             timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
         )

@@ -36,7 +36,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from cachetools import LRUCache
 from graphql import (
     ArgumentNode,
     DocumentNode,
@@ -72,6 +71,7 @@ from strawberry.types.arguments import convert_arguments
 from strawberry.types.field import StrawberryField
 
 from db.availability import WAITED_TOO_LONG
+from graph.document_cache import DocumentCache
 from graph.loaders import Loaders
 from graph.rows import RowShape
 
@@ -310,10 +310,10 @@ def _fresh(value: Any) -> Any:
 
 
 class PlanCache:
-    """The plans of recently seen documents, bounded like the parser and validation caches."""
+    """The plans of recently seen documents, bounded in bytes like the parser and validation caches."""
 
-    def __init__(self, maxsize: int) -> None:
-        self._plans: LRUCache[tuple[str, str | None], QueryPlan | None] = LRUCache(maxsize)
+    def __init__(self, max_bytes: int) -> None:
+        self._plans: DocumentCache[tuple[str, str | None], QueryPlan | None] = DocumentCache(max_bytes)
 
     def get(self, schema: GraphQLSchema, query: str, document: DocumentNode,
             operation_name: str | None) -> QueryPlan | None:

@@ -42,12 +42,15 @@ from graphql.execution.values import get_variable_values
 from graphql.utilities import get_operation_ast
 from strawberry.extensions import SchemaExtension
 
+from graph.document_cache import DocumentCache
 from graph.relay import DEFAULT_PAGE_SIZE
 
 # How many items a list that takes no page size is assumed to hold (an
 # analysis's findings, a finding's sources, a task's artifacts).
 ASSUMED_LIST_LENGTH = 10
 PAGE_ARGUMENTS = ("first", "last")
+# The variable values (page sizes, id counts) one document's cost is remembered for.
+SHAPES_PER_DOCUMENT = 64
 
 
 @dataclass
@@ -165,12 +168,11 @@ class CostCache:
     would cost more than the rest of validation, which is cached too.
     """
 
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, max_bytes: int) -> None:
         # (query, operation name) -> (the variables its cost reads, {their shapes: cost})
-        self._entries: LRUCache[tuple[str, str | None], tuple[tuple[str, ...], LRUCache[Any, int]]] = (
-            LRUCache(maxsize)
+        self._entries: DocumentCache[tuple[str, str | None], tuple[tuple[str, ...], LRUCache[Any, int]]] = (
+            DocumentCache(max_bytes)
         )
-        self._maxsize = maxsize
 
     def cost(self, schema: GraphQLSchema, query: str, document: Any, operation_name: str | None,
              variables: Mapping[str, Any], max_page_size: int) -> int:
@@ -189,7 +191,7 @@ class CostCache:
         cost = calculator.operation(operation)
         names = tuple(sorted(calculator.read))
         if entry is None or entry[0] != names:
-            entry = self._entries[key] = (names, LRUCache(self._maxsize))
+            entry = self._entries[key] = (names, LRUCache(SHAPES_PER_DOCUMENT))
         entry[1][tuple(_shape(variables.get(name)) for name in names)] = cost
         return cost
 

@@ -3,8 +3,9 @@ and GraphQL over HTTP to the letter (graph/graphql_http.py)."""
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Mapping
 from datetime import datetime
+from json import JSONDecodeError
 from time import monotonic
 from typing import Any, NamedTuple
 
@@ -15,11 +16,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Message, Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, process_result
-from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived, WebSocketDisconnected
 from strawberry.http.streaming import SSETransport
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
@@ -126,12 +127,35 @@ def connection_token(params: dict[str, Any] | None, websocket: Any) -> str | Non
     return bearer_token(getattr(websocket, "headers", {}).get("authorization"))
 
 
+MESSAGE_TOO_BIG = 1009
+
+
 class TextFrameWebSocketAdapter(ASGIWebSocketAdapter):
     """Sends every protocol message as a text frame.
 
     Both GraphQL WebSocket protocols are JSON in text frames: browsers hand a
     binary frame to the client as a Blob, and graphql-ws and gql refuse it.
     """
+
+    async def iter_json(self, *, ignore_parsing_errors: bool = False) -> AsyncGenerator[object, None]:
+        """Strawberry's, with each message bounded like an HTTP body (MAX_REQUEST_BYTES): a larger one closes the
+        socket with 1009 (message too big), as the server itself does when it is configured with the bound."""
+        limit = self.view.settings.max_request_bytes  # type: ignore[attr-defined]
+        try:
+            while self.ws.application_state != WebSocketState.DISCONNECTED:
+                text = await self.ws.receive_text()
+                if len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit):
+                    await self.ws.close(code=MESSAGE_TOO_BIG, reason=f"a message may hold at most {limit} bytes")
+                    return
+                try:
+                    yield self.view.decode_json(text)
+                except JSONDecodeError as error:
+                    if not ignore_parsing_errors:
+                        raise NonJsonMessageReceived from error
+        except KeyError as error:
+            raise NonTextMessageReceived from error
+        except WebSocketDisconnect:
+            pass
 
     async def send_json(self, message: Mapping[str, object]) -> None:
         try:
