@@ -38,7 +38,7 @@ from db.storage import STORAGE_FULL
 from db.users import SESSIONS_ENDED, Access, active_access
 from graph import unavailable
 from graph.context import Context
-from graph.graphiql.page import graphiql_page
+from graph.graphiql.page import GRAPHIQL_HEADERS, graphiql_page
 from graph.graphql_http import (
     APPLICATION_JSON,
     GRAPHQL_RESPONSE_JSON,
@@ -215,7 +215,7 @@ class AuditGraphView(GraphQL[Context, None]):
                                   for answered in (True, False)}
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
-        return HTMLResponse(graphiql_page())
+        return HTMLResponse(graphiql_page(), headers=GRAPHIQL_HEADERS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -27,6 +27,7 @@ logger = logging.getLogger("auditgraph.requests")
 errors_logger = logging.getLogger("auditgraph.errors")
 
 REQUEST_ID_HEADER = b"x-request-id"
+NOSNIFF = (b"x-content-type-options", b"nosniff")
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 UNAVAILABLE = "SERVICE_UNAVAILABLE"
 BUSY_MESSAGE = "the server could not finish this request in time; retry shortly"
@@ -89,9 +90,15 @@ class ObservedRequests:
         async def send_with_id(message: Message) -> None:
             nonlocal status, responded
             kind = message["type"]
-            if kind == "http.response.start" or kind == "websocket.accept":
-                status = message.get("status", 101)
-                responded = True
+            if kind == "http.response.start":
+                status, responded = message["status"], True
+                headers = list(message.get("headers", ()))
+                if not any(name.lower() == NOSNIFF[0] for name, _ in headers):
+                    # No response is ever to be read as another type than it says (a JSON error as HTML...).
+                    headers.append(NOSNIFF)
+                message = {**message, "headers": [*headers, id_header]}
+            elif kind == "websocket.accept":
+                status, responded = 101, True
                 message = {**message, "headers": [*message.get("headers", ()), id_header]}
             elif kind == "websocket.close" and not responded:
                 status, responded = 403, True
@@ -154,7 +161,9 @@ class ObservedRequests:
         client = scope.get("client")
         logger.log(
             level, "%s %s %s %s -> %s (%s) in %.1f ms, %d SQL",
-            method, path, kind, facts.operation_name or "-", code, status, seconds * 1000, facts.sql_statements,
+            # The path escaped: decoded from the URL, it may hold a line break that would forge a log line.
+            method, _printable(path), kind, facts.operation_name or "-", code, status, seconds * 1000,
+            facts.sql_statements,
             extra={
                 "request_id": facts.request_id,
                 "method": method,
@@ -171,6 +180,11 @@ class ObservedRequests:
                 "client": client[0] if client else None,
             },
         )
+
+
+def _printable(text: str) -> str:
+    """`text` with every control character (a line break above all) written as an escape."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
 def _stopping(scope: Scope) -> bool:
