@@ -49,7 +49,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
                  "created_at", "updated_at"),
     "findings": ("id", "analysis_id", "severity", "rule_id", "category", "message", "evidence",
                  "remediation", "confidence", "created_at", "updated_at"),
-    "task_events": ("id", "task_id", "sequence", "type", "data", "created_at", "updated_at"),
+    "task_events": ("id", "task_id", "sequence", "type", "data", "position", "created_at", "updated_at"),
 }
 JSON_COLUMNS = {"analyses": {"extraction_result"}, "findings": {"evidence"}, "task_events": {"data"}}
 
@@ -174,8 +174,11 @@ def _user_rows(batch: Batch, scale: Scale, index: int, password_hash: str) -> No
                                       "findingCount": scale.findings_per_task, "replaced": False}, recorded),
             (4, "STATUS_CHANGED", {"from": "PROCESSING", "to": "COMPLETED"}, completed),
         )
+        # Log positions in the order of the tasks' slots, as live writes would have numbered them.
+        slot = number * scale.users + index
         batch.rows["task_events"].extend(
-            (_uuid(rng), task_id, sequence, kind, data, at, at) for sequence, kind, data, at in events)
+            (_uuid(rng), task_id, sequence, kind, data, slot * len(events) + sequence, at, at)
+            for sequence, kind, data, at in events)
     batch.tasks += scale.user_tasks
 
 
