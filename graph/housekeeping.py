@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from contextvars import ContextVar
 
 from db.engine import Database
 from db.leases import EXPIRED_PER_TRANSACTION, requeue_expired_leases
@@ -18,6 +19,8 @@ from db.settings import Settings
 from db.staging import staging_dir, sweep_staging
 
 logger = logging.getLogger("auditgraph.housekeeping")
+# Set inside the housekeeping loops: what counts a request's statements (tests, benchmarks) leaves theirs out.
+in_housekeeping: ContextVar[bool] = ContextVar("auditgraph_housekeeping", default=False)
 
 
 class Housekeeping:
@@ -49,6 +52,7 @@ class Housekeeping:
         self._tasks.clear()
 
     async def _repeat(self, work: Callable[[], Awaitable[None]], every: float, failure: str) -> None:
+        in_housekeeping.set(True)  # this task's own context
         while not self._stopping.is_set():
             try:
                 await work()
