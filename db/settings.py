@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     login_lockout_seconds: float = Field(default=300.0, gt=0)
     register_max_attempts: int = Field(default=10, gt=0)
     register_window_seconds: float = Field(default=3600.0, gt=0)
+    # submitUrl calls per user in a moving minute (each queues a fetch of someone else's page).
+    submit_url_max_per_minute: int = Field(default=30, gt=0)
 
     cors_allowed_origins: Annotated[list[str], NoDecode] = []
     websocket_allowed_origins: Annotated[list[str], NoDecode] = []
