@@ -21,9 +21,23 @@ from typing import Any
 from asyncpg import exceptions as pg
 from sqlalchemy import event
 from sqlalchemy.engine import Dialect, ExceptionContext
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db.errors import DatabaseUnavailable, InsufficientStorage
+from db.errors import DatabaseBusy, DatabaseUnavailable, InsufficientStorage, RequestTimedOut
+
+# What ends a request that could not get a connection (or its time) soon enough: SERVICE_UNAVAILABLE, retry later.
+WAITED_TOO_LONG = (DatabaseUnavailable, PoolTimeout, TimeoutError)
+
+
+def as_unavailable(error: BaseException) -> DatabaseUnavailable | None:
+    """The DatabaseUnavailable an error of WAITED_TOO_LONG means, else None."""
+    if isinstance(error, DatabaseUnavailable):
+        return error
+    if isinstance(error, (PoolTimeout, TimeoutError)):
+        return DatabaseBusy()
+    return None
+
 
 _POSTGRES_UNREACHABLE = (
     pg.PostgresConnectionError,  # SQLSTATE class 08: the connection failed or was lost
@@ -65,6 +79,18 @@ def _causes(error: BaseException, depth: int = 4) -> Iterator[BaseException]:
         current, depth = current.__cause__, depth - 1
 
 
+def is_timed_out(error: BaseException) -> bool:
+    """A statement stopped for running past the request's time budget (db/deadline.py), or, on SQLite, one
+    that waited SQLITE_BUSY_TIMEOUT_MS for the write lock in vain: retrying later is the answer to both."""
+    for cause in _causes(error):
+        if isinstance(cause, pg.QueryCanceledError):
+            return True
+        # Interrupted at the deadline, or no write lock before it (a busy wait is bounded by the time left).
+        if isinstance(cause, sqlite3.OperationalError) and str(cause) in ("interrupted", "database is locked"):
+            return True
+    return False
+
+
 def report_unavailability(engine: AsyncEngine) -> None:
     """Make the engine raise DatabaseUnavailable for a failed connect or a connection lost mid-statement."""
 
@@ -88,6 +114,8 @@ def report_unavailability(engine: AsyncEngine) -> None:
             raise InsufficientStorage(
                 "the database has no room to write this now: nothing was changed; try again later"
             ) from context.original_exception
+        if is_timed_out(context.original_exception):
+            raise RequestTimedOut() from context.original_exception
         if not (context.is_disconnect or is_unreachable(context.original_exception)):
             return
         # The connection is of no more use (a server shutting down answers AdminShutdownError

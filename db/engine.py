@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from db.availability import report_unavailability
+from db.deadline import interrupt_sqlite_past_deadline, statement_timeout_ms
 from db.events import EventNotice, announce_access_changes, announce_events
 from db.figures import apply_changes
 from db.reads import DriverReads, Row, StatementObserver
@@ -29,17 +30,20 @@ CUSTOM_PLANS = {"plan_cache_mode": "force_custom_plan"}
 
 
 def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
+    options: dict[str, Any] = {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_timeout": settings.db_pool_timeout_seconds,
+    }
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(settings.database_url, **overrides)
+        engine = create_async_engine(settings.database_url, **(options | overrides))
+        # First: its "begin" hook bounds the wait for the lock before _configure_sqlite's begins the transaction.
+        interrupt_sqlite_past_deadline(engine.sync_engine, settings.sqlite_busy_timeout_ms)
         _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
     else:
-        options: dict[str, Any] = {
-            "pool_size": settings.db_pool_size,
-            "max_overflow": settings.db_max_overflow,
-            "pool_pre_ping": settings.db_pool_pre_ping,
-            "connect_args": {"server_settings": CUSTOM_PLANS},
-        }
+        options["pool_pre_ping"] = settings.db_pool_pre_ping
+        options["connect_args"] = {"server_settings": CUSTOM_PLANS}
         engine = create_async_engine(settings.database_url, **(options | overrides))
         _discard_closed_connections(engine)
     report_unavailability(engine)
@@ -108,8 +112,10 @@ class Database:
     def from_settings(cls, settings: Settings) -> "Database":
         engine = create_engine(settings)
         write_engine = engine.execution_options(sqlite_begin="IMMEDIATE")
+        # A read never outlives the request that made it (db/deadline.py).
         reader = engine if settings.is_sqlite else create_engine(
-            settings, isolation_level="AUTOCOMMIT", pool_pre_ping=False)
+            settings, isolation_level="AUTOCOMMIT", pool_pre_ping=False, connect_args={"server_settings": {
+                "statement_timeout": statement_timeout_ms(settings.request_timeout_seconds)}})
         observers: list[StatementObserver] = []
         # With traces on, every statement goes through SQLAlchemy, whose events give each its span.
         direct = not settings.is_sqlite and settings.otel_exporter_otlp_endpoint is None
@@ -119,7 +125,7 @@ class Database:
             write_sessions=async_sessionmaker(write_engine, expire_on_commit=False),
             reader=reader,
             statement_observers=observers,
-            driver_reads=DriverReads(reader, observers, settings.db_pool_size) if direct else None,
+            driver_reads=DriverReads(reader, observers, settings) if direct else None,
         )
 
     @property

@@ -71,8 +71,22 @@ class RateLimited(DomainError):
 class DatabaseUnavailable(DomainError):
     code = "SERVICE_UNAVAILABLE"
 
+    def __init__(self, message: str = "the database is unreachable at the moment; retry shortly") -> None:
+        super().__init__(message)
+
+
+class DatabaseBusy(DatabaseUnavailable):
+    """Every connection of the pool stayed in use for DB_POOL_TIMEOUT_SECONDS: the server is overloaded, not broken."""
+
     def __init__(self) -> None:
-        super().__init__("the database is unreachable at the moment; retry shortly")
+        super().__init__("the server is too busy to take this request now; retry shortly")
+
+
+class RequestTimedOut(DatabaseUnavailable):
+    """The request ran past REQUEST_TIMEOUT_SECONDS: its database work was cancelled."""
+
+    def __init__(self) -> None:
+        super().__init__("the request ran past its time budget and was stopped; ask for less, or retry shortly")
 
 
 class InsufficientStorage(DomainError):

@@ -13,10 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db import figures
 from db.access import VIEWER_ID, Viewer
 from db.enums import Role, Severity, TaskStatus, Verdict
-from db.errors import Forbidden
+from db.errors import Forbidden, InvalidInput
 from db.models import Analysis, Finding, Task
 from db.pagination import Count, SortKey, count_rows
 
+# Escaped for LIKE (each % and _ doubles), a search longer than this would pass SQLite's limit on a pattern
+# (50,000 bytes): it is refused, and it could match no stored name anyway.
+MAX_FILENAME_SEARCH = 10_000
 
 @dataclass(frozen=True)
 class TaskCriteria:
@@ -101,6 +104,8 @@ def _task_conditions(criteria: TaskCriteria) -> list[Any]:
     if criteria.created_before is not None:
         conditions.append(Task.created_at < criteria.created_before)
     if criteria.filename_contains:
+        if len(criteria.filename_contains) > MAX_FILENAME_SEARCH:
+            raise InvalidInput(f"filenameContains is at most {MAX_FILENAME_SEARCH} characters")
         conditions.append(Task.original_filename.icontains(criteria.filename_contains, autoescape=True))
     # The subquery correlates to Task only: when a page reads its analyses,
     # Analysis is outer-joined beside it and would otherwise be correlated away.

@@ -44,6 +44,9 @@ class User(IdMixin, TimestampMixin, Base):
     hashed_password: Mapped[str] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(default=True)
     role: Mapped[Role] = mapped_column(_enum(Role, "role"), default=Role.USER)
+    # Named in every token; moved by a password change, a deactivation or a role change, which ends
+    # every session (token and open stream) opened before it.
+    token_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     tasks: Mapped[list["Task"]] = relationship(
         back_populates="owner", lazy="raise", cascade="all, delete-orphan", passive_deletes=True,

@@ -38,10 +38,16 @@ from sqlalchemy import Select, String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from db.deadline import statement_timeout_ms
+from db.errors import DatabaseBusy, DatabaseUnavailable, RequestTimedOut
+from db.settings import Settings
+
 logger = logging.getLogger("auditgraph.reads")
 
 # Statements are cached objects (loaders, shared lists): a few per shape and role.
 MAX_PLANS = 1024
+# How long closing the pool waits for reads still running before it cuts them off.
+CLOSE_SECONDS = 5.0
 
 StatementObserver = Callable[[str, float], None]
 Row = Sequence[Any]
@@ -121,13 +127,20 @@ GENERIC_PLANS = {"plan_cache_mode": "force_generic_plan"}
 class DriverReads:
     """One per read engine on PostgreSQL (the Database holds it)."""
 
-    def __init__(self, engine: AsyncEngine, observers: list[StatementObserver], pool_size: int) -> None:
+    def __init__(self, engine: AsyncEngine, observers: list[StatementObserver], settings: Settings) -> None:
         self.engine = engine
         self.observers = observers
-        self.pool_size = pool_size
+        self.pool_size = settings.db_pool_size
+        self.acquire_timeout = settings.db_pool_timeout_seconds
+        self.close_timeout = min(CLOSE_SECONDS, settings.shutdown_timeout_seconds)
+        # A read never outlives the request that made it (db/deadline.py).
+        self.server_settings = {**GENERIC_PLANS,
+                                "statement_timeout": statement_timeout_ms(settings.request_timeout_seconds)}
         self._plans: LRUCache[Select, _Plan | None] = LRUCache(MAX_PLANS)
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
+        # Hand-backs scheduled by a read that outlived its block, kept until they end.
+        self._returning: set[asyncio.Task[None]] = set()
 
     def plan(self, statement: Select) -> _Plan | None:
         try:
@@ -144,13 +157,33 @@ class DriverReads:
                     self._pool = await asyncpg.create_pool(
                         **url.translate_connect_args(username="user"), **dict(url.query),
                         min_size=0, max_size=self.pool_size, reset=_keep_session,
-                        server_settings=GENERIC_PLANS)
+                        server_settings=self.server_settings)
         return self._pool
 
+    def in_use(self) -> int:
+        """Connections taken from the pool and not given back (0 when the pool is whole)."""
+        pool = self._pool
+        return 0 if pool is None else sum(1 for holder in pool._holders if holder._in_use is not None)
+
     async def close(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await pool.close()
+        """Closes the pool, waiting for connections in use for a few seconds at most, then cutting them off:
+        a shutdown never waits on a read that does not end."""
+        pool = self._pool
+        if pool is not None:
+            # Still this object's pool while it closes: a read finishing meanwhile gives its connection back.
+            try:
+                await asyncio.wait_for(pool.close(), self.close_timeout)
+            except TimeoutError:
+                logger.warning("read connections still in use at shutdown were cut off")
+                pool.terminate()
+            finally:
+                self._pool = None
+
+    async def _acquire(self, pool: asyncpg.Pool) -> Any:
+        try:
+            return await pool.acquire(timeout=self.acquire_timeout)
+        except TimeoutError:
+            raise DatabaseBusy() from None
 
     @asynccontextmanager
     async def one_connection(self) -> AsyncIterator[None]:
@@ -162,6 +195,13 @@ class DriverReads:
         asyncio.shield, a task and a turn of the event loop each time. Reads
         that overlap take turns on the one connection rather than take a
         second, so requests that each hold one never wait on each other.
+
+        The block owns every connection taken for it, however it ends. A read
+        still running (or still waiting for its connection) when the block
+        ends holds the lease's lock, and gives the connections back itself
+        when it lets go; any other gives them back here. A read that starts
+        after the block ended (a sibling resolver of a failed request) never
+        touches the lease: it takes its own connection and gives it back.
         """
         lease = _Lease(asyncio.Lock())
         token = _current_lease.set(lease)
@@ -169,12 +209,24 @@ class DriverReads:
             yield
         finally:
             _current_lease.reset(token)
-            # A task started inside that outlives this block reads through the pool from now on.
             lease.open = False
-            if lease.connection is not None:
-                lease.spent.append(lease.connection)
-            for connection in lease.spent:
+            if not lease.lock.locked():
+                await self._give_back(lease.take())
+
+    async def _give_back(self, connections: list[Any]) -> None:
+        for index, connection in enumerate(connections):
+            try:
                 await self._release(connection)
+            except BaseException:
+                # Cancelled while giving back: the rest go back all the same.
+                self._hand_back_later(connections[index + 1:])
+                raise
+
+    def _hand_back_later(self, connections: list[Any]) -> None:
+        if connections:
+            task = asyncio.ensure_future(self._give_back(connections))
+            self._returning.add(task)
+            task.add_done_callback(self._returning.discard)
 
     async def _release(self, connection: Any) -> None:
         if self._pool is not None:
@@ -186,17 +238,11 @@ class DriverReads:
         lease = _current_lease.get()
         try:
             pool = await self._connections()
-            if lease is None or not lease.open:
-                async with pool.acquire() as driver:
-                    records, elapsed = await self._fetch(plan, driver, arguments)
-            else:
-                async with lease.lock:
-                    if lease.connection is None or lease.connection.is_closed():
-                        # A read that failed closed it: it goes back to the pool when the block ends.
-                        if lease.connection is not None:
-                            lease.spent.append(lease.connection)
-                        lease.connection = await pool.acquire()
-                    records, elapsed = await self._fetch(plan, lease.connection, arguments)
+            records, elapsed = await self._leased(lease, pool, plan, arguments)
+        except DatabaseUnavailable:
+            raise  # no connection to be had in time: running it again would only wait again
+        except asyncpg.QueryCanceledError:
+            raise RequestTimedOut() from None  # past the request's time budget: so would a second run
         except Exception:  # a cancellation is not one: it goes on up
             logger.debug("a driver read failed; SQLAlchemy runs it again", exc_info=True)
             return None
@@ -207,6 +253,29 @@ class DriverReads:
         except Exception:  # a value no processor knows: SQLAlchemy's path reports it as it always has
             logger.debug("a driver read's rows could not be processed; SQLAlchemy runs it again", exc_info=True)
             return None
+
+    async def _leased(self, lease: "_Lease | None", pool: asyncpg.Pool, plan: _Plan,
+                      arguments: list[Any]) -> tuple[list[Any], float]:
+        if lease is not None and lease.open:
+            async with lease.lock:
+                try:
+                    if lease.open:
+                        if lease.connection is None or lease.connection.is_closed():
+                            # A read that failed closed it: it goes back to the pool when the block ends.
+                            if lease.connection is not None:
+                                lease.spent.append(lease.connection)
+                                lease.connection = None
+                            lease.connection = await self._acquire(pool)
+                        return await self._fetch(plan, lease.connection, arguments)
+                finally:
+                    if not lease.open:
+                        # The block ended while this read ran: nobody else will give them back.
+                        self._hand_back_later(lease.take())
+        connection = await self._acquire(pool)
+        try:
+            return await self._fetch(plan, connection, arguments)
+        finally:
+            await self._give_back([connection])
 
     async def _fetch(self, plan: _Plan, driver: Any, arguments: list[Any]) -> tuple[list[Any], float]:
         """The records of one run of `plan`, and the seconds it took."""
@@ -232,6 +301,12 @@ class _Lease:
     open: bool = True
     # Connections a failed read closed, given back to the pool with the last one.
     spent: list[Any] = field(default_factory=list)
+
+    def take(self) -> list[Any]:
+        """Every connection the lease holds, which the caller now gives back."""
+        taken = self.spent if self.connection is None else [*self.spent, self.connection]
+        self.connection, self.spent = None, []
+        return taken
 
 
 _current_lease: ContextVar[_Lease | None] = ContextVar("auditgraph_read_lease", default=None)

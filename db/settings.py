@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=12, gt=0)
     max_query_tokens: int = Field(default=5000, gt=0)
     max_aliases: int = Field(default=30, ge=0)
+    # The most times one field (by its response name) may appear in one selection set.
+    max_repeated_fields: int = Field(default=20, gt=0)
+    # Each cache of what is worked out from documents (parse, validation, plan, cost): graph/document_cache.py.
+    document_cache_max_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
     # The most a document may cost (graph/cost.py): fields, multiplied by the pages and lists they return.
     max_query_cost: int = Field(default=100_000, gt=0)
     introspection_enabled: bool = True
@@ -83,6 +87,8 @@ class Settings(BaseSettings):
     login_lockout_seconds: float = Field(default=300.0, gt=0)
     register_max_attempts: int = Field(default=10, gt=0)
     register_window_seconds: float = Field(default=3600.0, gt=0)
+    # submitUrl calls per user in a moving minute (each queues a fetch of someone else's page).
+    submit_url_max_per_minute: int = Field(default=30, gt=0)
 
     cors_allowed_origins: Annotated[list[str], NoDecode] = []
     websocket_allowed_origins: Annotated[list[str], NoDecode] = []
@@ -104,13 +110,19 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, gt=0)
     db_max_overflow: int = Field(default=10, ge=0)
     db_pool_pre_ping: bool = True
+    # The time budget of one HTTP request (WebSocket and SSE streams excepted): past it, its database work is
+    # cancelled (statement_timeout on PostgreSQL's reads, an interrupt on SQLite) and it is answered
+    # SERVICE_UNAVAILABLE (503).
+    request_timeout_seconds: float = Field(default=10.0, gt=0)
+    # The longest a request waits for a pooled connection before it is answered SERVICE_UNAVAILABLE (503).
+    db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
     # How long a worker may reuse an account's role between requests on PostgreSQL (graph/viewer_roles.py);
     # any access change forgets it at once. 0 reads it on every request.
     viewer_role_cache_seconds: float = Field(default=30.0, ge=0)
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
 
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = "info"
 
     # Observability (graph/observability/): "auto" is text on a terminal and JSON lines otherwise.

@@ -5,6 +5,7 @@ import os
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TypeVar
 
 from argon2 import PasswordHasher
@@ -22,6 +23,7 @@ from db.models import User
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 256
+SESSIONS_ENDED = "this session has ended (the password or the account's access changed): sign in again"
 PASSWORD_POLICY = (
     f"a password needs {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters, "
     "not only spaces, and must differ from the email"
@@ -91,8 +93,9 @@ async def register_user(
     return user
 
 
-async def authenticate(database: Database, email: str, password: str) -> uuid.UUID:
-    """The id of the active user with these credentials; every failure reads the same to the caller.
+async def authenticate(database: Database, email: str, password: str) -> tuple[uuid.UUID, int]:
+    """The id of the active user with these credentials, and the generation its tokens carry;
+    every failure reads the same to the caller.
 
     The password is checked with no connection held: a check takes longer than
     any query, and a storm of logins must not empty the pool.
@@ -102,7 +105,8 @@ async def authenticate(database: Database, email: str, password: str) -> uuid.UU
     if normalized is not None:
         async with database.read() as connection:
             account = (await connection.execute(
-                select(User.id, User.hashed_password, User.is_active).where(User.email == normalized)
+                select(User.id, User.hashed_password, User.is_active, User.token_generation)
+                .where(User.email == normalized)
             )).one_or_none()
     try:
         await _hashing(_hasher.verify, account.hashed_password if account else _DUMMY_HASH, password)
@@ -114,16 +118,25 @@ async def authenticate(database: Database, email: str, password: str) -> uuid.UU
         rehashed = await _hashing(_hasher.hash, password)
         async with database.transaction() as session:
             await session.execute(update(User).where(User.id == account.id).values(hashed_password=rehashed))
-    return account.id  # type: ignore[no-any-return]
+    return account.id, account.token_generation
 
 
-_ACTIVE_ROLE = select(User.role).where(User.id == bindparam("user_id"), User.is_active.is_(True))
+@dataclass(frozen=True, slots=True)
+class Access:
+    """What an active account may do now, and the generation its valid tokens carry."""
+
+    role: Role
+    generation: int
 
 
-async def active_role(database: Database, user_id: uuid.UUID) -> Role | None:
-    """The role of an active user, or None: the one lookup every authenticated request makes."""
-    rows = await database.prepared_rows(_ACTIVE_ROLE, {"user_id": user_id})
-    return rows[0][0] if rows else None
+_ACTIVE_ACCESS = select(User.role, User.token_generation).where(
+    User.id == bindparam("user_id"), User.is_active.is_(True))
+
+
+async def active_access(database: Database, user_id: uuid.UUID) -> Access | None:
+    """The access of an active user, or None: the one lookup every authenticated request makes."""
+    rows = await database.prepared_rows(_ACTIVE_ACCESS, {"user_id": user_id})
+    return Access(rows[0][0], rows[0][1]) if rows else None
 
 
 async def set_user_active(session: AsyncSession, user_id: uuid.UUID, active: bool) -> User:
@@ -138,12 +151,22 @@ async def _change_access(session: AsyncSession, user_id: uuid.UUID, **values: ob
     user = await session.get(User, user_id)
     if user is None:
         raise NotFound("user not found")
+    if all(getattr(user, name) == value for name, value in values.items()):
+        # Nothing changed: what the user may see is re-checked all the same, and no session ends.
+        note_access_change(session, user_id)
+        return user
     for name, value in values.items():
         setattr(user, name, value)
-    await session.flush()
-    # What the user may see changed: their open subscriptions end, on every worker.
-    note_access_change(session, user_id)
+    await _end_sessions(session, user)
     return user
+
+
+async def _end_sessions(session: AsyncSession, user: User) -> None:
+    """Every token issued before now stops working, and every open stream of the account ends, on every worker."""
+    user.token_generation = User.token_generation + 1
+    await session.flush()
+    await session.refresh(user, ["token_generation"])
+    note_access_change(session, user.id)
 
 
 async def user_by_email(session: AsyncSession, email: str) -> User:
@@ -169,5 +192,5 @@ async def set_user_password(session: AsyncSession, user_id: uuid.UUID, password:
         raise NotFound("user not found")
     check_password_policy(password, user.email)
     user.hashed_password = await _hashing(_hasher.hash, password)
-    await session.flush()
+    await _end_sessions(session, user)
     return user

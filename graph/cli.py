@@ -26,6 +26,7 @@ from graph.observability.workers import shared_by_workers
 from graph.trusted_documents import trusted_documents as read_trusted_documents
 
 DEBUG = "AUDITGRAPH_DEBUG"
+MAX_PORT = 65535
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -55,6 +56,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
             # permessage-deflate costs every connection about 50 KiB of zlib state, half of what an
             # idle subscriber holds, and every message a deflate.
             ws_per_message_deflate=False,
+            # A WebSocket message is bounded like an HTTP body: larger ones close the socket with 1009.
+            ws_max_size=settings.max_request_bytes,
             # Past it, requests still in flight (a stalled upload) are cut off so the process can stop.
             timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
         )
@@ -99,6 +102,28 @@ def schema(settings: Settings | None, args: argparse.Namespace) -> int:
     return 0
 
 
+def _port(text: str) -> int:
+    """A TCP port to listen on: 0 would be a random one, nobody's to connect to."""
+    number = _number(text)
+    if not 1 <= number <= MAX_PORT:
+        raise argparse.ArgumentTypeError(f"a port is a number from 1 to {MAX_PORT}, not {text}")
+    return number
+
+
+def _positive(text: str) -> int:
+    number = _number(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"at least 1, not {text}")
+    return number
+
+
+def _number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number, not {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="auditgraph", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -108,8 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve the API. On the embedded SQLite default the data folder and database are created "
                     "and migrated first; on PostgreSQL run `auditgraph migrate` once per deploy instead.")
     serve_parser.add_argument("--host", help="address to listen on (default: HOST, 127.0.0.1)")
-    serve_parser.add_argument("--port", type=int, help="port to listen on (default: PORT, 8000)")
-    serve_parser.add_argument("--workers", type=int, default=1,
+    serve_parser.add_argument("--port", type=_port, help="port to listen on, 1 to 65535 (default: PORT, 8000)")
+    serve_parser.add_argument("--workers", type=_positive, default=1,
                               help="worker processes (default 1; more than 1 needs PostgreSQL)")
     serve_parser.set_defaults(handler=serve)
 

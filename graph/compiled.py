@@ -36,7 +36,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from cachetools import LRUCache
 from graphql import (
     ArgumentNode,
     DocumentNode,
@@ -45,6 +44,7 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLEnumType,
+    GraphQLError,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
@@ -70,6 +70,8 @@ from strawberry.schema import Schema
 from strawberry.types.arguments import convert_arguments
 from strawberry.types.field import StrawberryField
 
+from db.availability import WAITED_TOO_LONG
+from graph.document_cache import DocumentCache
 from graph.loaders import Loaders
 from graph.rows import RowShape
 
@@ -308,10 +310,10 @@ def _fresh(value: Any) -> Any:
 
 
 class PlanCache:
-    """The plans of recently seen documents, bounded like the parser and validation caches."""
+    """The plans of recently seen documents, bounded in bytes like the parser and validation caches."""
 
-    def __init__(self, maxsize: int) -> None:
-        self._plans: LRUCache[tuple[str, str | None], QueryPlan | None] = LRUCache(maxsize)
+    def __init__(self, max_bytes: int) -> None:
+        self._plans: DocumentCache[tuple[str, str | None], QueryPlan | None] = DocumentCache(max_bytes)
 
     def get(self, schema: GraphQLSchema, query: str, document: DocumentNode,
             operation_name: str | None) -> QueryPlan | None:
@@ -364,15 +366,49 @@ async def settle(awaitables: list[Any]) -> list[Any]:
                 waiting.setdefault(waits_on, []).append((index, step))
         if not yielded and not waiting:
             break
-        if yielded:
-            await asyncio.sleep(0)
-            finished = {future for future in waiting if future.done()}
-        else:
-            finished, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            if yielded:
+                await asyncio.sleep(0)
+                finished = {future for future in waiting if future.done()}
+            else:
+                finished, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            failure = _deliver_cancellation([*yielded, *(item for items in waiting.values() for item in items)])
+            if failure is None:
+                raise
+            break
         ready = [*yielded, *(item for future in finished for item in waiting.pop(future))]
     if failure is not None:
         raise failure
     return results
+
+
+def _deliver_cancellation(steps: list[tuple[int, Any]]) -> Exception | None:
+    """The error a cancellation meant for a stepped coroutine became, or None for a cancellation of the request.
+
+    A coroutine stepped here runs in the request's task, so an asyncio.timeout
+    inside it (SQLAlchemy's wait for a pooled connection) cancels that task when
+    it expires: the cancellation arrives here, not where the timeout waits for
+    it. Each suspended coroutine is handed it: the timeout's own turns it into
+    its TimeoutError and takes the cancellation back. If one is still pending
+    after that, it came from outside and goes on up.
+    """
+    failure: Exception | None = None
+    for _, step in steps:
+        try:
+            step.throw(asyncio.CancelledError())
+        except asyncio.CancelledError:
+            continue
+        except StopIteration:
+            continue
+        except Exception as error:  # noqa: BLE001 - the timeout's own error, reported as the request's
+            failure = failure or error
+            continue
+        step.close()
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        return None
+    return failure or TimeoutError()
 
 
 class _Run:
@@ -738,6 +774,10 @@ class CompiledExecution(SchemaExtension):
                 if not isinstance(variables, list):
                     try:
                         data = await run_plan(plan, context.schema, variables, context.context, context.root_value)
+                    except WAITED_TOO_LONG as error:
+                        # Running it again through graphql-core would only wait as long again.
+                        context.result = ExecutionResult(data=None, errors=[GraphQLError(
+                            str(error), original_error=error)])
                     except Exception:  # any failure is graphql-core's to report
                         logger.debug("compiled execution fell back to graphql-core", exc_info=True)
                     else:

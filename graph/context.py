@@ -38,10 +38,17 @@ class Context:
     open_subscriptions: int = 0
     # When the viewer's token expires: a live stream ends then.
     access_expires_at: datetime | None = None
+    # The token generation the request's token carries: a stream ends once the account's moves on.
+    token_generation: int = 0
     # A reconnecting SSE client's Last-Event-ID: where its subscription resumes.
     last_event_id: str | None = None
     # The position of the event a subscription yielded last; the SSE stream sends it as the event's id.
     stream_position: str | None = None
+
+    def sign_in(self, session: Any) -> None:
+        """Keeps what a live stream checks of the request's session (graph/view.py Session; None: no token)."""
+        if session is not None:
+            self.access_expires_at, self.token_generation = session.expires_at, session.generation
 
     def take_stream_position(self) -> str | None:
         position, self.stream_position = self.stream_position, None

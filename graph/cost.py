@@ -21,6 +21,8 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLField,
+    GraphQLInterfaceType,
     GraphQLList,
     GraphQLNamedType,
     GraphQLNonNull,
@@ -30,19 +32,25 @@ from graphql import (
     IntValueNode,
     ListValueNode,
     OperationDefinitionNode,
+    SchemaMetaFieldDef,
     SelectionSetNode,
+    TypeMetaFieldDef,
     VariableNode,
     get_named_type,
 )
+from graphql.execution.values import get_variable_values
 from graphql.utilities import get_operation_ast
 from strawberry.extensions import SchemaExtension
 
+from graph.document_cache import DocumentCache
 from graph.relay import DEFAULT_PAGE_SIZE
 
 # How many items a list that takes no page size is assumed to hold (an
 # analysis's findings, a finding's sources, a task's artifacts).
 ASSUMED_LIST_LENGTH = 10
 PAGE_ARGUMENTS = ("first", "last")
+# The variable values (page sizes, id counts) one document's cost is remembered for.
+SHAPES_PER_DOCUMENT = 64
 
 
 @dataclass
@@ -86,8 +94,8 @@ class CostCalculator:
         return self._fragment_costs[name]
 
     def field(self, node: FieldNode, parent: GraphQLNamedType | None) -> int:
-        definition = parent.fields.get(node.name.value) if isinstance(parent, GraphQLObjectType) else None
-        if definition is None:  # __typename, or an interface's field: its type is not needed to count
+        definition = self._definition(node.name.value, parent)
+        if definition is None:  # __typename, or a field validation would have refused
             return 1 + self.selection_set(node.selection_set, None)
         child = get_named_type(definition.type)
         return 1 + self.multiplier(node, definition.type, parent) * self.selection_set(  # type: ignore[arg-type]
@@ -106,6 +114,16 @@ class CostCalculator:
         if "ids" in arguments:
             return self._length(arguments["ids"])
         return ASSUMED_LIST_LENGTH
+
+    def _definition(self, name: str, parent: GraphQLNamedType | None) -> GraphQLField | None:
+        """The field's definition; introspection's own fields too, which are costed like any other."""
+        if not isinstance(parent, GraphQLObjectType | GraphQLInterfaceType):
+            return None
+        if name == "__schema" and parent is self.schema.query_type:
+            return SchemaMetaFieldDef
+        if name == "__type" and parent is self.schema.query_type:
+            return TypeMetaFieldDef
+        return parent.fields.get(name)
 
     @staticmethod
     def _is_list(type_: Any) -> bool:
@@ -150,12 +168,11 @@ class CostCache:
     would cost more than the rest of validation, which is cached too.
     """
 
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, max_bytes: int) -> None:
         # (query, operation name) -> (the variables its cost reads, {their shapes: cost})
-        self._entries: LRUCache[tuple[str, str | None], tuple[tuple[str, ...], LRUCache[Any, int]]] = (
-            LRUCache(maxsize)
+        self._entries: DocumentCache[tuple[str, str | None], tuple[tuple[str, ...], LRUCache[Any, int]]] = (
+            DocumentCache(max_bytes)
         )
-        self._maxsize = maxsize
 
     def cost(self, schema: GraphQLSchema, query: str, document: Any, operation_name: str | None,
              variables: Mapping[str, Any], max_page_size: int) -> int:
@@ -174,9 +191,22 @@ class CostCache:
         cost = calculator.operation(operation)
         names = tuple(sorted(calculator.read))
         if entry is None or entry[0] != names:
-            entry = self._entries[key] = (names, LRUCache(self._maxsize))
+            entry = self._entries[key] = (names, LRUCache(SHAPES_PER_DOCUMENT))
         entry[1][tuple(_shape(variables.get(name)) for name in names)] = cost
         return cost
+
+
+def coerced_variables(schema: GraphQLSchema, document: Any, operation_name: str | None,
+                      variables: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The variables as execution will see them (graphql-core's coercion, defaults applied): `100.0`, `1e2` and
+    a default of 100 are the page size 100. Values that do not coerce are the raw ones (the request is refused
+    for them before it executes anyway)."""
+    operation = get_operation_ast(document, operation_name)
+    definitions = operation.variable_definitions if operation is not None else None
+    if not definitions:
+        return variables
+    coerced = get_variable_values(schema, definitions, dict(variables))
+    return variables if isinstance(coerced, list) else coerced.coerced
 
 
 class CostBudget(SchemaExtension):
@@ -197,8 +227,11 @@ class CostBudget(SchemaExtension):
         context = self.execution_context
         document = context.graphql_document
         if document is not None and context.query is not None and not context.pre_execution_errors:
-            self.cost = self.cache.cost(context.schema._schema, context.query, document, context.operation_name,
-                                        context.variables or {}, self.max_page_size)
+            schema = context.schema._schema
+            self.cost = self.cache.cost(schema, context.query, document, context.operation_name,
+                                        coerced_variables(schema, document, context.operation_name,
+                                                          context.variables or {}),
+                                        self.max_page_size)
             if self.cost > self.max_cost:
                 context.pre_execution_errors = [GraphQLError(
                     f"This document costs {self.cost}, over the budget of {self.max_cost}: ask for fewer "

@@ -10,11 +10,13 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
 
 from db.access import Viewer, task_scope
+from db.availability import WAITED_TOO_LONG, as_unavailable
 from db.engine import Database
-from db.errors import Unauthenticated
+from db.errors import DatabaseUnavailable, Unauthenticated
 from db.models import Artifact, Task
 from db.settings import Settings
 from db.storage import stored_path
+from graph import unavailable
 from graph.tokens import bearer_token
 from graph.view import viewer_from_token
 
@@ -38,13 +40,23 @@ async def _visible_row(request: Request, statement_for: Callable[[Viewer], Selec
         viewer = await viewer_from_token(bearer_token(request.headers.get("authorization")), database, settings)
     except Unauthenticated as error:
         viewer, reason = None, error.message
+    except DatabaseUnavailable as error:
+        return _unavailable(error)
     else:
         reason = "send a bearer token in the Authorization header"
     if viewer is None:
         return PlainTextResponse(reason, status_code=401, headers={"WWW-Authenticate": "Bearer"})
-    async with database.read() as connection:
-        row = (await connection.execute(statement_for(viewer))).one_or_none()
+    try:
+        async with database.read() as connection:
+            row = (await connection.execute(statement_for(viewer))).one_or_none()
+    except WAITED_TOO_LONG as error:
+        return _unavailable(as_unavailable(error) or DatabaseUnavailable())
     return _not_found() if row is None else row
+
+
+def _unavailable(error: DatabaseUnavailable) -> Response:
+    """While the database cannot answer: 503 with Retry-After, as GraphQL requests get."""
+    return PlainTextResponse(error.message, status_code=503, headers=unavailable.RETRY_AFTER)
 
 
 def _file(request: Request, relative_path: str, content_type: str | None, filename: str) -> Response:

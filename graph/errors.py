@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
+from db.availability import as_unavailable
 from db.errors import DomainError, DuplicateTask, InvalidTransition, RateLimited
 from graph.observability.facts import current_request_id, request_reference
 from graph.relay import to_global_id
@@ -20,6 +21,8 @@ VARIABLE_PLACE = re.compile(r"^(Variable '\$[^']+' (?:has|got) (?:an )?invalid v
 
 def public_error(error: GraphQLError) -> GraphQLError:
     original = error.original_error
+    if original is not None and not isinstance(original, GraphQLError):
+        original = as_unavailable(original) or original
     if isinstance(original, DomainError):
         return _with_code(error, _message(error, original.message), original.code, _details(original))
     if original is None:

@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from contextvars import ContextVar
 
 from db.engine import Database
 from db.errors import DatabaseUnavailable
@@ -19,6 +20,8 @@ from db.settings import Settings
 from db.staging import staging_dir, sweep_staging
 
 logger = logging.getLogger("auditgraph.housekeeping")
+# Set inside the housekeeping loops: what counts a request's statements (tests, benchmarks) leaves theirs out.
+in_housekeeping: ContextVar[bool] = ContextVar("auditgraph_housekeeping", default=False)
 
 
 class Housekeeping:
@@ -50,6 +53,7 @@ class Housekeeping:
         self._tasks.clear()
 
     async def _repeat(self, work: Callable[[], Awaitable[None]], every: float, doing: str) -> None:
+        in_housekeeping.set(True)  # this task's own context
         # One line when a run of failures begins and one when it ends: an outage retried every few
         # seconds must not fill the log. Only a failure that is not an outage, a bug, gets its traceback.
         failures = 0

@@ -18,20 +18,22 @@ from starlette.requests import Request
 from db.access import Viewer
 from db.engine import Database
 from db.errors import RateLimited, Unauthenticated
-from db.users import active_role
+from db.users import SESSIONS_ENDED, active_access
 from graph.context import Info
 from graph.observability.metrics import open_subscription
 
 T = TypeVar("T")
 
 
-async def _access_ended(database: Database, viewer: Viewer) -> str | None:
+async def _access_ended(database: Database, viewer: Viewer, generation: int) -> str | None:
     """Why the viewer may no longer keep this stream, or None when nothing that matters changed."""
-    role = await active_role(database, viewer.user_id)  # type: ignore[arg-type]
-    if role is None:
+    access = await active_access(database, viewer.user_id)  # type: ignore[arg-type]
+    if access is None:
         return "the account was deactivated"
-    if role is not viewer.role:
+    if access.role is not viewer.role:
         return "the account's role changed: subscribe again to see what it may see now"
+    if access.generation != generation:
+        return SESSIONS_ENDED
     return None
 
 
@@ -44,9 +46,10 @@ class _AccessGuard:
     does; `pull` turns that cancellation into Unauthenticated.
     """
 
-    def __init__(self, database: Database, viewer: Viewer) -> None:
+    def __init__(self, database: Database, viewer: Viewer, generation: int) -> None:
         self.database = database
         self.viewer = viewer
+        self.generation = generation
         self.ended: str | None = None
         self._waiting: asyncio.Task[Any] | None = None
         self._checks: set[asyncio.Task[None]] = set()
@@ -63,7 +66,7 @@ class _AccessGuard:
         check.add_done_callback(self._checks.discard)
 
     async def _check(self) -> None:
-        if reason := await _access_ended(self.database, self.viewer):
+        if reason := await _access_ended(self.database, self.viewer, self.generation):
             self.end(reason)
 
     async def pull(self, stream: AsyncGenerator[T, None]) -> T:
@@ -109,7 +112,7 @@ async def while_access_lasts(info: Info, stream: AsyncGenerator[T, None]) -> Asy
                 context.open_subscriptions -= 1
 
             held.callback(closed)
-        guard = _AccessGuard(context.database, viewer)
+        guard = _AccessGuard(context.database, viewer, context.token_generation)
         held.callback(guard.close)
         held.enter_context(broker.watch_access(viewer.user_id, guard.access_changed))
         if context.access_expires_at is not None:

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from cachetools import LRUCache
 from graphql import DocumentNode
 from graphql.execution.values import get_variable_values
 from strawberry.schema import Schema
 
 from graph.compiled import QueryPlan, run_plan
 from graph.cost import CostCache
+from graph.document_cache import DocumentCache
 from graph.input_limits import InputBounds
 from graph.selection import FieldsCache
 from graph.text_inputs import nul_in_variables
@@ -78,11 +78,11 @@ class Checked:
 class PreparedOperations:
     """The query operations the full pipeline has run from their plans, by query text and operation name."""
 
-    def __init__(self, schema: Schema, checks: Checks, maxsize: int) -> None:
+    def __init__(self, schema: Schema, checks: Checks, max_bytes: int) -> None:
         self.schema = schema
         self.checks = checks
-        self._prepared: LRUCache[Key, Prepared] = LRUCache(maxsize)
-        self._bodies: LRUCache[bytes, Checked] = LRUCache(maxsize)
+        self._prepared: DocumentCache[Key, Prepared] = DocumentCache(max_bytes)
+        self._bodies: DocumentCache[bytes, Checked] = DocumentCache(max_bytes)
 
     def remember(self, query: str, operation_name: str | None, plan: QueryPlan, document: DocumentNode) -> None:
         """Called once the full pipeline has run this operation from its plan."""
@@ -124,7 +124,7 @@ class PreparedOperations:
         coerced = get_variable_values(schema, prepared.plan.operation.variable_definitions or (), variables)
         if isinstance(coerced, list) or checks.bounds.variables_reason(variables) or nul_in_variables(variables):
             return None
-        cost = checks.costs.cost(schema, query, prepared.document, prepared.operation_name, variables,
+        cost = checks.costs.cost(schema, query, prepared.document, prepared.operation_name, coerced.coerced,
                                  checks.max_page_size)
         return None if cost > checks.max_cost else coerced
 

@@ -1,23 +1,34 @@
 """The root types composed from the domains, and the schema with its protective extensions."""
 
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import suppress
 from typing import Any
 
 import strawberry
-from cachetools import LRUCache
-from graphql import ASTValidationRule, GraphQLError, OperationDefinitionNode, ValidationContext
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    GraphQLError,
+    InlineFragmentNode,
+    Node,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    ValidationContext,
+    parse,
+)
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
-    ParserCache,
     QueryDepthLimiter,
-    ValidationCache,
 )
 from strawberry.extensions.base_extension import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import validate_document
 from strawberry.types.graphql import OperationType
 
 from db.settings import Settings
@@ -26,6 +37,7 @@ from graph.analyses.queries import FindingQueries
 from graph.compiled import CompiledExecution, PlanCache
 from graph.cost import CostBudget, CostCache
 from graph.dashboard.queries import DashboardQueries
+from graph.document_cache import DocumentCache
 from graph.errors import ErrorCodes, public_error
 from graph.execution import EventsForgetTheirFields
 from graph.extension_runner import ExtensionsRunner
@@ -43,8 +55,6 @@ from graph.text_inputs import NoNulInLiterals, NoNulInVariables
 from graph.trusted_documents import TrustedDocumentsOnly
 from graph.users.mutations import UserMutations
 from graph.users.queries import UserQueries
-
-DOCUMENT_CACHE_SIZE = 512
 
 
 @strawberry.type
@@ -92,18 +102,88 @@ class AuditGraphSchema(strawberry.Schema):
         return await super()._handle_execution_result(context, result, extensions_runner, **options)
 
 
-class ParsedOnce(ParserCache):
-    """Strawberry's parser cache, except that a document that does not parse is left to Strawberry.
+class ParsedOnce(SchemaExtension):
+    """A parser cache (bounded in bytes: graph/document_cache.py), except that a document that does not parse is
+    left to Strawberry.
 
     Its own parse step turns the syntax error into a request error on every
     transport; raised from the cache, it escaped the WebSocket handlers (a
     bare `complete`, or no answer at all on the legacy protocol).
     """
 
+    def __init__(self, cache: DocumentCache[tuple[str, Any], DocumentNode]) -> None:
+        self.cache = cache
+
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
-        with suppress(GraphQLError):
-            context.graphql_document = self.cached_parse_document(context.query, **context.parse_options)
+        if context.query is not None:
+            key = (context.query, tuple(sorted(context.parse_options.items())))
+            document = self.cache.get(key)
+            if document is None:
+                with suppress(GraphQLError):
+                    document = self.cache[key] = parse(context.query, **context.parse_options)
+            if document is not None:
+                context.graphql_document = document
+        yield
+
+
+def repeated_fields_reason(document: DocumentNode, max_aliases: int, max_repeats: int) -> str | None:
+    """Why a document repeats fields past the limits, or None. One pass over its nodes: validation compares
+    every pair of fields with the same name in a selection set, so 4,900 of them cost a quarter of a second."""
+    aliases = 0
+    for node in _nodes(document):
+        if isinstance(node, SelectionSetNode):
+            keys = Counter((field.alias or field.name).value for field in node.selections
+                           if isinstance(field, FieldNode))
+            key, times = keys.most_common(1)[0] if keys else ("", 0)
+            if times > max_repeats:
+                return f"'{key}' is asked for {times} times in one selection (at most {max_repeats})"
+        elif isinstance(node, FieldNode) and node.alias is not None:
+            aliases += 1
+            if aliases > max_aliases:
+                return f"this document has more than {max_aliases} aliases"
+    return None
+
+
+def _nodes(document: DocumentNode) -> Iterator[Node]:
+    stack: list[Node] = list(document.definitions)
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, FieldNode | OperationDefinitionNode | FragmentDefinitionNode | InlineFragmentNode):
+            if node.selection_set is not None:
+                stack.append(node.selection_set)
+        elif isinstance(node, SelectionSetNode):
+            stack.extend(node.selections)
+
+
+class LimitedValidationCache(SchemaExtension):
+    """A validation cache (bounded in bytes: graph/document_cache.py), after a refusal of documents with too many
+    aliases or repeats of one field, which never reach validation at all."""
+
+    def __init__(self, cache: DocumentCache[tuple[str, Any], list[GraphQLError]], max_aliases: int,
+                 max_repeats: int) -> None:
+        self.cache = cache
+        self.max_aliases = max_aliases
+        self.max_repeats = max_repeats
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        assert document is not None
+        reason = repeated_fields_reason(document, self.max_aliases, self.max_repeats)
+        if reason is not None:
+            context.pre_execution_errors = [GraphQLError(reason, extensions={"code": "QUERY_TOO_COMPLEX"})]
+            yield
+            return
+        rules = tuple(context.validation_rules)
+        key = (context.query or "", rules)
+        errors = self.cache.get(key) if context.query is not None else None
+        if errors is None:
+            errors = validate_document(context.schema._schema, document, rules)
+            if context.query is not None:
+                self.cache[key] = errors
+        context.pre_execution_errors = errors
         yield
 
 
@@ -154,8 +234,9 @@ def too_complex(rule: type[ASTValidationRule]) -> type[ASTValidationRule]:
 def build_schema(settings: Settings | None = None, trusted: Mapping[str, str] | None = None) -> strawberry.Schema:
     """The schema; with `trusted` (an allow-list by sha256) it runs only those documents."""
     settings = settings or Settings(_env_file=None)
-    plans = PlanCache(maxsize=DOCUMENT_CACHE_SIZE)
-    selections = FieldsCache(maxsize=DOCUMENT_CACHE_SIZE)
+    cache_bytes = settings.document_cache_max_bytes
+    plans = PlanCache(cache_bytes)
+    selections = FieldsCache(cache_bytes)
     # The limit rules are built once: ValidationCache keys on the rule
     # classes, so rebuilding them per request would defeat the cache.
     limit_rules = [
@@ -164,17 +245,19 @@ def build_schema(settings: Settings | None = None, trusted: Mapping[str, str] | 
                        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules)),
         NoNulInLiterals,
     ]
-    costs = CostCache(maxsize=DOCUMENT_CACHE_SIZE)
-    literal_reasons: LRUCache[str, str | None] = LRUCache(DOCUMENT_CACHE_SIZE)
+    costs = CostCache(cache_bytes)
+    literal_reasons: DocumentCache[str, str | None] = DocumentCache(cache_bytes)
+    parsed: DocumentCache[tuple[str, Any], DocumentNode] = DocumentCache(cache_bytes)
+    validated: DocumentCache[tuple[str, Any], list[GraphQLError]] = DocumentCache(cache_bytes)
     input_bounds = InputBounds(settings.max_string_length, settings.max_list_length, settings.max_input_depth)
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         # First, so it sees every error after ErrorCodes gave it a code.
         OperationFacts,
         ErrorCodes,
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
-        lambda: ParsedOnce(maxsize=DOCUMENT_CACHE_SIZE),
+        lambda: ParsedOnce(parsed),
         lambda: AddValidationRules(limit_rules),
-        lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+        lambda: LimitedValidationCache(validated, settings.max_aliases, settings.max_repeated_fields),
         OperationNameRequired,
         # Before the input and cost checks, which pass over a document already refused.
         *([lambda: TrustedDocumentsOnly(trusted)] if trusted is not None else []),
@@ -200,12 +283,13 @@ def build_schema(settings: Settings | None = None, trusted: Mapping[str, str] | 
     )
     if settings.compiled_execution and not tracing_enabled(settings):
         checks = Checks(costs, settings.max_query_cost, settings.max_page_size, input_bounds, selections)
-        schema.prepared = prepared = PreparedOperations(schema, checks, DOCUMENT_CACHE_SIZE)
+        schema.prepared = prepared = PreparedOperations(schema, checks, cache_bytes)
     return schema
 
 
 def export_sdl() -> str:
-    return build_schema().as_str() + "\n"
+    # The schema is the same whatever the settings: none is read (a DATABASE_URL, good or bad, is no concern).
+    return build_schema(Settings.model_construct()).as_str() + "\n"
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from cachetools import LRUCache
 from graphql import (
     DocumentNode,
     FieldNode,
@@ -17,6 +16,7 @@ from graphql import (
 )
 from strawberry.extensions import SchemaExtension
 
+from graph.document_cache import DocumentCache
 from graph.rows import RowShape
 
 Fields = Mapping[str, frozenset[str]]
@@ -79,8 +79,8 @@ def requested_fields(schema: GraphQLSchema, document: DocumentNode) -> Fields:
 class FieldsCache:
     """The fields of recently seen documents, bounded like the parser and validation caches."""
 
-    def __init__(self, maxsize: int) -> None:
-        self._fields: LRUCache[str, Fields] = LRUCache(maxsize)
+    def __init__(self, max_bytes: int) -> None:
+        self._fields: DocumentCache[str, Fields] = DocumentCache(max_bytes)
 
     def get(self, schema: GraphQLSchema, query: str, document: DocumentNode) -> Fields:
         fields = self._fields.get(query)

@@ -1,4 +1,5 @@
-"""Throttles on accounts: failed logins, and registrations, per email and per client address."""
+"""Throttles on accounts: failed logins, and registrations, per email and per client address; URL submissions
+per user."""
 
 import math
 import time
@@ -27,6 +28,7 @@ class AccountThrottle:
     def __init__(self, settings: Settings) -> None:
         self._login = _per_window(settings.login_max_failures, settings.login_lockout_seconds)
         self._register = _per_window(settings.register_max_attempts, settings.register_window_seconds)
+        self._submissions = _per_window(settings.submit_url_max_per_minute, 60)
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
 
     async def check_login(self, email: str, client: str) -> None:
@@ -50,6 +52,12 @@ class AccountThrottle:
                 raise await self._refusal(self._register, scope, "too many registrations")
         for scope in scopes:
             await self._limiter.hit(self._register, *scope)
+
+    async def count_submission(self, user_id: object) -> None:
+        """Counts a user's submitUrl calls, refusing those past the limit."""
+        scope: Scope = ("submit-url", "user", str(user_id))
+        if not await self._limiter.hit(self._submissions, *scope):
+            raise await self._refusal(self._submissions, scope, "too many URLs submitted")
 
     async def _refusal(self, limit: RateLimitItem, scope: Scope, message: str) -> RateLimited:
         # The moving window frees its oldest attempt first: that is when one more is allowed.

@@ -14,10 +14,12 @@ ALGORITHM = "HS256"
 ISSUER = "auditgraph"
 
 
-def issue_token(user_id: uuid.UUID, settings: Settings) -> tuple[str, datetime]:
+def issue_token(user_id: uuid.UUID, settings: Settings, generation: int = 0) -> tuple[str, datetime]:
+    """A token for the account, valid until it expires or the account's token generation moves on."""
     now = datetime.now(UTC)
     expires = now + timedelta(seconds=settings.token_ttl_seconds)
-    claims = {"sub": str(user_id), "iat": now, "exp": expires, "iss": ISSUER, "jti": uuid.uuid4().hex}
+    claims = {"sub": str(user_id), "iat": now, "exp": expires, "iss": ISSUER, "jti": uuid.uuid4().hex,
+              "gen": generation}
     return jwt.encode(claims, settings.secret_key, algorithm=ALGORITHM), expires
 
 
@@ -25,6 +27,8 @@ def issue_token(user_id: uuid.UUID, settings: Settings) -> tuple[str, datetime]:
 class TokenClaims:
     user_id: uuid.UUID
     expires_at: datetime
+    # The account's token generation when the token was issued (db/users.py).
+    generation: int = 0
 
 
 def read_token(token: str, settings: Settings) -> TokenClaims:
@@ -36,7 +40,10 @@ def read_token(token: str, settings: Settings) -> TokenClaims:
             issuer=ISSUER,
             options={"require": ["sub", "exp", "iat", "iss"]},
         )
-        return TokenClaims(uuid.UUID(claims["sub"]), datetime.fromtimestamp(claims["exp"], UTC))
+        generation = claims.get("gen", 0)
+        if not isinstance(generation, int) or isinstance(generation, bool):
+            raise ValueError("the generation is not a number")
+        return TokenClaims(uuid.UUID(claims["sub"]), datetime.fromtimestamp(claims["exp"], UTC), generation)
     except jwt.ExpiredSignatureError:
         raise Unauthenticated("the token has expired") from None
     except (jwt.InvalidTokenError, ValueError, TypeError):

@@ -3,9 +3,11 @@ and GraphQL over HTTP to the letter (graph/graphql_http.py)."""
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Mapping
 from datetime import datetime
-from typing import Any
+from json import JSONDecodeError
+from time import monotonic
+from typing import Any, NamedTuple
 
 import orjson
 from cross_web import HTTPException
@@ -14,11 +16,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Message, Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, process_result
-from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived, WebSocketDisconnected
 from strawberry.http.streaming import SSETransport
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
@@ -26,15 +28,17 @@ from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET
 
 from db.access import Viewer
+from db.availability import WAITED_TOO_LONG, as_unavailable
+from db.deadline import request_deadline
 from db.engine import Database
 from db.enums import Role
-from db.errors import DatabaseUnavailable, DomainError, PayloadTooLarge, Unauthenticated
+from db.errors import DatabaseBusy, DatabaseUnavailable, DomainError, PayloadTooLarge, RequestTimedOut, Unauthenticated
 from db.settings import Settings
 from db.storage import STORAGE_FULL
-from db.users import active_role
+from db.users import SESSIONS_ENDED, Access, active_access
 from graph import unavailable
 from graph.context import Context
-from graph.graphiql.page import graphiql_page
+from graph.graphiql.page import GRAPHIQL_HEADERS, graphiql_page
 from graph.graphql_http import (
     APPLICATION_JSON,
     GRAPHQL_RESPONSE_JSON,
@@ -73,27 +77,39 @@ WHICH_OPERATION = (
 )
 
 
+class Session(NamedTuple):
+    """Who a token signs in, until when, and the token generation it carries."""
+
+    viewer: Viewer
+    expires_at: datetime
+    generation: int
+
+
 async def authenticate(token: str | None, database: Database, settings: Settings,
-                       roles: RoleCache | None = None, tokens: VerifiedTokens | None = None
-                       ) -> tuple[Viewer, datetime] | None:
-    """The viewer a token names and when the token expires, or None without a token; a bad token raises."""
+                       roles: RoleCache | None = None, tokens: VerifiedTokens | None = None) -> Session | None:
+    """The session a token opens, or None without a token; a bad token raises."""
     if token is None:
         return None
     claims = read_token(token, settings) if tokens is None else tokens.read(token)
 
-    def read_role() -> Awaitable[Role | None]:
-        return active_role(database, claims.user_id)
+    def read_access() -> Awaitable[Access | None]:
+        return active_access(database, claims.user_id)
 
-    role = await (read_role() if roles is None else roles.role(claims.user_id, read_role))
-    if role is None:
+    try:
+        access = await (read_access() if roles is None else roles.role(claims.user_id, read_access))
+    except WAITED_TOO_LONG as error:
+        raise as_unavailable(error) or DatabaseBusy() from error
+    if access is None:
         raise Unauthenticated("the token's user no longer exists or is inactive")
-    return Viewer(user_id=claims.user_id, role=role), claims.expires_at
+    if access.generation != claims.generation:
+        raise Unauthenticated(SESSIONS_ENDED)
+    return Session(Viewer(user_id=claims.user_id, role=access.role), claims.expires_at, claims.generation)
 
 
 async def viewer_from_token(token: str | None, database: Database, settings: Settings) -> Viewer | None:
     """The viewer a token names, or None without a token; a bad token raises Unauthenticated."""
     session = await authenticate(token, database, settings)
-    return None if session is None else session[0]
+    return None if session is None else session.viewer
 
 
 def connection_token(params: dict[str, Any] | None, websocket: Any) -> str | None:
@@ -111,12 +127,35 @@ def connection_token(params: dict[str, Any] | None, websocket: Any) -> str | Non
     return bearer_token(getattr(websocket, "headers", {}).get("authorization"))
 
 
+MESSAGE_TOO_BIG = 1009
+
+
 class TextFrameWebSocketAdapter(ASGIWebSocketAdapter):
     """Sends every protocol message as a text frame.
 
     Both GraphQL WebSocket protocols are JSON in text frames: browsers hand a
     binary frame to the client as a Blob, and graphql-ws and gql refuse it.
     """
+
+    async def iter_json(self, *, ignore_parsing_errors: bool = False) -> AsyncGenerator[object, None]:
+        """Strawberry's, with each message bounded like an HTTP body (MAX_REQUEST_BYTES): a larger one closes the
+        socket with 1009 (message too big), as the server itself does when it is configured with the bound."""
+        limit = self.view.settings.max_request_bytes  # type: ignore[attr-defined]
+        try:
+            while self.ws.application_state != WebSocketState.DISCONNECTED:
+                text = await self.ws.receive_text()
+                if len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit):
+                    await self.ws.close(code=MESSAGE_TOO_BIG, reason=f"a message may hold at most {limit} bytes")
+                    return
+                try:
+                    yield self.view.decode_json(text)
+                except JSONDecodeError as error:
+                    if not ignore_parsing_errors:
+                        raise NonJsonMessageReceived from error
+        except KeyError as error:
+            raise NonTextMessageReceived from error
+        except WebSocketDisconnect:
+            pass
 
     async def send_json(self, message: Mapping[str, object]) -> None:
         try:
@@ -176,12 +215,40 @@ class AuditGraphView(GraphQL[Context, None]):
                                   for answered in (True, False)}
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
-        return HTMLResponse(graphiql_page())
+        return HTMLResponse(graphiql_page(), headers=GRAPHIQL_HEADERS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await super().__call__(scope, receive, send)
         request = Request(scope, receive=receive)
+        if is_multipart(request):
+            # An upload takes as long as its bytes take to arrive: MAX_UPLOAD_BYTES bounds it instead.
+            response = await self.respond(scope, request)
+        else:
+            budget = asyncio.timeout(self.settings.request_timeout_seconds)
+            deadline = request_deadline.set(monotonic() + self.settings.request_timeout_seconds)
+            try:
+                async with budget:
+                    response = await self.respond(scope, request)
+            except TimeoutError:
+                if not budget.expired():
+                    raise
+                body, status, headers = refusal_parts(unavailable.refusal(RequestTimedOut()),
+                                                      request.headers.get("accept"))
+                response = Response(self.encode_json(body), status_code=status, headers=headers)
+            finally:
+                request_deadline.reset(deadline)
+        try:
+            await response(scope, receive, send)
+        finally:
+            # uvicorn's per-request objects form reference cycles that hold the scope until the
+            # garbage collector runs. Once the response is out, the request's context (its loaders,
+            # with every row and object they read) leaves the scope, freed at once by reference
+            # counting: left there, it made a collection's work (most of a page's CPU time).
+            scope.get("state", {}).pop("graphql_context", None)
+
+    async def respond(self, scope: Scope, request: Request) -> Response:
+        """The response to an HTTP request: from a prepared operation's plan, or by the full path."""
         response: Response | None = None
         if self.prepared is not None and scope["method"] == "POST" and _may_be_prepared(request, self.settings):
             sent = await request.body()
@@ -197,14 +264,7 @@ class AuditGraphView(GraphQL[Context, None]):
             except HTTPException as refusal:
                 body, status, headers = refusal_parts(refusal, request.headers.get("accept"))
                 response = Response(self.encode_json(body), status_code=status, headers=headers)
-        try:
-            await response(scope, receive, send)
-        finally:
-            # uvicorn's per-request objects form reference cycles that hold the scope until the
-            # garbage collector runs. Once the response is out, the request's context (its loaders,
-            # with every row and object they read) leaves the scope, freed at once by reference
-            # counting: left there, it made a collection's work (most of a page's CPU time).
-            scope.get("state", {}).pop("graphql_context", None)
+        return response
 
     async def answer_prepared(self, request: Request, prepared: PreparedOperations, body: bytes) -> Response | None:
         """The response to a prepared operation (graph/prepared.py), or None: the full path answers it."""
@@ -215,11 +275,16 @@ class AuditGraphView(GraphQL[Context, None]):
             session = await self.authenticate_request(request)
         except (Unauthenticated, DatabaseUnavailable):
             return None
-        viewer, expires_at = session or (None, None)
+        viewer = None if session is None else session.viewer
         context = self.make_context(request, None, viewer, None)
-        context.access_expires_at = expires_at
+        context.sign_in(session)
         try:
             data = await prepared.data(checked.prepared, checked.query, checked.variables, context)
+        except WAITED_TOO_LONG as error:
+            # Running it again on the full path would only wait as long again.
+            refused, status, headers = refusal_parts(
+                unavailable.refusal(as_unavailable(error) or DatabaseBusy()), request.headers.get("accept"))
+            return Response(self.encode_json(refused), status_code=status, headers=headers)
         except Exception:  # the full path runs it again, and decides what the client is told
             logger.debug("a prepared operation fell back to the full path", exc_info=True)
             return None
@@ -232,7 +297,7 @@ class AuditGraphView(GraphQL[Context, None]):
         return Response(self.encode_json({"data": data}),
                         media_type=response_media_type(request.headers.get("accept")))
 
-    async def authenticate_request(self, request: Request) -> tuple[Viewer, datetime] | None:
+    async def authenticate_request(self, request: Request) -> Session | None:
         """`authenticate` for the bearer token of an HTTP request."""
         return await authenticate(bearer_token(request.headers.get("authorization")),
                                   self.database, self.settings, self.roles, self.tokens)
@@ -400,7 +465,7 @@ class AuditGraphView(GraphQL[Context, None]):
             # A WebSocket authenticates in on_ws_connect; run() reads the context back when it closes.
             request.state.graphql_context = self.make_context(request, response, viewer, auth_error)
             return request.state.graphql_context
-        expires_at = None
+        session = None
         try:
             session = await self.authenticate_request(request)
         except Unauthenticated as error:
@@ -408,9 +473,9 @@ class AuditGraphView(GraphQL[Context, None]):
         except DatabaseUnavailable as error:
             raise unavailable.refusal(error) from None
         else:
-            viewer, expires_at = session or (None, None)
+            viewer = None if session is None else session.viewer
         context = self.make_context(request, response, viewer, auth_error)
-        context.access_expires_at = expires_at
+        context.sign_in(session)
         context.last_event_id = request.headers.get("last-event-id")
         # Read back by an SSE stream, which is handed the request but not the context.
         request.state.graphql_context = context
@@ -442,7 +507,8 @@ class AuditGraphView(GraphQL[Context, None]):
             raise ConnectionRejectionError({"message": error.message, "code": error.code}) from None
         if session is None:
             raise ConnectionRejectionError({"message": "sign in to subscribe", "code": "UNAUTHENTICATED"})
-        viewer, context.access_expires_at = session
+        viewer = session.viewer
+        context.sign_in(session)
         limit = self.settings.max_connections_per_user
         if not self.broker.admit_connection(viewer.user_id, limit):
             raise ConnectionRejectionError({"message": f"at most {limit} live connections per user",

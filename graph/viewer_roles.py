@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from cachetools import TTLCache
 
 from db.engine import Database
-from db.enums import Role
+from db.users import Access
 from graph.broker import Broker
 
 # Far more active accounts than one worker serves in a few seconds.
@@ -29,7 +29,7 @@ class RoleCache:
         self.broker = broker
         self.seconds = seconds
         # The age bound is a backstop for changes made outside the app (SQL by hand).
-        self._roles: TTLCache[uuid.UUID, tuple[tuple[int, int], Role | None]] = TTLCache(
+        self._roles: TTLCache[uuid.UUID, tuple[tuple[int, int], Access | None]] = TTLCache(
             MAX_REMEMBERED, max(seconds, 1e-3))
         # This process's own changes count at once, before their NOTIFY comes back to the listener.
         self._changes_here = 0
@@ -41,8 +41,9 @@ class RoleCache:
     def _version(self) -> tuple[int, int]:
         return self.broker.access_version, self._changes_here
 
-    async def role(self, user_id: uuid.UUID, read: Callable[[], Awaitable[Role | None]]) -> Role | None:
-        """The account's role (None: gone or inactive), from memory when that is safe, else from `read`."""
+    async def role(self, user_id: uuid.UUID, read: Callable[[], Awaitable[Access | None]]) -> Access | None:
+        """The account's role and token generation (None: gone or inactive), from memory when that is safe,
+        else from `read`."""
         broker = self.broker
         if self.seconds <= 0 or not broker.hears_every_access_change:
             return await read()

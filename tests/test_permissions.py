@@ -60,7 +60,7 @@ class AccountQuery:
 def _schema(compiled: bool) -> strawberry.Schema:
     extensions: list[Any] = [ErrorCodes]
     if compiled:
-        extensions.append(lambda: CompiledExecution(PlanCache(maxsize=8)))
+        extensions.append(lambda: CompiledExecution(PlanCache(1024 * 1024)))
     return strawberry.Schema(query=AccountQuery, extensions=extensions)
 
 

@@ -96,7 +96,7 @@ async def _refused(server: LiveServer, token: str) -> Any:
     return body if "errors" in body else None
 
 
-async def test_a_role_change_on_this_worker_holds_for_its_very_next_request(
+async def test_a_role_change_on_this_worker_ends_the_session_for_its_very_next_request(
     workers: tuple[LiveServer, LiveServer],
 ) -> None:
     # given
@@ -108,8 +108,10 @@ async def test_a_role_change_on_this_worker_holds_for_its_very_next_request(
     # when
     await post(serving, SET_ROLE, admin, {"id": to_global_id("User", user.id), "role": "WORKER"})
 
-    # then: no waiting for the NOTIFY to come back
-    assert (await post(serving, ME, token))["data"]["me"]["role"] == "WORKER"
+    # then: no waiting for the NOTIFY to come back; a token issued now carries the new role
+    assert (await post(serving, ME, token))["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    fresh = issue_token(user.id, serving.app.state.settings, generation=1)[0]
+    assert (await post(serving, ME, fresh))["data"]["me"]["role"] == "WORKER"
 
 
 async def test_a_role_change_on_another_worker_reaches_this_one(
@@ -122,10 +124,10 @@ async def test_a_role_change_on_another_worker_reaches_this_one(
     await post(other, SET_ROLE, admin, {"id": to_global_id("User", user.id), "role": "ADMIN"})
 
     # then
-    async def promoted() -> bool:
-        return (await post(serving, ME, token))["data"]["me"]["role"] == "ADMIN"
-
-    assert await until(promoted)
+    refused = await until(lambda: _refused(serving, token))
+    assert refused["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    fresh = issue_token(user.id, serving.app.state.settings, generation=1)[0]
+    assert (await post(serving, ME, fresh))["data"]["me"]["role"] == "ADMIN"
 
 
 async def test_a_role_is_read_every_time_while_the_listener_is_deaf(

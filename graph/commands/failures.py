@@ -3,6 +3,7 @@ never a secret (database URLs are shown without their password) and never a hash
 
 import socket
 
+from alembic.util.exc import CommandError as AlembicCommandError
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
@@ -57,6 +58,9 @@ def describe(error: BaseException, database_url: str | None) -> tuple[str, int]:
         return f"cannot reach the database{where}: {_first_line(error)}", FAILED
     if isinstance(error, SQLAlchemyError):
         return f"the database{where} failed: {type(error).__name__}", FAILED
+    if isinstance(error, AlembicCommandError):
+        # Alembic's reason names a revision, never a secret: "Can't locate revision identified by 'x'".
+        return f"cannot migrate: {_first_line(error)}", REFUSED
     if isinstance(error, RuntimeError):
         return str(error), FAILED
     # Its text could hold anything, a secret included: the traceback only on request.

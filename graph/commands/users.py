@@ -106,8 +106,9 @@ def add_parsers(commands: "argparse._SubParsersAction[argparse.ArgumentParser]")
     listing.add_argument("--role", choices=roles, help="only accounts of this role")
     listing.set_defaults(handler=list_accounts)
 
-    role = actions.add_parser("set-role", help="change an account's role (its live subscriptions end)",
-                              description="Change an account's role; its open subscriptions end on every worker.")
+    role = actions.add_parser("set-role", help="change an account's role (its sessions end)",
+                              description="Change an account's role; its tokens stop working and its open subscriptions end on "
+                                          "every worker.")
     role.add_argument("email", help="the account's email")
     role.add_argument("role", choices=roles, help="the new role")
     role.set_defaults(handler=set_role)
@@ -115,13 +116,15 @@ def add_parsers(commands: "argparse._SubParsersAction[argparse.ArgumentParser]")
     active = actions.add_parser(
         "set-active", help="activate or deactivate an account (deactivation ends its live subscriptions)",
         description="Activate or deactivate an account. A deactivated account cannot sign in, its tokens are "
-                    "refused and its open subscriptions end on every worker.")
+                    "refused (for good: they stay refused once it is active again) and its open subscriptions end "
+                    "on every worker.")
     active.add_argument("email", help="the account's email")
     active.add_argument("active", choices=["yes", "no"], help="yes to activate, no to deactivate")
     active.set_defaults(handler=set_active)
 
     password = actions.add_parser(
         "set-password", help="set an account's password (read from a prompt or stdin)",
-        description="Set an account's password, read from a prompt (twice) or the first line of stdin.")
+        description="Set an account's password, read from a prompt (twice) or the first line of stdin. Every "
+                    "session opened before ends: its tokens stop working and its open subscriptions end.")
     password.add_argument("email", help="the account's email")
     password.set_defaults(handler=set_password)

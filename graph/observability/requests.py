@@ -8,6 +8,7 @@ log line. The work done per request is a few attribute writes while it runs
 and one log record and four metric updates when it ends.
 """
 
+import asyncio
 import logging
 from time import perf_counter
 from typing import Any
@@ -19,13 +20,17 @@ from graph.errors import INTERNAL_MESSAGE
 from graph.graphql_http import REFUSAL_CODES
 from graph.observability import metrics
 from graph.observability.facts import OK, RequestFacts, current, request_id_from
+from graph.unavailable import RETRY_AFTER_SECONDS
 
 logger = logging.getLogger("auditgraph.requests")
 # Tracebacks go where the GraphQL layer's unexpected errors go (graph/errors.py).
 errors_logger = logging.getLogger("auditgraph.errors")
 
 REQUEST_ID_HEADER = b"x-request-id"
+NOSNIFF = (b"x-content-type-options", b"nosniff")
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+UNAVAILABLE = "SERVICE_UNAVAILABLE"
+BUSY_MESSAGE = "the server could not finish this request in time; retry shortly"
 # A request's line is logged at the level its outcome deserves: what an operator acts on is a warning
 # (someone is being refused: throttles, limits, CSRF, bad tokens) or an error (the server failed).
 LEVELS = {
@@ -85,9 +90,15 @@ class ObservedRequests:
         async def send_with_id(message: Message) -> None:
             nonlocal status, responded
             kind = message["type"]
-            if kind == "http.response.start" or kind == "websocket.accept":
-                status = message.get("status", 101)
-                responded = True
+            if kind == "http.response.start":
+                status, responded = message["status"], True
+                headers = list(message.get("headers", ()))
+                if not any(name.lower() == NOSNIFF[0] for name, _ in headers):
+                    # No response is ever to be read as another type than it says (a JSON error as HTML...).
+                    headers.append(NOSNIFF)
+                message = {**message, "headers": [*headers, id_header]}
+            elif kind == "websocket.accept":
+                status, responded = 101, True
                 message = {**message, "headers": [*message.get("headers", ()), id_header]}
             elif kind == "websocket.close" and not responded:
                 status, responded = 403, True
@@ -96,13 +107,24 @@ class ObservedRequests:
         token = current.set(facts)
         try:
             await self.app(scope, receive, send_with_id)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if responded or scope["type"] != "http" or _stopping(scope) or task is None:
+                raise
+            # Not a shutdown: a timeout meant for something inside (a pool's wait) that reached the task itself.
+            while task.uncancel():
+                pass
+            facts.code = UNAVAILABLE
+            status = 503
+            await _error(send_with_id, facts.request_id, 503, UNAVAILABLE, BUSY_MESSAGE,
+                         [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())])
         except Exception:
             facts.code = INTERNAL_SERVER_ERROR
             errors_logger.exception("unhandled error", extra={"request_id": facts.request_id})
             if responded or scope["type"] != "http":
                 raise
             status = 500
-            await _internal_error(send_with_id, facts.request_id)
+            await _error(send_with_id, facts.request_id, 500, INTERNAL_SERVER_ERROR, INTERNAL_MESSAGE)
         finally:
             current.reset(token)
             self.finish(scope, facts, status, perf_counter() - started)
@@ -139,7 +161,9 @@ class ObservedRequests:
         client = scope.get("client")
         logger.log(
             level, "%s %s %s %s -> %s (%s) in %.1f ms, %d SQL",
-            method, path, kind, facts.operation_name or "-", code, status, seconds * 1000, facts.sql_statements,
+            # The path escaped: decoded from the URL, it may hold a line break that would forge a log line.
+            method, _printable(path), kind, facts.operation_name or "-", code, status, seconds * 1000,
+            facts.sql_statements,
             extra={
                 "request_id": facts.request_id,
                 "method": method,
@@ -158,9 +182,23 @@ class ObservedRequests:
         )
 
 
-async def _internal_error(send: Send, request_id: str) -> None:
-    body = orjson.dumps({"errors": [{"message": INTERNAL_MESSAGE,
-                                     "extensions": {"code": INTERNAL_SERVER_ERROR, "requestId": request_id}}]})
-    await send({"type": "http.response.start", "status": 500,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+def _printable(text: str) -> str:
+    """`text` with every control character (a line break above all) written as an escape."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
+def _stopping(scope: Scope) -> bool:
+    """Whether the process is shutting down (graph/shutdown.py): a cancellation then is the server's own."""
+    app = scope.get("app")
+    view = getattr(getattr(app, "state", None), "graphql", None)
+    stopping = getattr(view, "stopping", None)
+    return stopping is None or stopping.is_set()
+
+
+async def _error(send: Send, request_id: str, status: int, code: str, message: str,
+                 headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = orjson.dumps({"errors": [{"message": message, "extensions": {"code": code, "requestId": request_id}}]})
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *(headers or ())]})
     await send({"type": "http.response.body", "body": body})

@@ -142,6 +142,7 @@ class TaskMutations:
     async def submit_url(self, info: Info, url: str) -> SubmitUrlPayload:
         viewer = info.context.require_viewer()
         assert viewer.user_id is not None
+        await info.context.throttle.count_submission(viewer.user_id)
         normalized = normalize_url(url)
         async with info.context.database.transaction() as session:
             task, deduplicated = await create_url_task(session, viewer.user_id, normalized)

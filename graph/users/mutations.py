@@ -26,7 +26,7 @@ class UserMutations:
         await context.throttle.count_registration(email, context.client_address)
         async with context.database.transaction() as session:
             user = await register_user(session, email, password)
-        token, expires = issue_token(user.id, context.settings)
+        token, expires = issue_token(user.id, context.settings, user.token_generation or 0)
         return AuthPayload(token=token, expires_at=expires, user=await _user(info, user.id))
 
     @strawberry.mutation(description="Exchange an email and password for a bearer token.")
@@ -34,16 +34,17 @@ class UserMutations:
         context = info.context
         await context.throttle.check_login(email, context.client_address)
         try:
-            user_id = await authenticate(context.database, email, password)
+            user_id, generation = await authenticate(context.database, email, password)
         except Unauthenticated:
             await context.throttle.record_login_failure(email, context.client_address)
             raise
         await context.throttle.record_login_success(email)
-        token, expires = issue_token(user_id, context.settings)
+        token, expires = issue_token(user_id, context.settings, generation)
         return AuthPayload(token=token, expires_at=expires, user=await _user(info, user_id))
 
     @strawberry.mutation(permission_classes=[IsAdmin], description=(
-        "Activate or deactivate an account (ADMIN). A deactivated account's live subscriptions end."
+        "Activate or deactivate an account (ADMIN). Deactivating it ends its sessions: its tokens stop working "
+        "and its live subscriptions end."
     ))
     async def set_user_active(self, info: Info, user_id: strawberry.ID, active: bool) -> User:
         _, pk = from_global_id(user_id, "User")
@@ -52,7 +53,8 @@ class UserMutations:
         return await _user(info, pk)
 
     @strawberry.mutation(permission_classes=[IsAdmin], description=(
-        "Give an account another role (ADMIN). Its live subscriptions end; its tokens stay valid."
+        "Give an account another role (ADMIN). Its sessions end: its tokens stop working and its live "
+        "subscriptions end."
     ))
     async def set_user_role(self, info: Info, user_id: strawberry.ID, role: Role) -> User:
         _, pk = from_global_id(user_id, "User")
