@@ -6,7 +6,7 @@ from datetime import datetime
 from itertools import count
 from typing import Any
 
-from sqlalchemy import Uuid, bindparam, insert, select, text, update
+from sqlalchemy import Uuid, bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from db import figures
@@ -112,8 +112,11 @@ async def make_analysed_task(session: AsyncSession, owner: User, **analysis: Any
 async def task_at_old_revision(connection: AsyncConnection, status: str, last_event_sequence: int) -> uuid.UUID:
     """A user and a URL task written with only the columns every revision has, for upgrade tests."""
     user_id, task_id = uuid.uuid4(), uuid.uuid4()
-    await connection.execute(insert(User).values(
-        id=user_id, email=f"old{next(_serial)}@example.com", hashed_password="x", is_active=True, role="USER"))
+    await connection.execute(
+        text("INSERT INTO users (id, email, hashed_password, is_active, role) "
+             "VALUES (:id, :email, 'x', :active, 'USER')")
+        .bindparams(bindparam("id", type_=Uuid())),
+        {"id": user_id, "email": f"old{next(_serial)}@example.com", "active": True})
     await connection.execute(
         text("INSERT INTO tasks (id, user_id, status, source_url, last_event_sequence) "
              "VALUES (:id, :user_id, :status, 'https://example.com/', :sequence)")
