@@ -126,12 +126,13 @@ def database_disk(backend: str, database_url: str, tmp_path: Path, sqlite_templa
     with ExitStack() as cleanup:
         # Unmounted lazily: the folder goes once the last file on the disk is closed, maybe later.
         cleanup.callback(lambda: shutil.rmtree(mount_point, ignore_errors=True))
-        disk = cleanup.enter_context(small_filesystem_or_skip(mount_point, "8m"))
+        disk = cleanup.enter_context(small_filesystem_or_skip(mount_point, "24m"))
         if backend == "sqlite":
             shutil.copyfile(sqlite_template, disk / "auditgraph.db")
             yield f"sqlite+aiosqlite:///{disk / 'auditgraph.db'}", disk
             return
-        # PostgreSQL: the database's files in a tablespace on that disk; its WAL stays where it was.
+        # PostgreSQL: the database's files (its catalogue alone is some 8 MB) in a tablespace on that
+        # disk; its WAL stays where it was.
         server: PostgresServer = request.getfixturevalue("postgres_server")
         name = database_url.rsplit("/", 1)[1]
         shutil.chown(disk, "postgres", "postgres")
