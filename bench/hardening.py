@@ -12,7 +12,6 @@ after 50 distinct 15 MB messages over WebSocket. Run:
 import argparse
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from websockets.exceptions import ConnectionClosed
 
 from bench.processes import process_tree_cpu_seconds
 from bench.upload_memory import memory_kib
-from tests.cli import free_port, wait_until_ready
+from tests.cli import free_port, stop, wait_until_ready
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 PASSWORD = "bench password 0123456789"
@@ -167,11 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                 flood_http(client, server.pid, args.documents)
             asyncio.run(flood_websocket(port, server.pid, token, args.messages, 15_000_000))
         finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop(server)
     return 0
 
 

@@ -9,7 +9,6 @@ after, next to the file's size.
 import argparse
 import hashlib
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ from pathlib import Path
 import httpx
 import orjson
 
-from tests.cli import free_port, wait_until_ready
+from tests.cli import free_port, stop, wait_until_ready
 
 MIB = 1024 * 1024
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -185,11 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"sha256 matches={task['fileHash'] == body.sha256.hexdigest()} "
                   f"stored size matches={stored.stat().st_size == size}")
         finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop(server, timeout=15)
     return 0
 
 

@@ -46,7 +46,7 @@ import httpx
 import orjson
 
 from graph.relay import from_global_id
-from tests.cli import free_port, wait_until_ready
+from tests.cli import free_port, stop, wait_until_ready
 from tests.throwaway_postgres import PostgresServer, throwaway_postgres
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -214,12 +214,7 @@ def serving(env: dict[str, str], port: int) -> Iterator[tuple[str, int]]:
         wait_until_ready(base_url, server)
         yield base_url, server.pid
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
 
 
 async def measure_server(base_url: str, lags: LagReports, figures: Figures, repetitions: int, sizes: list[int],

@@ -17,8 +17,7 @@ from db import figures
 from db.access import Viewer
 from db.base import utcnow
 from db.enums import Severity, TaskStatus, Verdict
-from db.errors import Forbidden
-from db.listing import TaskCriteria
+from db.listing import TaskCriteria, listed_owner
 from db.models import Task
 
 
@@ -36,7 +35,7 @@ class DashboardFigures:
 async def dashboard_figures(
     connection: AsyncConnection, viewer: Viewer, criteria: TaskCriteria, days: int, now: datetime | None = None
 ) -> DashboardFigures:
-    owner_id = _owner(viewer, criteria)
+    owner_id = listed_owner(viewer, criteria)
     today = (now or utcnow()).date()
     first_day = today - timedelta(days=days - 1)
     after, before = criteria.created_after, criteria.created_before
@@ -55,15 +54,6 @@ async def dashboard_figures(
         tasks_per_day=[(first_day + timedelta(days=offset), per_day.get(first_day + timedelta(days=offset), 0))
                        for offset in range(days)],
     )
-
-
-def _owner(viewer: Viewer, criteria: TaskCriteria) -> uuid.UUID | None:
-    """Whose figures the viewer asks for: their own, one owner's, or (None) everyone's."""
-    if not viewer.sees_every_task:
-        if criteria.owner_id is not None and criteria.owner_id != viewer.user_id:
-            raise Forbidden("only workers and admins can list another user's tasks")
-        return viewer.user_id
-    return criteria.owner_id
 
 
 async def _window(

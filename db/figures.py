@@ -111,9 +111,7 @@ async def apply_changes(session: AsyncSession) -> None:
     changes = {key: figures for key, figures in changes.items() if any(figures.values())}
     if not changes:
         return
-    totals: dict[uuid.UUID, Figures] = {}
-    for (owner_id, _), figures in changes.items():
-        totals.setdefault(owner_id, Figures()).add(figures)
+    totals = _by_owner(changes)
     now = utcnow()
     dialect = session.get_bind().dialect.name
     # Owners first, then their days, each in key order: the same order in every transaction.
@@ -125,6 +123,14 @@ async def apply_changes(session: AsyncSession) -> None:
         {"owner_id": owner_id, "day": day, **_row(figures), "created_at": now, "updated_at": now}
         for (owner_id, day), figures in sorted(changes.items())
     ]))
+
+
+def _by_owner(days: Mapping[tuple[uuid.UUID, date], Mapping[str, float]]) -> dict[uuid.UUID, Figures]:
+    """Figures by owner and day, summed by owner."""
+    owners: dict[uuid.UUID, Figures] = {}
+    for (owner_id, _), day_figures in days.items():
+        owners.setdefault(owner_id, Figures()).add(day_figures)
+    return owners
 
 
 def _row(figures: Figures) -> dict[str, float]:
@@ -245,9 +251,7 @@ class Drift:
 async def drift(connection: AsyncConnection) -> Drift:
     """Recount every owner's figures from the base tables and compare them with the kept ones."""
     counted_days = await recount(connection)
-    counted_owners: dict[uuid.UUID, Figures] = {}
-    for (owner_id, _), counted_figures in counted_days.items():
-        counted_owners.setdefault(owner_id, Figures()).add(counted_figures)
+    counted_owners = _by_owner(counted_days)
     kept_owners, kept_days = await stored(connection)
     differences: list[str] = []
     for owner_id in sorted(kept_owners.keys() | counted_owners.keys()):
@@ -274,9 +278,7 @@ async def rebuild(connection: AsyncConnection) -> None:
     await connection.execute(delete(OwnerDayFigures))
     await connection.execute(delete(OwnerFigures))
     now = utcnow()
-    counted_owners: dict[uuid.UUID, Figures] = {}
-    for (owner_id, _), counted_figures in counted_days.items():
-        counted_owners.setdefault(owner_id, Figures()).add(counted_figures)
+    counted_owners = _by_owner(counted_days)
     if counted_owners:
         await connection.execute(insert(OwnerFigures), [
             {"owner_id": owner_id, **_row(owner_figures), "created_at": now, "updated_at": now}

@@ -54,9 +54,17 @@ def task_list(
 ) -> Select:
     """The viewer's tasks that meet `criteria`, as `columns`, then each task's `analysis_columns`
     (nulls for a task without one): a page and its analyses in one round trip."""
-    if criteria.owner_id is not None and not viewer.sees_every_task and criteria.owner_id != viewer.user_id:
-        raise Forbidden("only workers and admins can list another user's tasks")
+    listed_owner(viewer, criteria)
     return _task_list(viewer, criteria, columns, order_field, analysis_columns)
+
+
+def listed_owner(viewer: Viewer, criteria: TaskCriteria) -> uuid.UUID | None:
+    """Whose tasks the viewer lists: their own (a USER), one owner's, or (None) everyone's."""
+    if viewer.sees_every_task:
+        return criteria.owner_id
+    if criteria.owner_id is not None and criteria.owner_id != viewer.user_id:
+        raise Forbidden("only workers and admins can list another user's tasks")
+    return viewer.user_id
 
 
 def shared_task_list(
@@ -163,10 +171,7 @@ async def task_count(connection: AsyncConnection, viewer: Viewer, criteria: Task
     if names is None:
         counted = task_list(viewer, criteria, (Task.id,))
         return await count_rows(connection, counted, {VIEWER_ID: viewer.user_id}, limit)
-    owner_id = criteria.owner_id if viewer.sees_every_task else viewer.user_id
-    if criteria.owner_id is not None and criteria.owner_id != owner_id:
-        raise Forbidden("only workers and admins can list another user's tasks")
-    totals = await figures.owner_totals(connection, owner_id)
+    totals = await figures.owner_totals(connection, listed_owner(viewer, criteria))
     return Count(int(sum(totals[name] for name in names)))
 
 

@@ -1,6 +1,7 @@
 """Running the `auditgraph` command the way an operator does, in a child process."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -36,6 +37,16 @@ def start_cli(*args: str, **settings: str) -> subprocess.Popen[str]:
         cwd=PROJECT_ROOT, env=cli_environment(**settings),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
+
+
+def stop(process: subprocess.Popen[Any], timeout: float = 30) -> None:
+    """SIGTERM, as an operator stops a server; SIGKILL if it has not exited within `timeout` seconds."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def free_port() -> int:
