@@ -2,7 +2,6 @@
 
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import suppress
 from typing import Any
 
 import strawberry
@@ -38,6 +37,7 @@ from graph.compiled import CompiledExecution, PlanCache
 from graph.cost import CostBudget, CostCache
 from graph.dashboard.queries import DashboardQueries
 from graph.document_cache import DocumentCache
+from graph.document_text import without_comments
 from graph.errors import ErrorCodes, public_error
 from graph.execution import EventsForgetTheirFields
 from graph.extension_runner import ExtensionsRunner
@@ -117,11 +117,16 @@ class ParsedOnce(SchemaExtension):
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
         if context.query is not None:
-            key = (context.query, tuple(sorted(context.parse_options.items())))
+            # Documents that differ only in their comments share one entry, parsed without the comments.
+            text = without_comments(context.query)
+            key = (text, tuple(sorted(context.parse_options.items())))
             document = self.cache.get(key)
             if document is None:
-                with suppress(GraphQLError):
-                    document = self.cache[key] = parse(context.query, **context.parse_options)
+                try:
+                    document = self.cache[key] = parse(text, **context.parse_options)
+                except GraphQLError:
+                    # Strawberry's parse reports the error, from the same locations, without walking the comments.
+                    context.query = text
             if document is not None:
                 context.graphql_document = document
         yield
