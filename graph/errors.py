@@ -2,7 +2,8 @@
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
@@ -81,4 +82,37 @@ class ErrorCodes(SchemaExtension):
         result = self.execution_context.result
         errors = getattr(result, "errors", None)
         if errors:
-            result.errors = [public_error(error) for error in errors]  # type: ignore[union-attr]
+            result.errors = [public_error(error) for error in in_response_order(errors, result.data)]  # type: ignore[union-attr]
+
+
+# After every field that has a place in the response.
+_UNPLACED = 1 << 62
+
+
+def in_response_order(errors: Sequence[GraphQLError], data: Any) -> list[GraphQLError]:
+    """The errors in the order of the places they name in the response (errors without a place first).
+
+    graphql-core lists field errors as their resolvers finish, which depends on
+    timing, and on what a compiled run warmed before it fell back to
+    graphql-core: the same request answered twice could list them differently.
+    """
+    return sorted(errors, key=lambda error: _place(error, data))
+
+
+def _place(error: GraphQLError, data: Any) -> tuple[tuple[Any, ...], ...]:
+    place: list[tuple[Any, ...]] = []
+    path = error.path or ()
+    for depth, part in enumerate(path):
+        if isinstance(part, int):
+            place.append((part,))
+            data = data[part] if isinstance(data, list) and part < len(data) else None
+        elif isinstance(data, dict) and part in data:
+            place.append((list(data).index(part),))
+            data = data[part]
+        else:
+            # An error below nulled this object, so the response keeps no order here: the document's order,
+            # then the list positions.
+            location = (error.locations[0].line, error.locations[0].column) if error.locations else (0, 0)
+            place.append((_UNPLACED, location, tuple(p for p in path[depth:] if isinstance(p, int))))
+            break
+    return tuple(place)

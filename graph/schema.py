@@ -38,7 +38,7 @@ from graph.cost import CostBudget, CostCache
 from graph.dashboard.queries import DashboardQueries
 from graph.document_cache import DocumentCache
 from graph.document_text import without_comments
-from graph.errors import ErrorCodes, public_error
+from graph.errors import ErrorCodes, in_response_order, public_error
 from graph.execution import EventsForgetTheirFields
 from graph.extension_runner import ExtensionsRunner
 from graph.input_limits import InputBounds, InputLimits
@@ -98,7 +98,7 @@ class AuditGraphSchema(strawberry.Schema):
         # A subscription yields many results inside one operation, each past
         # ErrorCodes.on_operation: give every one of them codes and masking too.
         if getattr(result, "errors", None):
-            result.errors = [public_error(error) for error in result.errors]
+            result.errors = [public_error(error) for error in in_response_order(result.errors, result.data)]
         return await super()._handle_execution_result(context, result, extensions_runner, **options)
 
 
