@@ -14,10 +14,12 @@ import re
 # reading it (the end of the document for a block string, of its line for
 # another), so even its syntax error points where it would have.
 _STRING_OR_COMMENT = re.compile(
-    r'(?P<block>"""(?:\\"""|[^"\\]|\\(?!""")|"(?!""))*"""|"""[\s\S]*\Z)'
-    r'|(?P<string>"(?:[^"\\\n\r]|\\.)*"|"[^\n\r]*)'
+    # Each loop unrolled (a run of ordinary characters, then one special), so the engine takes a run in one
+    # step: an alternation tried at every character walked a 1 MiB comment at a sixth of a second.
+    r'(?P<block>"""[^"\\]*(?:(?:\\"""|\\(?!""")|"(?!""))[^"\\]*)*"""|"""[\s\S]*\Z)'
+    r'|(?P<string>"[^"\\\n\r]*(?:\\.[^"\\\n\r]*)*"|"[^\n\r]*)'
     # graphql-core ends a comment at a lone surrogate (then refuses it as a character): so does this.
-    r"|#(?:[^\n\r\ud800-\udfff]|[\ud800-\udbff][\udc00-\udfff])*"
+    r"|#[^\n\r\ud800-\udfff]*(?:[\ud800-\udbff][\udc00-\udfff][^\n\r\ud800-\udfff]*)*"
 )
 
 
@@ -28,7 +30,8 @@ def _kept(match: re.Match[str]) -> str:
     # is followed by a place an error may name: it keeps its width, as spaces (which the lexer skips three
     # times as fast as it walks a comment, and no slower than spaces a client sends).
     end = match.end()
-    return "" if match.string[end:end + 1] in ("\n", "\r") else " " * (end - match.start())
+    # An empty comment, not none: a "\r" before it and a "\n" after it would become one line end.
+    return "#" if match.string[end:end + 1] in ("\n", "\r") else " " * (end - match.start())
 
 
 def without_comments(text: str) -> str:

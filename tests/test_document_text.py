@@ -26,13 +26,13 @@ def parsed(text: str) -> object:
 @settings(max_examples=3000, deadline=None)
 @given(st.lists(st.sampled_from(PIECES), max_size=30).map("".join))
 def test_the_parser_makes_the_same_of_a_text_without_its_comments(text: str) -> None:
-    assert parsed(without_comments(text)) == parsed(text)
+    assert parsed(without_comments(text)) == parsed(text), ascii(text)
 
 
 @pytest.mark.parametrize("text", ['{ a(s: "x # y") # c\n b }', '{ a(s: """ # \\""" # """) # z\n}',
                                   '{ a(s: "open # x\n) }', '{ a(s: """open # x\n # y\n', "#" * 10 + "\n{ a }"])
 def test_strings_keep_their_hashes_and_errors_their_places(text: str) -> None:
-    assert parsed(without_comments(text)) == parsed(text)
+    assert parsed(without_comments(text)) == parsed(text), ascii(text)
 
 
 async def test_a_syntax_error_behind_a_long_comment_is_where_the_client_wrote_it(api: Api) -> None:
