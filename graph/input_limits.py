@@ -5,7 +5,8 @@ bounds apply to every argument, written in the document or passed as a
 variable, JSON values included, and are checked before anything executes.
 """
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,6 +85,21 @@ class _LiteralArguments(Visitor):
         return next((reason for child in children if (reason := self._check(child, where, depth + 1))), None)
 
 
+# Past this many list items in a request's variables, their walk leaves the event loop.
+MANY_ITEMS = 256
+
+
+def _many_items(variables: dict[str, Any]) -> bool:
+    """Whether the lists in the variables, or in the input objects they hold, have more than MANY_ITEMS items:
+    a look at two levels, not a walk."""
+    items = 0
+    for value in variables.values():
+        for inner in value.values() if isinstance(value, dict) else (value,):
+            if isinstance(inner, list):
+                items += len(inner)
+    return items > MANY_ITEMS
+
+
 class InputLimits(SchemaExtension):
     """Refuses a request whose arguments are out of bounds, with BAD_USER_INPUT, before execution.
 
@@ -95,11 +111,17 @@ class InputLimits(SchemaExtension):
         self.bounds = bounds
         self.literal_reasons = literal_reasons
 
-    def on_validate(self) -> Iterator[None]:
+    async def on_validate(self) -> AsyncIterator[None]:
         context = self.execution_context
         if context.graphql_document is not None and not context.pre_execution_errors:
-            reason = self.bounds.variables_reason(context.variables or {}) or self._literal_reason(
-                context.query, context.graphql_document)
+            variables = context.variables or {}
+            if _many_items(variables):
+                # recordAnalysis's thousands of findings: walked in a worker thread, which the event loop takes
+                # turns with at the interpreter's switch interval, instead of waiting for the whole walk.
+                reason = await asyncio.to_thread(self.bounds.variables_reason, variables)
+            else:
+                reason = self.bounds.variables_reason(variables)
+            reason = reason or self._literal_reason(context.query, context.graphql_document)
             if reason is not None:
                 context.pre_execution_errors = [GraphQLError(
                     f"The request is too large: {reason}.", extensions={"code": "BAD_USER_INPUT"}

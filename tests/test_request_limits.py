@@ -60,6 +60,7 @@ async def test_a_json_body_at_the_limit_runs_and_one_byte_over_is_a_413(limited:
 @pytest.mark.parametrize(("at_limit", "over_limit"), [
     ({"filenameContains": "a" * 60}, {"filenameContains": "a" * 61}),                 # string length
     ({"status": ["QUEUED"] * 3}, {"status": ["QUEUED"] * 4}),                         # list length
+    ({"status": ["QUEUED"] * 3}, {"status": [0] * 300}),                              # walked in a thread
 ])
 async def test_variables_one_step_over_a_bound_are_refused(
     limited: Api, at_limit: dict[str, Any], over_limit: dict[str, Any]
