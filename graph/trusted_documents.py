@@ -7,11 +7,11 @@ knows by that hash, or answers `PERSISTED_QUERY_NOT_FOUND` (message
 "PersistedQueryNotFound", as Apollo's link expects), and the client sends the
 query with its hash once. The server checks that the hash is the query's and
 remembers it, so later requests carry only the hash and fit a GET URL that
-HTTP caches can key on. What is remembered stays in this process's memory,
-bounded in bytes and least recently used first out: each worker learns a
-document at first sight, and a forgotten one costs its client one more round
-trip. A database table would share documents across workers, but turn every
-lookup into a query to save what a client redoes by itself.
+HTTP caches can key on. What is registered is stored in the database
+(db/persisted_queries.py), so a hash learnt through one process runs on every
+process of every host behind a load balancer; each process keeps the documents
+it has used in memory in front of it, bounded in bytes and least recently used
+first out, so only a process's first sight of a hash costs a query.
 
 The allow-list (TRUSTED_DOCUMENTS_FILE, a JSON object mapping each
 document's sha256 to its text, as `auditgraph trusted-documents build`
@@ -34,7 +34,9 @@ from graphql import GraphQLError, GraphQLSchema, OperationDefinitionNode, parse,
 from strawberry.extensions import SchemaExtension
 from strawberry.http import GraphQLRequestData
 
+from db.engine import Database
 from db.errors import DomainError, InvalidInput
+from db.persisted_queries import store_document, stored_document
 from db.settings import Settings
 
 APQ_VERSION = 1
@@ -124,31 +126,45 @@ def _requested_hash(persisted: Any) -> str:
 
 
 class PersistedQueries:
-    """Where a hash finds its document: the allow-list when there is one, else what clients have sent."""
+    """Where a hash finds its document: the allow-list when there is one, else what clients have registered."""
 
-    def __init__(self, trusted: Mapping[str, str] | None, max_bytes: int) -> None:
+    def __init__(self, trusted: Mapping[str, str] | None, database: Database, max_bytes: int) -> None:
         self.trusted = trusted
+        self.database = database
+        self.max_bytes = max_bytes
         self._learned: LRUCache[str, str] = LRUCache(maxsize=max_bytes, getsizeof=len)
 
-    def resolve(self, request: GraphQLRequestData) -> None:
-        """Fill in the query of a request that names a persisted one; remember a query sent with its hash."""
+    async def resolve(self, request: GraphQLRequestData) -> None:
+        """Fill in the query of a request that names a persisted one; register a query sent with its hash."""
         persisted = (request.extensions or {}).get("persistedQuery")
         if persisted is None:
             return
         sha256 = _requested_hash(persisted)
         if request.query is None:
-            known = self.trusted if self.trusted is not None else self._learned
-            document = known.get(sha256)
+            document = await self._document(sha256)
             if document is None:
                 raise PersistedQueryNotFound()
             request.query = document
             return
         if document_hash(request.query) != sha256:
             raise InvalidInput("extensions.persistedQuery.sha256Hash is not the sha256 of the query")
-        if self.trusted is None:
-            # A document larger than the whole store runs, but is not remembered.
-            with suppress(ValueError):
-                self._learned[sha256] = request.query
+        if self.trusted is None and sha256 not in self._learned:
+            self._remember(sha256, request.query)
+            async with self.database.transaction() as session:
+                await store_document(session, sha256, request.query, self.max_bytes)
+
+    async def _document(self, sha256: str) -> str | None:
+        if self.trusted is not None:
+            return self.trusted.get(sha256)
+        document = self._learned.get(sha256)
+        if document is None and (document := await stored_document(self.database, sha256)) is not None:
+            self._remember(sha256, document)
+        return document
+
+    def _remember(self, sha256: str, document: str) -> None:
+        # A document larger than the whole store runs, but is not remembered.
+        with suppress(ValueError):
+            self._learned[sha256] = document
 
 
 class TrustedDocumentsOnly(SchemaExtension):
