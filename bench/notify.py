@@ -23,6 +23,9 @@ Measured over the window of --seconds, after 3 s of warm-up:
   API CPU/event the same for the API processes together
   ... cores     CPU seconds per second of PostgreSQL, the API processes, the load generator, the subscribers'
                 client process
+  ceiling/s     the events per second this machine's CPUs would carry if PostgreSQL and the API had them all
+                (CPUs / (PG + API CPU per event)): the load generator and the clients run elsewhere in
+                production, and on a shared machine the measured rate says more about the neighbours
   machine busy  all CPUs (/proc/stat: anything else running on the machine counts too)
 
 Then the floor: the NOTIFY path alone, with no API in the way. --pipeline asyncpg connections commit, as fast
@@ -54,6 +57,7 @@ import httpx
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
+from bench.machine import background_load, cpu_times
 from bench.processes import ServerProcess, process_tree_cpu_seconds
 from bench.soak_load import CLAIM, COMPLETE, PROGRESS, SUBMIT_URL
 from db.events import EVENT_CHANNEL, EventNotice
@@ -97,14 +101,6 @@ def server_environment(url: str, data_dir: Path) -> dict[str, str]:
 def cli(env: dict[str, str], *args: str, stdin: str | None = None) -> None:
     subprocess.run([sys.executable, "-m", "graph.cli", *args], env=env, input=stdin, text=True, check=True,
                    capture_output=True, cwd=PROJECT_ROOT)
-
-
-def machine_busy_seconds() -> tuple[float, float]:
-    """(CPU seconds busy, CPU seconds in all) of every CPU since boot, from /proc/stat."""
-    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle, iowait
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (sum(fields) - idle) / ticks, sum(fields) / ticks
 
 
 # The subscribers' process -------------------------------------------------------------------------------------
@@ -253,10 +249,10 @@ async def measure(args: argparse.Namespace, processes: int, env: dict[str, str],
                         own_cpu_seconds(), process_tree_cpu_seconds(client.pid or 0))
 
             requests_before, errors_before = pipeline.requests, pipeline.errors
-            head_before, cpu_before, busy_before = await log_head(dsn), cpu(), machine_busy_seconds()
+            head_before, cpu_before, busy_before = await log_head(dsn), cpu(), cpu_times()
             started_wall, started = time.time(), time.monotonic()
             await asyncio.sleep(args.seconds)
-            head_after, cpu_after, busy_after = await log_head(dsn), cpu(), machine_busy_seconds()
+            head_after, cpu_after, busy_after = await log_head(dsn), cpu(), cpu_times()
             seconds = time.monotonic() - started
             requests, errors = pipeline.requests - requests_before, pipeline.errors - errors_before
             stop.set()
@@ -351,7 +347,7 @@ async def floor(args: argparse.Namespace, listeners: int, dsn: str, postgres_pid
         await loop.run_in_executor(None, outbox.get, True, 60)
         connections = [await asyncpg.connect(dsn) for _ in range(args.pipeline)]
         stop, committed = asyncio.Event(), [0]
-        pg_before, busy_before = process_tree_cpu_seconds(postgres_pid), machine_busy_seconds()
+        pg_before, busy_before = process_tree_cpu_seconds(postgres_pid), cpu_times()
         started_wall, started = time.time(), time.monotonic()
         writers = [asyncio.create_task(_notify(connection, stop, committed)) for connection in connections]
         await asyncio.sleep(args.seconds)
@@ -360,7 +356,7 @@ async def floor(args: argparse.Namespace, listeners: int, dsn: str, postgres_pid
         seconds = time.monotonic() - started
         inbox.put(committed[0])
         heard, last_heard = await loop.run_in_executor(None, outbox.get, True, DRAIN_TIMEOUT_SECONDS + 60)
-        pg, busy_after = process_tree_cpu_seconds(postgres_pid) - pg_before, machine_busy_seconds()
+        pg, busy_after = process_tree_cpu_seconds(postgres_pid) - pg_before, cpu_times()
         inbox.put("close")
         client.join(timeout=30)
     finally:
@@ -375,18 +371,20 @@ async def floor(args: argparse.Namespace, listeners: int, dsn: str, postgres_pid
 
 def floor_table(rows: list[FloorRow]) -> list[str]:
     lines = [f"{'LISTEN connections':>18} {'notified/s':>10} {'heard/s':>8} {'unheard':>7} "
-             f"{'PG CPU/notification':>19} {'machine busy':>12}"]
+             f"{'PG CPU/notification':>19} {'machine busy':>12} {'ceiling/s':>9}"]
     for row in rows:
         lines.append(f"{row.listeners:>18} {row.committed / row.seconds:>10.0f} "
                      f"{row.committed / row.heard_seconds:>8.0f} {row.unheard:>7} "
-                     f"{row.pg_cpu / max(row.committed, 1) * 1e6:>17.0f}µs {row.busy:>11.0%}")
+                     f"{row.pg_cpu / max(row.committed, 1) * 1e6:>17.0f}µs {row.busy:>11.0%} "
+                     f"{len(os.sched_getaffinity(0)) * row.committed / row.pg_cpu:>9.0f}")
     return lines
 
 
 def table(rows: list[Row]) -> list[str]:
     lines = [f"{'API processes':>13} {'subscribers':>11} {'committed/s':>11} {'delivered/s':>11} {'lost':>4} "
              f"{'lag p50':>8} {'lag p99':>8} {'PG CPU/event':>12} {'API CPU/event':>13} {'PG cores':>8} "
-             f"{'API cores':>9} {'load gen cores':>14} {'client cores':>12} {'machine busy':>12} {'errors':>6}"]
+             f"{'API cores':>9} {'load gen cores':>14} {'client cores':>12} {'machine busy':>12} {'errors':>6} "
+             f"{'ceiling/s':>9}"]
     for row in rows:
         per_event = max(row.committed, 1)
         p50 = f"{statistics.median(row.lag) * 1000:.1f}ms" if row.lag else "-"
@@ -397,7 +395,8 @@ def table(rows: list[Row]) -> list[str]:
             f"{delivered:>11} {row.lost:>4} {p50:>8} {p99:>8} "
             f"{row.pg_cpu / per_event * 1e6:>10.0f}µs {row.api_cpu / per_event * 1e6:>11.0f}µs "
             f"{row.pg_cpu / row.seconds:>8.2f} {row.api_cpu / row.seconds:>9.2f} {row.load_cpu / row.seconds:>14.2f} "
-            f"{row.client_cpu / row.seconds:>12.2f} {row.busy:>11.0%} {row.errors:>6}")
+            f"{row.client_cpu / row.seconds:>12.2f} {row.busy:>11.0%} {row.errors:>6} "
+            f"{len(os.sched_getaffinity(0)) * per_event / (row.pg_cpu + row.api_cpu):>9.0f}")
     return lines
 
 
@@ -433,7 +432,7 @@ async def bench(args: argparse.Namespace, out: io.StringIO) -> None:
         say(f"bench.notify: {args.seconds:.0f} s per row after {WARM_UP_SECONDS:.0f} s of warm-up; "
             f"{args.pipeline} pipeline loops (submitUrl, claimNextTask, {args.progress} x reportProgress, "
             f"updateTaskStatus: one event each); {args.subscribers} myTaskEvents subscribers per API process; "
-            f"{os.cpu_count()} CPUs")
+            f"{os.cpu_count()} CPUs, {background_load():.0%} busy before the run")
         rows = []
         for processes in args.counts:
             rows.append(await measure(args, processes, env, postgres.dsn(DATABASE), cluster.process.pid, tokens))
