@@ -36,12 +36,14 @@ from strawberry.http import GraphQLRequestData
 
 from db.engine import Database
 from db.errors import DomainError, InvalidInput
-from db.persisted_queries import store_document, stored_document
+from db.persisted_queries import store_document, stored_document, stored_size, trim_documents
 from db.settings import Settings
 
 APQ_VERSION = 1
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 UNTRUSTED = "This server runs only trusted documents, and this one is not among them."
+# A process trims the stored documents each time it has stored this fraction of their bound since it last did.
+TRIM_EVERY = 8
 
 
 class PersistedQueryNotFound(DomainError):
@@ -133,6 +135,8 @@ class PersistedQueries:
         self.database = database
         self.max_bytes = max_bytes
         self._learned: LRUCache[str, str] = LRUCache(maxsize=max_bytes, getsizeof=len)
+        # What this process has stored since it last trimmed the table (db/persisted_queries.py).
+        self._stored_since_trim = 0
 
     async def resolve(self, request: GraphQLRequestData) -> None:
         """Fill in the query of a request that names a persisted one; register a query sent with its hash."""
@@ -150,8 +154,7 @@ class PersistedQueries:
             raise InvalidInput("extensions.persistedQuery.sha256Hash is not the sha256 of the query")
         if self.trusted is None and sha256 not in self._learned:
             self._remember(sha256, request.query)
-            async with self.database.transaction() as session:
-                await store_document(session, sha256, request.query, self.max_bytes)
+            await self._store(sha256, request.query)
 
     async def _document(self, sha256: str) -> str | None:
         if self.trusted is not None:
@@ -160,6 +163,19 @@ class PersistedQueries:
         if document is None and (document := await stored_document(self.database, sha256)) is not None:
             self._remember(sha256, document)
         return document
+
+    async def _store(self, sha256: str, document: str) -> None:
+        size = stored_size(document)
+        if size > self.max_bytes:
+            return  # runs, but is not remembered: it would push every other document out
+        self._stored_since_trim += size
+        trim = self._stored_since_trim > self.max_bytes // TRIM_EVERY
+        async with self.database.transaction() as session:
+            await store_document(session, sha256, document)
+            if trim:
+                await trim_documents(session, self.max_bytes)
+        if trim:
+            self._stored_since_trim = 0
 
     def _remember(self, sha256: str, document: str) -> None:
         # A document larger than the whole store runs, but is not remembered.

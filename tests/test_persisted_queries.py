@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from db.engine import Database
 from db.models import PersistedQuery
-from db.persisted_queries import store_document
+from db.persisted_queries import store_document, stored_size
 from db.settings import Settings
 from graph.app import create_app
 from tests.api import error_codes
@@ -75,7 +75,7 @@ async def test_a_stored_document_that_is_not_its_hashs_never_runs(
 ) -> None:
     # given: a row written behind the server's back, naming KIND's hash with another document
     async with db.transaction() as session:
-        await store_document(session, persisted(KIND)["persistedQuery"]["sha256Hash"], "{ me { id } }", 1024)
+        await store_document(session, persisted(KIND)["persistedQuery"]["sha256Hash"], "{ me { id } }")
 
     # when
     answer = await by_hash(client, "", KIND)
@@ -87,9 +87,10 @@ async def test_a_stored_document_that_is_not_its_hashs_never_runs(
 async def test_the_database_keeps_the_newest_registrations_within_the_bound(
     db: Database, settings: Settings
 ) -> None:
-    # given: a bound that holds the two newest of these documents, not all three
-    bound = 180
-    large = "query Large { __typename }".ljust(150)
+    # given: a bound that holds the two newest of these documents with their rows' overhead, not all three
+    bound = 1024
+    large = "query Large { __typename }".ljust(400)
+    assert sum(map(stored_size, (large, TYPENAME))) <= bound < sum(map(stored_size, (KIND, large, TYPENAME)))
     app = create_app(settings.model_copy(update={"persisted_queries_max_bytes": bound}))
 
     # when
