@@ -153,8 +153,10 @@ class PersistedQueries:
         if document_hash(request.query) != sha256:
             raise InvalidInput("extensions.persistedQuery.sha256Hash is not the sha256 of the query")
         if self.trusted is None and sha256 not in self._learned:
-            self._remember(sha256, request.query)
+            # Stored first: a registration the database refused is not taken as done, and the client's next one
+            # tries again.
             await self._store(sha256, request.query)
+            self._remember(sha256, request.query)
 
     async def _document(self, sha256: str) -> str | None:
         if self.trusted is not None:
