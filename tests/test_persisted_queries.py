@@ -17,6 +17,7 @@ from db.settings import Settings
 from graph.app import create_app
 from tests.api import error_codes
 from tests.cli import serve_processes
+from tests.sql_counter import count_statements
 
 KIND = "query Kind { __typename }"
 TYPENAME = "{ __typename }"
@@ -54,6 +55,27 @@ async def test_a_query_registered_through_one_process_runs_by_its_hash_on_anothe
     # then
     assert registered == {"data": {"__typename": "Query"}}
     assert answer == {"data": {"__typename": "Query"}}
+
+
+async def test_a_hash_another_process_registered_costs_one_read_at_first_sight_and_none_after(
+    settings: Settings,
+) -> None:
+    # given: two processes' apps on one database; KIND registered through the first
+    first, second = create_app(settings), create_app(settings)
+    async with LifespanManager(first), LifespanManager(second):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=first), base_url="http://first") as http:
+            await http.post("/graphql", json={"query": KIND, "extensions": persisted(KIND)})
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=second), base_url="http://second") as http:
+            # when
+            with count_statements(second.state.database) as first_sight:
+                answer = await by_hash(http, "", KIND)
+            with count_statements(second.state.database) as after:
+                again = await by_hash(http, "", KIND)
+
+    # then
+    assert answer == again == {"data": {"__typename": "Query"}}
+    assert len(first_sight) == 1 and "persisted_queries" in first_sight[0]
+    assert after == []
 
 
 async def test_a_hash_sent_with_another_document_is_refused_and_no_process_learns_it(servers: list[str]) -> None:
