@@ -44,6 +44,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -405,14 +406,13 @@ async def bench(args: argparse.Namespace, out: io.StringIO) -> None:
         print(line, flush=True)
         out.write(line + "\n")
 
-    with postgres_cluster() as cluster:
+    with postgres_cluster() as cluster, tempfile.TemporaryDirectory(prefix="auditgraph-notify-") as folder:
         postgres = cluster.server
         admin = await asyncpg.connect(postgres.dsn("postgres"))
         await admin.execute(f'CREATE DATABASE "{DATABASE}"')
         await admin.close()
         assert cluster.process is not None
-        data_dir = BENCH_DIR / ".work" / "notify" / "data"
-        env = server_environment(postgres.url(DATABASE), data_dir)
+        env = server_environment(postgres.url(DATABASE), Path(folder))
         cli(env, "migrate")
         users = {"owner": "owner@notify.example", "pipeline": "pipeline@notify.example",
                  "watcher": "watcher@notify.example"}
