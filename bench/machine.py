@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 
-def _cpu_times() -> tuple[int, int]:
+def cpu_times() -> tuple[int, int]:
     """(busy, total) jiffies over all CPUs since boot."""
     fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
@@ -16,9 +16,9 @@ def _cpu_times() -> tuple[int, int]:
 
 def background_load(seconds: float = 2.0) -> float:
     """The fraction of all CPUs busy over `seconds`, while the benchmark itself is idle."""
-    busy_before, total_before = _cpu_times()
+    busy_before, total_before = cpu_times()
     time.sleep(seconds)
-    busy_after, total_after = _cpu_times()
+    busy_after, total_after = cpu_times()
     elapsed = total_after - total_before
     return (busy_after - busy_before) / elapsed if elapsed else 0.0
 

@@ -295,3 +295,25 @@ class OwnerDayFigures(FigureColumns, Base):
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, sort_order=-10
     )
     day: Mapped[date] = mapped_column(Date, primary_key=True, sort_order=-9)
+
+
+class PersistedQuery(IdMixin, TimestampMixin, Base):
+    """A document a client registered as an automatic persisted query, for every process to run by its hash."""
+
+    __tablename__ = "persisted_queries"
+    __table_args__ = (UniqueConstraint("sha256"),)
+
+    sha256: Mapped[str] = mapped_column(String(64))
+    document: Mapped[str] = mapped_column(Text)
+    # The document's length, kept beside it: bounding the table sums these, never the documents themselves.
+    size: Mapped[int] = mapped_column(Integer)
+
+
+class StorageMarker(IdMixin, TimestampMixin, Base):
+    """The marker file every process must find in a shared folder (db/storage_marker.py); `id` names the file."""
+
+    __tablename__ = "storage_markers"
+    __table_args__ = (UniqueConstraint("folder"),)
+
+    # Which folder the marker is for ("uploads"): one row each.
+    folder: Mapped[str] = mapped_column(String(64))

@@ -88,7 +88,7 @@ def create_app(settings: Settings) -> Starlette:
             throttle=AccountThrottle(settings),
             broker=broker,
             stopping=shutdown.stopping,
-            persisted_queries=PersistedQueries(trusted, settings.persisted_queries_max_bytes),
+            persisted_queries=PersistedQueries(trusted, database, settings.persisted_queries_max_bytes),
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL, GRAPHQL_SSE_PROTOCOL),
             allowed_origins=settings.websocket_allowed_origins,

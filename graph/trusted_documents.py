@@ -7,11 +7,11 @@ knows by that hash, or answers `PERSISTED_QUERY_NOT_FOUND` (message
 "PersistedQueryNotFound", as Apollo's link expects), and the client sends the
 query with its hash once. The server checks that the hash is the query's and
 remembers it, so later requests carry only the hash and fit a GET URL that
-HTTP caches can key on. What is remembered stays in this process's memory,
-bounded in bytes and least recently used first out: each worker learns a
-document at first sight, and a forgotten one costs its client one more round
-trip. A database table would share documents across workers, but turn every
-lookup into a query to save what a client redoes by itself.
+HTTP caches can key on. What is registered is stored in the database
+(db/persisted_queries.py), so a hash learnt through one process runs on every
+process of every host behind a load balancer; each process keeps the documents
+it has used in memory in front of it, bounded in bytes and least recently used
+first out, so only a process's first sight of a hash costs a query.
 
 The allow-list (TRUSTED_DOCUMENTS_FILE, a JSON object mapping each
 document's sha256 to its text, as `auditgraph trusted-documents build`
@@ -34,12 +34,16 @@ from graphql import GraphQLError, GraphQLSchema, OperationDefinitionNode, parse,
 from strawberry.extensions import SchemaExtension
 from strawberry.http import GraphQLRequestData
 
+from db.engine import Database
 from db.errors import DomainError, InvalidInput
+from db.persisted_queries import store_document, stored_document, stored_size, trim_documents
 from db.settings import Settings
 
 APQ_VERSION = 1
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 UNTRUSTED = "This server runs only trusted documents, and this one is not among them."
+# A process trims the stored documents each time it has stored this fraction of their bound since it last did.
+TRIM_EVERY = 8
 
 
 class PersistedQueryNotFound(DomainError):
@@ -124,31 +128,61 @@ def _requested_hash(persisted: Any) -> str:
 
 
 class PersistedQueries:
-    """Where a hash finds its document: the allow-list when there is one, else what clients have sent."""
+    """Where a hash finds its document: the allow-list when there is one, else what clients have registered."""
 
-    def __init__(self, trusted: Mapping[str, str] | None, max_bytes: int) -> None:
+    def __init__(self, trusted: Mapping[str, str] | None, database: Database, max_bytes: int) -> None:
         self.trusted = trusted
+        self.database = database
+        self.max_bytes = max_bytes
         self._learned: LRUCache[str, str] = LRUCache(maxsize=max_bytes, getsizeof=len)
+        # What this process has stored since it last trimmed the table (db/persisted_queries.py).
+        self._stored_since_trim = 0
 
-    def resolve(self, request: GraphQLRequestData) -> None:
-        """Fill in the query of a request that names a persisted one; remember a query sent with its hash."""
+    async def resolve(self, request: GraphQLRequestData) -> None:
+        """Fill in the query of a request that names a persisted one; register a query sent with its hash."""
         persisted = (request.extensions or {}).get("persistedQuery")
         if persisted is None:
             return
         sha256 = _requested_hash(persisted)
         if request.query is None:
-            known = self.trusted if self.trusted is not None else self._learned
-            document = known.get(sha256)
+            document = await self._document(sha256)
             if document is None:
                 raise PersistedQueryNotFound()
             request.query = document
             return
         if document_hash(request.query) != sha256:
             raise InvalidInput("extensions.persistedQuery.sha256Hash is not the sha256 of the query")
-        if self.trusted is None:
-            # A document larger than the whole store runs, but is not remembered.
-            with suppress(ValueError):
-                self._learned[sha256] = request.query
+        if self.trusted is None and sha256 not in self._learned:
+            # Stored first: a registration the database refused is not taken as done, and the client's next one
+            # tries again.
+            await self._store(sha256, request.query)
+            self._remember(sha256, request.query)
+
+    async def _document(self, sha256: str) -> str | None:
+        if self.trusted is not None:
+            return self.trusted.get(sha256)
+        document = self._learned.get(sha256)
+        if document is None and (document := await stored_document(self.database, sha256)) is not None:
+            self._remember(sha256, document)
+        return document
+
+    async def _store(self, sha256: str, document: str) -> None:
+        size = stored_size(document)
+        if size > self.max_bytes:
+            return  # runs, but is not remembered: it would push every other document out
+        self._stored_since_trim += size
+        trim = self._stored_since_trim > self.max_bytes // TRIM_EVERY
+        async with self.database.transaction() as session:
+            await store_document(session, sha256, document)
+            if trim:
+                await trim_documents(session, self.max_bytes)
+        if trim:
+            self._stored_since_trim = 0
+
+    def _remember(self, sha256: str, document: str) -> None:
+        # A document larger than the whole store runs, but is not remembered.
+        with suppress(ValueError):
+            self._learned[sha256] = document
 
 
 class TrustedDocumentsOnly(SchemaExtension):

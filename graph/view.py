@@ -414,7 +414,7 @@ class AuditGraphView(GraphQL[Context, None]):
             # than treat the caller as anonymous.
             return self.refuse(request_data, context.auth_error, "UNAUTHENTICATED")
         try:
-            self.persisted_queries.resolve(request_data)
+            await self.persisted_queries.resolve(request_data)
         except DomainError as error:
             return self.refuse(request_data, error.message, error.code)
         return await super().execute_operation(

@@ -6,6 +6,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +71,33 @@ def wait_until_ready(base_url: str, process: subprocess.Popen[Any], timeout: flo
             pass
         time.sleep(0.1)
     raise RuntimeError("the server did not become ready")
+
+
+def wait_until_listening(base_url: str, process: subprocess.Popen[Any], timeout: float = 60.0) -> None:
+    """Until the server answers /healthz, ready or not; fails if it exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        try:
+            httpx.get(f"{base_url}/healthz", timeout=1.0)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError("the server did not listen")
+
+
+@contextmanager
+def serve_processes(*environments: dict[str, str]) -> Iterator[list[str]]:
+    """One `auditgraph serve` process per environment, started in turn, each listening; their base URLs."""
+    processes: list[subprocess.Popen[str]] = []
+    urls: list[str] = []
+    try:
+        for environment in environments:
+            port = free_port()
+            processes.append(start_cli("serve", "--port", str(port), **environment))
+            urls.append(f"http://127.0.0.1:{port}")
+            wait_until_listening(urls[-1], processes[-1])
+        yield urls
+    finally:
+        for process in processes:
+            stop(process)

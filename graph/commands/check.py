@@ -5,9 +5,10 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from db.engine import create_engine
+from db.engine import Database, create_engine
 from db.figures import drift
 from db.settings import HOME, Settings
+from db.storage_marker import unshared_storage
 from graph.commands.database import schema_behind, sqlite_file_missing
 from graph.commands.failures import FAILED, describe, shown_url
 
@@ -36,6 +37,15 @@ async def _database(settings: Settings) -> tuple[str | None, str | None]:
     except Exception as error:  # noqa: BLE001 - whatever it is, it is the one line to show
         return describe(error, settings.database_url)[0], None
     return None, behind
+
+
+async def _shared_storage(settings: Settings) -> str | None:
+    """Why the upload folder is not the one the deployment's other processes share, or None."""
+    database = Database.from_settings(settings)
+    try:
+        return await unshared_storage(database, settings.upload_dir)
+    finally:
+        await database.dispose()
 
 
 async def _figures(settings: Settings) -> tuple[str | None, str]:
@@ -67,7 +77,11 @@ def check(settings: Settings, args: argparse.Namespace) -> int:
     results.append(("database", unreachable, f"reachable at {shown_url(settings.database_url)}"))
     if unreachable is None:
         results.append(("schema", behind, "at the newest migration"))
-    results.append(("storage", _writable_folder(settings.upload_dir), f"uploads writable in {settings.upload_dir}"))
+    storage, stored = _writable_folder(settings.upload_dir), f"uploads writable in {settings.upload_dir}"
+    if storage is None and unreachable is None and behind is None:
+        storage = asyncio.run(_shared_storage(settings))
+        stored += ", the folder every process shares (it holds the marker the database names)"
+    results.append(("storage", storage, stored))
     if args.figures and unreachable is None and behind is None:
         results.append(("figures", *asyncio.run(_figures(settings))))
     for name, problem, fine in results:
