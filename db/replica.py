@@ -7,7 +7,7 @@ included, so a lagging replica never hides an event), authentication,
 downloads, housekeeping and the CLI.
 
 A request that committed a write is answered with the primary's WAL position
-after its commit (`pg_current_wal_lsn()`, the `X-Read-After` header). A query
+after its commit (`pg_current_wal_insert_lsn()`, the `X-Read-After` header). A query
 that sends a position back reads the replica only once the replica has
 replayed it (`pg_last_wal_replay_lsn()`), looked at before its first read and
 waited for up to REPLICA_WAIT_SECONDS; past that, or when the replica cannot
@@ -40,7 +40,9 @@ POLL_SECONDS = 0.01
 # NULL on a server that is not in recovery: a promoted replica has every write it will ever have.
 _HAS_REPLAYED = text("SELECT coalesce(pg_last_wal_replay_lsn() >= CAST(:position AS pg_lsn), "
                      "NOT pg_is_in_recovery())")
-PRIMARY_POSITION = text("SELECT pg_current_wal_lsn()::text")
+# The insert position, not the written one: with synchronous_commit off a commit returns before its record
+# is written, and only the insert position is sure to lie past it.
+PRIMARY_POSITION = text("SELECT pg_current_wal_insert_lsn()::text")
 
 
 def read_after(value: str | None) -> str | None:
