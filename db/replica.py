@@ -38,7 +38,8 @@ _POSITION = re.compile(r"[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}")
 # Between two looks at the replica's replay position while a query waits for it.
 POLL_SECONDS = 0.01
 # NULL on a server that is not in recovery: a promoted replica has every write it will ever have.
-_HAS_REPLAYED = text("SELECT coalesce(pg_last_wal_replay_lsn() >= CAST(:position AS pg_lsn), "
+# The position goes as text: asyncpg would send a pg_lsn parameter as the integer it stands for.
+_HAS_REPLAYED = text("SELECT coalesce(pg_last_wal_replay_lsn() >= CAST(CAST(:position AS text) AS pg_lsn), "
                      "NOT pg_is_in_recovery())")
 # The insert position, not the written one: with synchronous_commit off a commit returns before its record
 # is written, and only the insert position is sure to lie past it.

@@ -265,7 +265,8 @@ def topology(api_processes: int = 3, **settings: str) -> Iterator[Topology]:
         (root / "pgbouncer").mkdir()
         data_dir = root / "data"
         data_dir.mkdir()
-        primary = PostgresCluster(root / "primary")
+        # A commit returns once its WAL is written, and so can reach the replica: as in production.
+        primary = PostgresCluster(root / "primary", synchronous_commit="on")
         primary.initialise()
         primary.start()
         started.append(primary)
