@@ -229,7 +229,8 @@ async def until(condition: Callable[[], bool]) -> None:
 
 
 async def inject_faults(servers: Topology, counts: Counts) -> None:
-    """Each fault in turn, each met by a few uploads (and their reads) while it lasts."""
+    """Each fault in turn, each met by a few uploads (and their reads) while it lasts. The API process dies
+    while the replica lags, so its subscribers catch up, on another process, while the replica is behind."""
 
     async def traffic() -> None:
         target = counts.uploads + UPLOADS_PER_FAULT
@@ -242,6 +243,13 @@ async def inject_faults(servers: Topology, counts: Counts) -> None:
         await replica.execute("SELECT pg_wal_replay_pause()")
         counts.faults.append("replica replay paused")
         await traffic()
+        victim = servers.apis[1]
+        await asyncio.to_thread(victim.kill)
+        counts.faults.append("API process killed")
+        await traffic()
+        await asyncio.to_thread(victim.start)
+        counts.faults.append("API process restarted")
+        await traffic()
         replayed = await replica.fetchval("SELECT pg_last_wal_replay_lsn()::text")
         written = await primary.fetchval("SELECT pg_current_wal_insert_lsn()::text")
         # The writes made meanwhile are on the primary alone: their reads were answered past the lag.
@@ -251,13 +259,6 @@ async def inject_faults(servers: Topology, counts: Counts) -> None:
     finally:
         await replica.close()
         await primary.close()
-    await traffic()
-    victim = servers.apis[1]
-    await asyncio.to_thread(victim.kill)
-    counts.faults.append("API process killed")
-    await traffic()
-    await asyncio.to_thread(victim.start)
-    counts.faults.append("API process restarted")
     await traffic()
     await asyncio.to_thread(servers.pgbouncer.stop)
     counts.faults.append("PgBouncer stopped")
