@@ -12,7 +12,7 @@ class QueriesReadTheReplica(SchemaExtension):
     def on_execute(self) -> Iterator[None]:
         execution = self.execution_context
         context = execution.context
-        if execution.operation_type is OperationType.QUERY and getattr(context, "may_read_replica", False):
+        if execution.operation_type is OperationType.QUERY and context.may_read_replica:
             with context.database.reads_replica(context.replica_after):
                 yield
         else:

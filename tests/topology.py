@@ -1,7 +1,7 @@
 """Past one machine, on one machine: a PostgreSQL primary and its streaming replica, PgBouncer in transaction
 mode in front of both, API processes (real uvicorn, through the CLI) and HAProxy balancing HTTP and WebSocket
 across them. Every server is a real one from Debian's packages, installed when missing (as ./dev test does),
-started here and stopped at the end. Used by tests/test_topology.py and bench/pooler.py.
+started here and stopped at the end. Used by tests/test_topology.py, and by the benchmarks for PgBouncer.
 """
 
 import contextlib
