@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
+from sqlalchemy.engine import make_url
 
 from bench import machine, report
 from bench.load import wrk_path
@@ -27,8 +28,10 @@ from bench.seed import ForeignData, seed
 from bench.targets import Kind, Target, make_target
 from bench.workload import BENCH_USER_INDEX, MAIN_PAGE_SIZE, MAX_PAGE_SIZE, PAGE_SIZES, Scale
 from tests.throwaway_postgres import PostgresUnavailable, throwaway_postgres
+from tests.topology import running_pgbouncer
 
 BENCH_DIR = Path(__file__).resolve().parent
+DEFAULT_KINDS = (Kind.FLOOR, Kind.GRAPHQL_POSTGRES, Kind.GRAPHQL_SQLITE)
 WORK_DIR = BENCH_DIR / ".work"
 DATABASE = "auditgraph_bench"
 POSTGRES_SETTINGS = {
@@ -49,8 +52,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                              "10 gives each user 2,000 tasks (default 1)")
     parser.add_argument("--workers", type=int, default=1,
                         help="uvicorn workers per server, the floor's included (default 1)")
-    parser.add_argument("--servers", default=",".join(kind.value for kind in Kind),
-                        help=f"comma-separated, from {', '.join(kind.value for kind in Kind)} (default all)")
+    parser.add_argument("--servers", default=",".join(kind.value for kind in DEFAULT_KINDS),
+                        help=f"comma-separated, from {', '.join(kind.value for kind in Kind)} "
+                             f"(default {','.join(kind.value for kind in DEFAULT_KINDS)}); graphql-pgbouncer is the "
+                             "API through PgBouncer in transaction mode, with its ratio to graphql-postgres")
     parser.add_argument("--page-sizes", default=",".join(map(str, PAGE_SIZES)),
                         help=f"comma-separated page sizes, at most {MAX_PAGE_SIZE} (default {','.join(map(str, PAGE_SIZES))})")
     parser.add_argument("--duration", type=int, default=10, help="seconds per run under load (default 10)")
@@ -159,13 +164,19 @@ async def benchmark(args: argparse.Namespace) -> RunResults:
         if Kind.GRAPHQL_SQLITE in args.kinds:
             await prepare_sqlite(databases, scale)
 
+        pooler_url = None
+        if Kind.GRAPHQL_PGBOUNCER in args.kinds:
+            assert databases.postgres_url is not None
+            address = make_url(databases.postgres_url)
+            bouncer = stack.enter_context(running_pgbouncer({DATABASE: (address.port or 5432, DATABASE)}))
+            pooler_url = bouncer.url(DATABASE)
         servers = [(kind, None) for kind in args.kinds]
         servers += [(Kind.GRAPHQL_POSTGRES, revision) for revision in args.revisions]
         targets: list[Target] = []
         for kind, revision in servers:
             target = make_target(kind, postgres_url=databases.postgres_url, sqlite_url=databases.sqlite_url,
                                  sqlite_dir=databases.sqlite_dir, work_dir=WORK_DIR, workers=args.workers,
-                                 revision=revision)
+                                 revision=revision, pooler_url=pooler_url)
             stack.callback(target.server.stop)
             targets.append(target)
         results = await describe_run(args, scale, databases, targets)

@@ -160,6 +160,25 @@ def page_size_table(results: RunResults) -> str:
     return _table(header, _rows(results, results.page_sizes, columns, len(header)))
 
 
+def pooler_table(results: RunResults) -> str | None:
+    """The API through PgBouncer in transaction mode against the same API on direct connections, when both ran."""
+    pooled, direct = "graphql-pgbouncer", "graphql-postgres"
+    rows = []
+    for size in results.page_sizes:
+        through, straight = results.cells.get((pooled, size)), results.cells.get((direct, size))
+        if through is None or straight is None or not (through.measured and straight.measured):
+            continue
+        rows.append([str(size), f"{through.requests_per_second / straight.requests_per_second:.2f}",
+                     f"{through.p50_ms / straight.p50_ms:.2f}",
+                     _number(through.server_cpu_ms_per_request / straight.server_cpu_ms_per_request, 2),
+                     "—" if through.db_cpu_ms_per_request is None or not straight.db_cpu_ms_per_request
+                     else f"{through.db_cpu_ms_per_request / straight.db_cpu_ms_per_request:.2f}"])
+    if not rows:
+        return None
+    return ("### PgBouncer (transaction mode) against direct connections\n\n"
+            + _table(["page", "req/s ratio", "p50 ratio", "API CPU/req ratio", "DB CPU/req ratio"], rows))
+
+
 def statement_table(results: RunResults) -> str | None:
     """Calls per request of every statement PostgreSQL ran, at the headline page size."""
     rows = []
@@ -186,7 +205,7 @@ def section(results: RunResults, title: str) -> str:
         f"Settings: {settings}.\n\nMachine: {environment}.",
         f"### Page of {results.main_page_size} tasks\n\n{main_table(results)}",
         f"### By page size\n\n{page_size_table(results)}",
-        *filter(None, [statement_table(results)]),
+        *filter(None, [pooler_table(results), statement_table(results)]),
     ]) + "\n"
 
 

@@ -28,12 +28,15 @@ assert len(SECRET_KEY) == 48
 class Kind(StrEnum):
     FLOOR = FLOOR
     GRAPHQL_POSTGRES = "graphql-postgres"
+    # The same API and database, its request connections through PgBouncer in transaction mode (db/pooling.py).
+    GRAPHQL_PGBOUNCER = "graphql-pgbouncer"
     GRAPHQL_SQLITE = "graphql-sqlite"
 
 
 LABELS = {
     Kind.FLOOR: "floor (Starlette + asyncpg)",
     Kind.GRAPHQL_POSTGRES: "graphql (PostgreSQL)",
+    Kind.GRAPHQL_PGBOUNCER: "graphql (PostgreSQL through PgBouncer, transaction mode)",
     Kind.GRAPHQL_SQLITE: "graphql (SQLite)",
 }
 
@@ -83,7 +86,7 @@ def export_revision(revision: str, work_dir: Path) -> tuple[str, Path]:
 
 
 def make_target(kind: Kind, *, postgres_url: str | None, sqlite_url: str | None, sqlite_dir: Path | None,
-                work_dir: Path, workers: int, revision: str | None = None) -> Target:
+                work_dir: Path, workers: int, revision: str | None = None, pooler_url: str | None = None) -> Target:
     """A server of `kind`; with `revision`, the API as that commit had it (its folder first on the path)."""
     port = free_port()
     if kind is Kind.FLOOR:
@@ -100,6 +103,9 @@ def make_target(kind: Kind, *, postgres_url: str | None, sqlite_url: str | None,
         app = API_FACTORY
         env = _environment(DATABASE_URL=database_url, DATA_DIR=str(data_dir), SECRET_KEY=SECRET_KEY,
                            ENVIRONMENT="production", LOG_LEVEL="warning", MAX_PAGE_SIZE=str(MAX_PAGE_SIZE))
+        if kind is Kind.GRAPHQL_PGBOUNCER:
+            assert pooler_url is not None
+            env |= {"DATABASE_URL": pooler_url, "DATABASE_POOLER": "transaction", "LISTEN_DATABASE_URL": database_url}
     root, short = PROJECT_ROOT, None
     if revision is not None:
         short, root = export_revision(revision, work_dir)

@@ -2,7 +2,13 @@
 
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    AsyncExitStack,
+    asynccontextmanager,
+    nullcontext,
+)
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +25,9 @@ from db.availability import report_unavailability
 from db.deadline import interrupt_sqlite_past_deadline, statement_timeout_ms
 from db.events import EventNotice, announce_access_changes, announce_events
 from db.figures import apply_changes
+from db.pooling import engine_connect_args
 from db.reads import DriverReads, Row, StatementObserver
+from db.replica import PRIMARY_POSITION, Replica, Route, Writes, noted_writes, noting_writes, read_route, reads_replica
 from db.settings import Settings
 
 # The statements run through SQLAlchemy are the ones whose cost depends on who asks (filters, counts,
@@ -29,7 +37,10 @@ from db.settings import Settings
 CUSTOM_PLANS = {"plan_cache_mode": "force_custom_plan"}
 
 
-def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
+def create_engine(settings: Settings, url: str | None = None, server_settings: dict[str, str] | None = None,
+                  **overrides: Any) -> AsyncEngine:
+    """The engine of DATABASE_URL (or `url`: a replica's); its PostgreSQL sessions start with `server_settings`
+    (CUSTOM_PLANS unless given), or go without them behind a pooler in transaction mode (db/pooling.py)."""
     options: dict[str, Any] = {
         "pool_size": settings.db_pool_size,
         "max_overflow": settings.db_max_overflow,
@@ -43,11 +54,27 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
         _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
     else:
         options["pool_pre_ping"] = settings.db_pool_pre_ping
-        options["connect_args"] = {"server_settings": CUSTOM_PLANS}
-        engine = create_async_engine(settings.database_url, **(options | overrides))
+        options["connect_args"] = engine_connect_args(settings, CUSTOM_PLANS if server_settings is None
+                                                      else server_settings)
+        engine = create_async_engine(url or settings.database_url, **(options | overrides))
         _discard_closed_connections(engine)
     report_unavailability(engine)
     return engine
+
+
+def _read_engine(settings: Settings, url: str) -> AsyncEngine:
+    """An engine for single-statement reads, in autocommit; a read never outlives the request that made it
+    (db/deadline.py)."""
+    return create_engine(settings, url, {"statement_timeout": statement_timeout_ms(settings.request_timeout_seconds)},
+                         isolation_level="AUTOCOMMIT", pool_pre_ping=False)
+
+
+@asynccontextmanager
+async def _together(*blocks: AbstractAsyncContextManager[None]) -> AsyncIterator[None]:
+    async with AsyncExitStack() as stack:
+        for block in blocks:
+            await stack.enter_async_context(block)
+        yield
 
 
 def _discard_closed_connections(engine: AsyncEngine) -> None:
@@ -107,18 +134,22 @@ class Database:
     # Told of each statement `prepared_rows` ran on the driver itself, which SQLAlchemy's cursor events never see.
     statement_observers: list[StatementObserver] = field(default_factory=list, compare=False)
     driver_reads: DriverReads | None = field(default=None, compare=False)
+    # The streaming replica the queries of HTTP requests read (db/replica.py); None reads the primary.
+    replica: Replica | None = field(default=None, compare=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Database":
         engine = create_engine(settings)
         write_engine = engine.execution_options(sqlite_begin="IMMEDIATE")
-        # A read never outlives the request that made it (db/deadline.py).
-        reader = engine if settings.is_sqlite else create_engine(
-            settings, isolation_level="AUTOCOMMIT", pool_pre_ping=False, connect_args={"server_settings": {
-                "statement_timeout": statement_timeout_ms(settings.request_timeout_seconds)}})
+        reader = engine if settings.is_sqlite else _read_engine(settings, settings.database_url)
         observers: list[StatementObserver] = []
         # With traces on, every statement goes through SQLAlchemy, whose events give each its span.
         direct = not settings.is_sqlite and settings.otel_exporter_otlp_endpoint is None
+        replica = None
+        if settings.replica_database_url is not None:
+            replica_reader = _read_engine(settings, settings.replica_database_url)
+            replica = Replica(replica_reader, DriverReads(replica_reader, observers, settings) if direct else None,
+                              settings.replica_wait_seconds)
         return cls(
             engine=engine,
             sessions=async_sessionmaker(engine, expire_on_commit=False),
@@ -126,6 +157,7 @@ class Database:
             reader=reader,
             statement_observers=observers,
             driver_reads=DriverReads(reader, observers, settings) if direct else None,
+            replica=replica,
         )
 
     @property
@@ -140,6 +172,9 @@ class Database:
             await apply_changes(session)
             notices = await announce_events(session)
             access_changes = await announce_access_changes(session)
+        writes = noted_writes.get()
+        if writes is not None:
+            writes.committed = True
         if notices:
             for listener in self.commit_listeners:
                 listener(notices)
@@ -147,9 +182,17 @@ class Database:
             for access_listener in self.access_listeners:
                 access_listener(access_changes)
 
-    def read(self) -> AsyncConnection:
-        """A connection for one read statement; use it as `async with database.read() as connection`."""
-        return self.reader.connect()
+    def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A connection for one read statement; use it as `async with database.read() as connection`.
+        Inside `reads_replica`, a connection to the replica once it has replayed what the query asks for."""
+        route = read_route.get()
+        return self.reader.connect() if route is None else self._routed_read(route)
+
+    @asynccontextmanager
+    async def _routed_read(self, route: Route) -> AsyncIterator[AsyncConnection]:
+        reader = route.replica.reader if await route.on_replica() else self.reader
+        async with reader.connect() as connection:
+            yield connection
 
     async def rows(self, statement: Executable, parameters: dict[str, Any] | None = None) -> Sequence[Row]:
         """The rows of one read statement, by position."""
@@ -160,24 +203,47 @@ class Database:
                             ) -> Sequence[Row]:
         """`rows`, for a statement object the process runs again and again (a loader's, a shared list's):
         on PostgreSQL straight from the driver, compiled once (db/reads.py)."""
-        if self.driver_reads is not None:
-            plan = self.driver_reads.plan(statement)
+        driver_reads, route = self.driver_reads, read_route.get()
+        if route is not None and await route.on_replica():
+            driver_reads = route.replica.driver_reads
+        if driver_reads is not None:
+            plan = driver_reads.plan(statement)
             if plan is not None:
-                rows = await self.driver_reads.rows(plan, parameters)
+                rows = await driver_reads.rows(plan, parameters)
                 if rows is not None:
                     return rows
         return await self.rows(statement, parameters)
 
     def one_read_connection(self) -> AbstractAsyncContextManager[None]:
-        """The `prepared_rows` reads made inside share one connection (db/reads.py); on SQLite, nothing changes."""
-        return nullcontext() if self.driver_reads is None else self.driver_reads.one_connection()
+        """The `prepared_rows` reads made inside share one connection (db/reads.py), one per server they read;
+        on SQLite, nothing changes."""
+        if self.driver_reads is None:
+            return nullcontext()
+        if self.replica is None or self.replica.driver_reads is None:
+            return self.driver_reads.one_connection()
+        return _together(self.driver_reads.one_connection(), self.replica.driver_reads.one_connection())
+
+    def reads_replica(self, after: str | None) -> AbstractContextManager[None]:
+        """The reads made inside go to the replica, once it has replayed `after` (db/replica.py)."""
+        return reads_replica(self.replica, after)
+
+    def noting_writes(self) -> AbstractContextManager[Writes | None]:
+        """Notes whether a transaction committed inside; None when there is no replica to read after it."""
+        return noting_writes(self.replica)
+
+    async def write_position(self) -> str:
+        """The primary's WAL position now: once a commit has returned, a replica that replayed it has the commit."""
+        async with self.reader.connect() as connection:
+            return str(await connection.scalar(PRIMARY_POSITION))
 
     @property
     def engines(self) -> tuple[AsyncEngine, ...]:
-        return (self.engine,) if self.reader is self.engine else (self.engine, self.reader)
+        engines = (self.engine,) if self.reader is self.engine else (self.engine, self.reader)
+        return engines if self.replica is None else (*engines, self.replica.reader)
 
     async def dispose(self) -> None:
-        if self.driver_reads is not None:
-            await self.driver_reads.close()
+        for driver_reads in (self.driver_reads, None if self.replica is None else self.replica.driver_reads):
+            if driver_reads is not None:
+                await driver_reads.close()
         for engine in self.engines:
             await engine.dispose()

@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.deadline import statement_timeout_ms
 from db.errors import DatabaseBusy, DatabaseUnavailable, RequestTimedOut
+from db.pooling import driver_connect_args
 from db.settings import Settings
 
 logger = logging.getLogger("auditgraph.reads")
@@ -134,8 +135,11 @@ class DriverReads:
         self.acquire_timeout = settings.db_pool_timeout_seconds
         self.close_timeout = min(CLOSE_SECONDS, settings.shutdown_timeout_seconds)
         # A read never outlives the request that made it (db/deadline.py).
-        self.server_settings = {**GENERIC_PLANS,
-                                "statement_timeout": statement_timeout_ms(settings.request_timeout_seconds)}
+        self.connect_args = driver_connect_args(settings, {
+            **GENERIC_PLANS, "statement_timeout": statement_timeout_ms(settings.request_timeout_seconds)})
+        # The lease of the `one_connection` block the current task is in, on this pool's connections alone
+        # (a request may read the primary and a replica, each through its own DriverReads).
+        self._current_lease: ContextVar[_Lease | None] = ContextVar("auditgraph_read_lease", default=None)
         self._plans: LRUCache[Select, _Plan | None] = LRUCache(MAX_PLANS)
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
@@ -156,8 +160,7 @@ class DriverReads:
                     url = self.engine.url
                     self._pool = await asyncpg.create_pool(
                         **url.translate_connect_args(username="user"), **dict(url.query),
-                        min_size=0, max_size=self.pool_size, reset=_keep_session,
-                        server_settings=self.server_settings)
+                        min_size=0, max_size=self.pool_size, reset=_keep_session, **self.connect_args)
         return self._pool
 
     def in_use(self) -> int:
@@ -204,11 +207,11 @@ class DriverReads:
         touches the lease: it takes its own connection and gives it back.
         """
         lease = _Lease(asyncio.Lock())
-        token = _current_lease.set(lease)
+        token = self._current_lease.set(lease)
         try:
             yield
         finally:
-            _current_lease.reset(token)
+            self._current_lease.reset(token)
             lease.open = False
             if not lease.lock.locked():
                 await self._give_back(lease.take())
@@ -235,7 +238,7 @@ class DriverReads:
     async def rows(self, plan: _Plan, parameters: dict[str, Any] | None) -> list[Row] | None:
         """The rows, or None when the read failed (the caller runs it through SQLAlchemy instead)."""
         arguments = plan.arguments(parameters)
-        lease = _current_lease.get()
+        lease = self._current_lease.get()
         try:
             pool = await self._connections()
             records, elapsed = await self._leased(lease, pool, plan, arguments)
@@ -308,8 +311,6 @@ class _Lease:
         self.connection, self.spent = None, []
         return taken
 
-
-_current_lease: ContextVar[_Lease | None] = ContextVar("auditgraph_read_lease", default=None)
 
 
 async def _keep_session(_connection: asyncpg.Connection) -> None:

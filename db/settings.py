@@ -5,7 +5,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -107,6 +107,19 @@ class Settings(BaseSettings):
     # How long `serve` lets in-flight requests finish after SIGTERM before it cuts them off.
     shutdown_timeout_seconds: int = Field(default=30, gt=0)
 
+    # How request connections reach PostgreSQL. "session": PostgreSQL itself, or a pooler in session mode.
+    # "transaction": a pooler in transaction mode (PgBouncer's usual setting), where consecutive
+    # transactions of one client connection may run on different server connections (db/pooling.py).
+    database_pooler: Literal["session", "transaction"] = "session"
+    # The LISTEN connection of each process (graph/broker.py): PostgreSQL itself, never a transaction-mode
+    # pooler (a LISTEN lasts as long as its session). Unset means DATABASE_URL.
+    listen_database_url: str | None = None
+    # A streaming replica that answers queries (db/replica.py); unset reads the primary.
+    replica_database_url: str | None = None
+    # How long a query that carries X-Read-After waits for the replica to replay that position before
+    # it reads the primary instead.
+    replica_wait_seconds: float = Field(default=0.5, ge=0)
+
     db_pool_size: int = Field(default=10, gt=0)
     db_max_overflow: int = Field(default=10, ge=0)
     db_pool_pre_ping: bool = True
@@ -145,7 +158,7 @@ class Settings(BaseSettings):
     def _anchor_data_dir(cls, value: Path) -> Path:
         return value if value.is_absolute() else HOME / value
 
-    @field_validator("database_url_override", mode="after")
+    @field_validator("database_url_override", "listen_database_url", "replica_database_url", mode="after")
     @classmethod
     def _normalise_database_url(cls, value: str | None) -> str | None:
         # The messages never repeat the URL: it may hold a password.
@@ -160,6 +173,23 @@ class Settings(BaseSettings):
             raise ValueError(f"{url.drivername!r} databases are not served: use "
                              "postgresql://user:password@host/name or sqlite:///path/to/file.db")
         return url.set(drivername=driver).render_as_string(hide_password=False)
+
+    @model_validator(mode="after")
+    def _check_topology(self) -> "Settings":
+        postgres = self.database_url_override is not None and self.database_url_override.startswith("postgresql")
+        for name, url in (("LISTEN_DATABASE_URL", self.listen_database_url),
+                          ("REPLICA_DATABASE_URL", self.replica_database_url)):
+            if url is not None and not (postgres and url.startswith("postgresql")):
+                raise ValueError(f"{name} names a PostgreSQL server, beside a PostgreSQL DATABASE_URL")
+        if self.database_pooler == "transaction" and postgres and self.listen_database_url is None:
+            raise ValueError("DATABASE_POOLER=transaction needs LISTEN_DATABASE_URL: the LISTEN connection "
+                             "goes to PostgreSQL itself, as a LISTEN cannot pass a pooler in transaction mode")
+        return self
+
+    @property
+    def listen_url(self) -> str:
+        """Where each process LISTENs for committed events."""
+        return self.listen_database_url or self.database_url
 
     @cached_property
     def database_url(self) -> str:

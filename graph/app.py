@@ -14,6 +14,7 @@ from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_
 
 from db import migrations
 from db.engine import Database
+from db.replica import READ_AFTER_HEADER
 from db.settings import Settings
 from graph.broker import create_broker
 from graph.downloads import download_artifact, download_task_file
@@ -121,7 +122,9 @@ def create_app(settings: Settings) -> Starlette:
                 allow_origins=settings.cors_allowed_origins,
                 allow_methods=["GET", "POST", "OPTIONS"],
                 allow_headers=["authorization", "content-type", "apollo-require-preflight",
-                               "x-apollo-operation-name"],
+                               "x-apollo-operation-name", READ_AFTER_HEADER],
+                # A browser client reads a write's position to send it back with its next query.
+                expose_headers=[READ_AFTER_HEADER],
             )
         )
     middleware.append(Middleware(FinishRequests, in_flight=in_flight))

@@ -242,7 +242,7 @@ class PostgresBroker(Broker):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "PostgresBroker":
-        url = make_url(settings.database_url).set(drivername="postgresql")
+        url = make_url(settings.listen_url).set(drivername="postgresql")
         return cls(url.render_as_string(hide_password=False), settings.subscriber_inbox_size)
 
     @property

@@ -44,6 +44,9 @@ class Context:
     last_event_id: str | None = None
     # The position of the event a subscription yielded last; the SSE stream sends it as the event's id.
     stream_position: str | None = None
+    # An HTTP request's queries may read the replica, once it has replayed `replica_after` (db/replica.py).
+    may_read_replica: bool = False
+    replica_after: str | None = None
 
     def sign_in(self, session: Any) -> None:
         """Keeps what a live stream checks of the request's session (graph/view.py Session; None: no token)."""

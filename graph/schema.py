@@ -46,6 +46,7 @@ from graph.node import NodeQueries
 from graph.observability.operations import OperationFacts
 from graph.observability.tracing import tracing_enabled, tracing_extensions
 from graph.prepared import Checks, PreparedOperations
+from graph.replica_reads import QueriesReadTheReplica
 from graph.scalars import SCALARS
 from graph.selection import FieldsCache, SelectedColumns
 from graph.tasks.mutations import TaskMutations
@@ -272,6 +273,8 @@ def build_schema(settings: Settings | None = None, trusted: Mapping[str, str] | 
         lambda: SelectedColumns(selections),
     ]
     # Traced requests keep their parsing and validation spans: they always go the full way.
+    if settings.replica_database_url is not None:
+        extensions.append(QueriesReadTheReplica)
     prepared: PreparedOperations | None = None
     if settings.compiled_execution:
         extensions.append(lambda: CompiledExecution(plans, prepared.remember if prepared else None))

@@ -32,7 +32,16 @@ from db.availability import WAITED_TOO_LONG, as_unavailable
 from db.deadline import request_deadline
 from db.engine import Database
 from db.enums import Role
-from db.errors import DatabaseBusy, DatabaseUnavailable, DomainError, PayloadTooLarge, RequestTimedOut, Unauthenticated
+from db.errors import (
+    DatabaseBusy,
+    DatabaseUnavailable,
+    DomainError,
+    InvalidInput,
+    PayloadTooLarge,
+    RequestTimedOut,
+    Unauthenticated,
+)
+from db.replica import READ_AFTER_HEADER, read_after
 from db.settings import Settings
 from db.storage import STORAGE_FULL
 from db.users import SESSIONS_ENDED, Access, active_access
@@ -248,7 +257,22 @@ class AuditGraphView(GraphQL[Context, None]):
             scope.get("state", {}).pop("graphql_context", None)
 
     async def respond(self, scope: Scope, request: Request) -> Response:
-        """The response to an HTTP request: from a prepared operation's plan, or by the full path."""
+        """The response to an HTTP request: from a prepared operation's plan, or by the full path; with the
+        primary's WAL position when it committed a write and a replica serves queries (db/replica.py)."""
+        try:
+            request.state.read_after = read_after(request.headers.get(READ_AFTER_HEADER))
+        except InvalidInput as error:
+            return self.refusal_response(Refusal(400, error.message, code=error.code), request)
+        with self.database.noting_writes() as writes:
+            response = await self.answer(scope, request)
+        if writes is not None and writes.committed:
+            try:
+                response.headers[READ_AFTER_HEADER] = await self.database.write_position()
+            except Exception:  # the write stands: the client reads after the last position it has
+                logger.warning("the primary's WAL position could not be read after a write", exc_info=True)
+        return response
+
+    async def answer(self, scope: Scope, request: Request) -> Response:
         response: Response | None = None
         if self.prepared is not None and scope["method"] == "POST" and _may_be_prepared(request, self.settings):
             sent = await request.body()
@@ -262,9 +286,12 @@ class AuditGraphView(GraphQL[Context, None]):
                 async with self.database.one_read_connection():
                     response = await self.run(request)
             except HTTPException as refusal:
-                body, status, headers = refusal_parts(refusal, request.headers.get("accept"))
-                response = Response(self.encode_json(body), status_code=status, headers=headers)
+                response = self.refusal_response(refusal, request)
         return response
+
+    def refusal_response(self, refusal: HTTPException, request: Request) -> Response:
+        body, status, headers = refusal_parts(refusal, request.headers.get("accept"))
+        return Response(self.encode_json(body), status_code=status, headers=headers)
 
     async def answer_prepared(self, request: Request, prepared: PreparedOperations, body: bytes) -> Response | None:
         """The response to a prepared operation (graph/prepared.py), or None: the full path answers it."""
@@ -279,7 +306,8 @@ class AuditGraphView(GraphQL[Context, None]):
         context = self.make_context(request, None, viewer, None)
         context.sign_in(session)
         try:
-            data = await prepared.data(checked.prepared, checked.query, checked.variables, context)
+            with self.database.reads_replica(request.state.read_after):
+                data = await prepared.data(checked.prepared, checked.query, checked.variables, context)
         except WAITED_TOO_LONG as error:
             # Running it again on the full path would only wait as long again.
             refused, status, headers = refusal_parts(
@@ -477,6 +505,8 @@ class AuditGraphView(GraphQL[Context, None]):
         context = self.make_context(request, response, viewer, auth_error)
         context.sign_in(session)
         context.last_event_id = request.headers.get("last-event-id")
+        # Its queries read the replica, if there is one (graph/replica_reads.py).
+        context.replica_after, context.may_read_replica = getattr(request.state, "read_after", None), True
         # Read back by an SSE stream, which is handed the request but not the context.
         request.state.graphql_context = context
         return context
