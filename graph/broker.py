@@ -226,7 +226,9 @@ class InProcessBroker(Broker):
     async def start(self) -> None:
         self.database.commit_listeners.append(self.publish)
         self.database.access_listeners.append(self.publish_access_changes)
-        seen = await access_changes.head(self.database)
+        seen = None
+        with suppress(Exception):  # the file may not open yet: the server starts all the same, and reads it later
+            seen = await access_changes.head(self.database)
         self._poller = asyncio.create_task(self._poll_access_changes(seen), name="auditgraph-access-changes")
 
     async def stop(self) -> None:
@@ -239,14 +241,18 @@ class InProcessBroker(Broker):
         with suppress(ValueError):
             self.database.access_listeners.remove(self.publish_access_changes)
 
-    async def _poll_access_changes(self, seen: int) -> None:
+    async def _poll_access_changes(self, seen: int | None) -> None:
+        """From `seen`, the position the log stood at when this process began (None: not read yet)."""
         in_housekeeping.set(True)  # this task's own context: no request's statements
         failing = False
         while True:
             await asyncio.sleep(self.access_poll_seconds)
-            if not self._access_watchers:
+            if seen is not None and not self._access_watchers:
                 continue  # no stream to end: what is logged meanwhile is read once one opens
             try:
+                if seen is None:
+                    seen = await access_changes.head(self.database)
+                    continue
                 changes, missed = await access_changes.changes_after(self.database, seen)
             except Exception:  # the file unreadable for a moment must not end the loop
                 if not failing:
