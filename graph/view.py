@@ -7,6 +7,7 @@ from collections.abc import AsyncGenerator, Awaitable, Mapping
 from datetime import datetime
 from json import JSONDecodeError
 from time import monotonic
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import orjson
@@ -19,10 +20,11 @@ from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
-from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, GraphQLRequestProtocol, process_result
 from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived, WebSocketDisconnected
-from strawberry.http.streaming import SSETransport
+from strawberry.http.streaming import HTTPStreamTransport, SSETransport
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET
@@ -44,28 +46,28 @@ from db.errors import (
 from db.replica import READ_AFTER_HEADER, read_after
 from db.settings import Settings
 from db.storage import STORAGE_FULL
+from db.stream_tickets import spend_ticket
 from db.users import SESSIONS_ENDED, Access, active_access
 from graph import unavailable
 from graph.context import Context
 from graph.graphiql.page import GRAPHIQL_HEADERS, graphiql_page
 from graph.graphql_http import (
-    APPLICATION_JSON,
-    GRAPHQL_RESPONSE_JSON,
+    CHALLENGE,
     REQUEST_ERROR_STATUS,
     Refusal,
     is_request_error,
     refusal_parts,
     request_error_status,
-    response_media_type,
     storage_full,
 )
 from graph.http_cache import cache_headers
 from graph.loaders import Loaders
 from graph.multipart import BODY_OVERHEAD_BYTES, check_csrf_header, is_multipart, limit_body, operations_with_files
+from graph.negotiation import APPLICATION_JSON, GRAPHQL_RESPONSE_JSON, accepts_stream, json_media_type, prefers_stream
 from graph.observability import metrics
-from graph.observability.facts import OK, current
+from graph.observability.facts import OK, current, request_reference
 from graph.prepared import PreparedOperations
-from graph.sse import resumable_stream
+from graph.sse import NegotiatedSSETransport, resumable_stream
 from graph.throttle import AccountThrottle
 from graph.tokens import VerifiedTokens, bearer_token, read_token
 from graph.trusted_documents import PersistedQueries
@@ -80,6 +82,14 @@ HOW_TO_SUBSCRIBE = (
     "(graphql-transport-ws or graphql-ws), or send the request with 'Accept: text/event-stream' "
     "for Server-Sent Events."
 )
+MUTATIONS_ARE_POSTED = "mutations are sent with POST, not GET"
+SIGN_IN_TO_STREAM = (
+    "sign in to subscribe: send 'Authorization: Bearer <token>', or, from a browser's EventSource, "
+    "a stream ticket from createStreamTicket as ?ticket=<ticket>"
+)
+TICKETS_SIGN_IN_STREAMS = "a stream ticket signs in a subscription over Server-Sent Events, nothing else"
+# The URL parameter a stream ticket travels in (db/stream_tickets.py).
+TICKET_PARAMETER = "ticket"
 WHICH_OPERATION = (
     "Can't tell which operation to run: send a document with one operation, "
     "or name the one to run in operationName."
@@ -87,11 +97,12 @@ WHICH_OPERATION = (
 
 
 class Session(NamedTuple):
-    """Who a token signs in, until when, and the token generation it carries."""
+    """Who a token (or a stream ticket) signs in, until when, and the token generation it carries."""
 
     viewer: Viewer
     expires_at: datetime
     generation: int
+    by_ticket: bool = False
 
 
 async def authenticate(token: str | None, database: Database, settings: Settings,
@@ -113,6 +124,27 @@ async def authenticate(token: str | None, database: Database, settings: Settings
     if access.generation != claims.generation:
         raise Unauthenticated(SESSIONS_ENDED)
     return Session(Viewer(user_id=claims.user_id, role=access.role), claims.expires_at, claims.generation)
+
+
+async def authenticate_ticket(ticket: str, accept: str | None, database: Database) -> Session:
+    """The session a stream ticket opens, spending the ticket; a ticket that opens none raises."""
+    if not accepts_stream(accept):
+        raise Unauthenticated(TICKETS_SIGN_IN_STREAMS)
+    try:
+        async with database.transaction() as session:
+            spent = await spend_ticket(session, ticket)
+        access = None if spent is None else await active_access(database, spent.user_id)
+    except WAITED_TOO_LONG as error:
+        raise as_unavailable(error) or DatabaseBusy() from error
+    if spent is None:
+        raise Unauthenticated("the stream ticket is unknown, expired or used already: mint another with "
+                              "createStreamTicket")
+    if access is None:
+        raise Unauthenticated("the ticket's user no longer exists or is inactive")
+    if access.generation != spent.generation:
+        raise Unauthenticated(SESSIONS_ENDED)
+    return Session(Viewer(user_id=spent.user_id, role=access.role), spent.session_expires_at, spent.generation,
+                   by_ticket=True)
 
 
 async def viewer_from_token(token: str | None, database: Database, settings: Settings) -> Viewer | None:
@@ -180,13 +212,13 @@ class TextFrameWebSocketAdapter(ASGIWebSocketAdapter):
 
 def _may_be_prepared(request: Request, settings: Settings) -> bool:
     """A request the prepared path can answer by its shape: JSON of a declared length within the limit,
-    no query string, and an Accept that asks for no stream."""
+    no query string, and an Accept that does not prefer a stream."""
     headers = request.headers
     declared, accept = headers.get("content-length", ""), headers.get("accept", "")
     return (declared.isdigit() and int(declared) <= settings.max_request_bytes
             and not request.scope.get("query_string")
             and headers.get("content-type", "").split(";", 1)[0].strip().lower() == APPLICATION_JSON
-            and "text/event-stream" not in accept and "multipart/mixed" not in accept)
+            and not prefers_stream(accept))
 
 
 def _replay(body: bytes) -> Receive:
@@ -203,8 +235,19 @@ def _replay(body: bytes) -> Receive:
     return receive
 
 
+def answer_protocol(method: str, accept: str | None, operation: OperationType | None) -> GraphQLRequestProtocol:
+    """How a request whose client can read a stream is answered: a subscription, or anything the client
+    prefers as a stream (graph/negotiation.py), over SSE; a query or mutation otherwise as one JSON answer."""
+    if operation is OperationType.MUTATION and method == "GET":
+        raise Refusal(405, MUTATIONS_ARE_POSTED, headers={"allow": "POST"})
+    streams = prefers_stream(accept)
+    return SSETransport.protocol if streams or operation is OperationType.SUBSCRIPTION else "http"
+
+
 class AuditGraphView(GraphQL[Context, None]):
     websocket_adapter_class = TextFrameWebSocketAdapter  # type: ignore[assignment]
+    stream_transport_classes_by_protocol: Mapping[str, type[HTTPStreamTransport]] = MappingProxyType(
+        {GRAPHQL_SSE_PROTOCOL: NegotiatedSSETransport})
 
     def __init__(self, *, settings: Settings, database: Database, throttle: AccountThrottle,
                  broker: Any, persisted_queries: PersistedQueries, stopping: asyncio.Event,
@@ -323,12 +366,16 @@ class AuditGraphView(GraphQL[Context, None]):
             facts.viewer_id = None if viewer is None else viewer.user_id
             facts.code = facts.code or OK
         return Response(self.encode_json({"data": data}),
-                        media_type=response_media_type(request.headers.get("accept")))
+                        media_type=json_media_type(request.headers.get("accept")))
 
     async def authenticate_request(self, request: Request) -> Session | None:
-        """`authenticate` for the bearer token of an HTTP request."""
-        return await authenticate(bearer_token(request.headers.get("authorization")),
-                                  self.database, self.settings, self.roles, self.tokens)
+        """`authenticate` for the bearer token of an HTTP request, or else for the stream ticket in its URL."""
+        token = bearer_token(request.headers.get("authorization"))
+        ticket = request.query_params.get(TICKET_PARAMETER) if token is None and request.scope["query_string"] \
+            else None
+        if ticket is not None:
+            return await authenticate_ticket(ticket, request.headers.get("accept"), self.database)
+        return await authenticate(token, self.database, self.settings, self.roles, self.tokens)
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
@@ -377,7 +424,7 @@ class AuditGraphView(GraphQL[Context, None]):
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = await super().get_sub_response(request)
-        sub_response.media_type = response_media_type(request.headers.get("accept"))
+        sub_response.media_type = json_media_type(request.headers.get("accept"))
         return sub_response
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
@@ -398,6 +445,8 @@ class AuditGraphView(GraphQL[Context, None]):
         if (media_type == GRAPHQL_RESPONSE_JSON and not sub_response.status_code
                 and isinstance(response_data, dict) and is_request_error(response_data)):
             response.status_code = request_error_status(response_data)
+            if response.status_code == 401:
+                response.headers.update(CHALLENGE)
         if isinstance(response_data, dict) and unavailable.is_unavailable(response_data):
             response.status_code = 503
             response.headers.update(unavailable.RETRY_AFTER)
@@ -437,14 +486,24 @@ class AuditGraphView(GraphQL[Context, None]):
 
     async def execute_operation(self, request: Any, request_adapter: Any, request_data: Any,
                                 context: Context, root_value: Any, sub_response: Any) -> Any:
-        if context.auth_error is not None:
-            # A token was presented and refused: answer nothing at all rather
-            # than treat the caller as anonymous.
-            return self.refuse(request_data, context.auth_error, "UNAUTHENTICATED")
         try:
             await self.persisted_queries.resolve(request_data)
         except DomainError as error:
             return self.refuse(request_data, error.message, error.code)
+        subscription = False
+        if isinstance(request_data, GraphQLRequestData) and request_data.protocol == SSETransport.protocol:
+            operation = self.schema.operation_type(request_data.query, request_data.operation_name)  # type: ignore[attr-defined]
+            request_data.protocol = answer_protocol(request_adapter.method, request.headers.get("accept"), operation)
+            subscription = operation is OperationType.SUBSCRIPTION
+        if context.auth_error is not None:
+            # A token was presented and refused: answer nothing at all rather
+            # than treat the caller as anonymous.
+            return self.refuse(request_data, context.auth_error, "UNAUTHENTICATED")
+        if subscription and context.viewer is None:
+            # Refused before the stream opens: a 200 stream of one error would have an EventSource reconnect forever.
+            return self.refuse(request_data, SIGN_IN_TO_STREAM, "UNAUTHENTICATED")
+        if context.signed_in_by_ticket and not subscription:
+            return self.refuse(request_data, TICKETS_SIGN_IN_STREAMS, "UNAUTHENTICATED")
         return await super().execute_operation(
             request, request_adapter, request_data, context, root_value, sub_response
         )
@@ -454,7 +513,7 @@ class AuditGraphView(GraphQL[Context, None]):
         if getattr(request_data, "protocol", None) == "sse":
             # Refused before the stream opens: an EventSource does not retry a 4xx.
             raise Refusal(REQUEST_ERROR_STATUS.get(code, 400), message, code=code)
-        return ExecutionResult(data=None, errors=[GraphQLError(message, extensions={"code": code})])
+        return ExecutionResult(data=None, errors=[GraphQLError(message, extensions={"code": code, **request_reference()})])
 
     async def execute_single(self, request: Any, request_adapter: Any, sub_response: Any, context: Context,
                              root_value: Any, request_data: Any) -> ExecutionResult:
@@ -477,7 +536,7 @@ class AuditGraphView(GraphQL[Context, None]):
         except InvalidOperationTypeError as error:
             if error.operation_type is OperationType.SUBSCRIPTION:
                 raise Refusal(400, HOW_TO_SUBSCRIBE) from None
-            raise Refusal(405, "mutations are sent with POST, not GET", headers={"allow": "POST"}) from None
+            raise Refusal(405, MUTATIONS_ARE_POSTED, headers={"allow": "POST"}) from None
         except MissingQueryError:
             raise Refusal(400, "no GraphQL query found in the request") from None
         # An error that says when to retry says it the HTTP way too, for clients and proxies that read only that.
