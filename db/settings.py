@@ -5,7 +5,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -90,8 +90,11 @@ class Settings(BaseSettings):
     # submitUrl calls per user in a moving minute (each queues a fetch of someone else's page).
     submit_url_max_per_minute: int = Field(default=30, gt=0)
 
-    cors_allowed_origins: Annotated[list[str], NoDecode] = []
-    websocket_allowed_origins: Annotated[list[str], NoDecode] = []
+    # Origins whose pages may use the API from a browser: HTTP (CORS) and WebSocket alike.
+    allowed_origins: Annotated[list[str], NoDecode] = []
+    # Either one, when set, replaces allowed_origins for its side alone.
+    cors_allowed_origins: Annotated[list[str] | None, NoDecode] = None
+    websocket_allowed_origins: Annotated[list[str] | None, NoDecode] = None
 
     # The work queue: a claim is a lease that lasts this long unless its worker reports progress or
     # sends a heartbeat; every worker looks for expired ones this often, puts their tasks back in
@@ -135,12 +138,13 @@ class Settings(BaseSettings):
     # Spans go to this OTLP/HTTP collector (e.g. http://collector:4318); unset means no tracing at all.
     otel_exporter_otlp_endpoint: str | None = None
 
-    @field_validator("cors_allowed_origins", "websocket_allowed_origins", mode="before")
+    @field_validator("allowed_origins", "cors_allowed_origins", "websocket_allowed_origins", mode="before")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
-        # The environment carries a list as one comma-separated string.
+    def _split_origins(cls, value: object, info: ValidationInfo) -> object:
+        # The environment carries a list as one comma-separated string; an override left blank is no override.
         if isinstance(value, str):
-            return [origin.strip() for origin in value.split(",") if origin.strip()]
+            origins = [origin.strip() for origin in value.split(",") if origin.strip()]
+            return None if not origins and info.field_name != "allowed_origins" else origins
         return value
 
     @field_validator("data_dir", mode="after")
@@ -169,6 +173,14 @@ class Settings(BaseSettings):
         if self.database_url_override:
             return self.database_url_override
         return f"sqlite+aiosqlite:///{(self.data_dir / 'auditgraph.db').resolve()}"
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return self.allowed_origins if self.cors_allowed_origins is None else self.cors_allowed_origins
+
+    @property
+    def websocket_origins(self) -> list[str]:
+        return self.allowed_origins if self.websocket_allowed_origins is None else self.websocket_allowed_origins
 
     @property
     def lease(self) -> timedelta:

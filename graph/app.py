@@ -20,6 +20,7 @@ from graph.downloads import download_artifact, download_task_file
 from graph.graphiql.files import graphiql_routes
 from graph.health import healthz, readyz
 from graph.housekeeping import Housekeeping
+from graph.multipart import PREFLIGHT_HEADERS
 from graph.observability.metrics import forget_this_process, metrics_routes
 from graph.observability.requests import ObservedRequests
 from graph.observability.sql import count_statements
@@ -32,6 +33,11 @@ from graph.view import AuditGraphView
 
 logger = logging.getLogger("auditgraph")
 WEBSOCKET_KEEP_ALIVE_SECONDS = 15.0
+# What a page on another origin may send: its token, a JSON body, an SSE resume, its own request id,
+# and the header that lets an upload past the CSRF check (graph/multipart.py).
+CORS_REQUEST_HEADERS = ["authorization", "content-type", "last-event-id", "x-request-id", *PREFLIGHT_HEADERS]
+# What its code may read: the id to quote, and when to retry.
+CORS_EXPOSED_HEADERS = ["x-request-id", "retry-after"]
 GC_YOUNG_THRESHOLD = 20_000
 # Young collections whose survivors the middle generation gathers before it is
 # scanned, in one pause. At 20, a burst of 1,000 connecting subscribers left
@@ -91,7 +97,7 @@ def create_app(settings: Settings) -> Starlette:
             persisted_queries=PersistedQueries(trusted, settings.persisted_queries_max_bytes),
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL, GRAPHQL_SSE_PROTOCOL),
-            allowed_origins=settings.websocket_allowed_origins,
+            allowed_origins=settings.websocket_origins,
             # Uploads only together with the CSRF check in AuditGraphView.run.
             multipart_uploads_enabled=True,
             # graphql-ws "ka" messages; graphql-transport-ws answers client pings.
@@ -114,16 +120,10 @@ def create_app(settings: Settings) -> Starlette:
 
     # Outermost the request's span (when tracing), then its id: every response, a CORS refusal too, carries it.
     middleware = [*tracing_middleware(settings), Middleware(ObservedRequests)]
-    if settings.cors_allowed_origins:
-        middleware.append(
-            Middleware(
-                CORSMiddleware,
-                allow_origins=settings.cors_allowed_origins,
-                allow_methods=["GET", "POST", "OPTIONS"],
-                allow_headers=["authorization", "content-type", "apollo-require-preflight",
-                               "x-apollo-operation-name"],
-            )
-        )
+    if settings.cors_origins:
+        middleware.append(Middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                                     allow_methods=["GET", "POST", "OPTIONS"],
+                                     allow_headers=CORS_REQUEST_HEADERS, expose_headers=CORS_EXPOSED_HEADERS))
     middleware.append(Middleware(FinishRequests, in_flight=in_flight))
     return Starlette(
         routes=[

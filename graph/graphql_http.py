@@ -9,12 +9,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from cross_web import HTTPException
-from mimeparse import parse_media_range
 
+from graph.negotiation import json_media_type
 from graph.observability.facts import request_reference
-
-GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
-APPLICATION_JSON = "application/json"
 
 # The status of a request error (one raised before execution began) under the
 # graphql-response media type; codes not listed are 400.
@@ -31,36 +28,6 @@ REQUEST_ERROR_STATUS = {
 # The status of a refusal before the request was even parsed, under either media type.
 REFUSAL_CODES = {401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND", 413: "PAYLOAD_TOO_LARGE",
                  429: "RATE_LIMITED", 503: "SERVICE_UNAVAILABLE", 507: "INSUFFICIENT_STORAGE"}
-
-
-def _quality(accept: str, wanted: str) -> float:
-    """The q-value the Accept header gives `wanted` by name; wildcards do not count."""
-    best = 0.0
-    for part in accept.split(","):
-        if not part.strip():
-            continue
-        try:
-            kind, subtype, params = parse_media_range(part)
-            quality = float(params.get("q", 1))
-        except ValueError:
-            continue
-        if f"{kind}/{subtype}".lower() == wanted:
-            best = max(best, quality)
-    return best
-
-
-def response_media_type(accept: str | None) -> str:
-    """graphql-response+json when the client names it at least as gladly as application/json.
-
-    No Accept header, `*/*`, or anything else means a client from before the
-    new media type: it gets application/json, as the GraphQL over HTTP spec asks.
-    """
-    if not accept:
-        return APPLICATION_JSON
-    preferred = _quality(accept, GRAPHQL_RESPONSE_JSON)
-    if preferred > 0 and preferred >= _quality(accept, APPLICATION_JSON):
-        return GRAPHQL_RESPONSE_JSON
-    return APPLICATION_JSON
 
 
 def is_request_error(response: Mapping[str, Any]) -> bool:
@@ -102,7 +69,7 @@ class Refusal(HTTPException):
 def refusal_parts(refusal: HTTPException, accept: str | None) -> tuple[dict[str, Any], int, dict[str, str]]:
     """The body, status and headers that answer a refusal (ours, or one raised inside Strawberry)."""
     code = getattr(refusal, "code", None) or REFUSAL_CODES.get(refusal.status_code, "BAD_USER_INPUT")
-    headers = {"content-type": response_media_type(accept), **getattr(refusal, "headers", {})}
+    headers = {"content-type": json_media_type(accept), **getattr(refusal, "headers", {})}
     if refusal.status_code == 405:
         headers.setdefault("allow", "GET, POST")
     return error_body(refusal.reason, code), refusal.status_code, headers

@@ -17,6 +17,7 @@ from graphql import (
     OperationDefinitionNode,
     SelectionSetNode,
     ValidationContext,
+    get_operation_ast,
     parse,
 )
 from strawberry.extensions import (
@@ -72,9 +73,35 @@ class Subscription(TaskSubscriptions):
     pass
 
 
+class ParsedDocuments:
+    """Parsed documents by their text and parse options (bounded in bytes: graph/document_cache.py)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.cache: DocumentCache[tuple[str, Any], DocumentNode] = DocumentCache(max_bytes)
+
+    def document(self, query: str, options: Mapping[str, Any]) -> DocumentNode | None:
+        """The parsed document, or None when it does not parse (Strawberry's parse step then says why)."""
+        key = (query, tuple(sorted(options.items())))
+        document = self.cache.get(key)
+        if document is None:
+            with suppress(GraphQLError):
+                document = self.cache[key] = parse(query, **options)
+        return document
+
+
 class AuditGraphSchema(strawberry.Schema):
     # The operations HTTP requests may take past Strawberry's machinery (graph/prepared.py); None when off.
     prepared: PreparedOperations | None = None
+    parsed: ParsedDocuments
+    # As MaxTokensLimiter sets them, so a document parsed ahead of execution is the one execution finds.
+    parse_options: Mapping[str, Any]
+
+    def operation_type(self, query: str | None, operation_name: str | None) -> OperationType | None:
+        """The type of the operation a request names, read ahead of execution (an HTTP answer's media type
+        depends on it); None when the document does not parse or name one: execution then says why."""
+        document = None if query is None else self.parsed.document(query, self.parse_options)
+        operation = None if document is None else get_operation_ast(document, operation_name)
+        return None if operation is None else OperationType(operation.operation.value)
 
     def process_errors(self, errors: list[GraphQLError], execution_context: object = None) -> None:
         # ErrorCodes already logged what was unexpected; expected errors are
@@ -103,25 +130,20 @@ class AuditGraphSchema(strawberry.Schema):
 
 
 class ParsedOnce(SchemaExtension):
-    """A parser cache (bounded in bytes: graph/document_cache.py), except that a document that does not parse is
-    left to Strawberry.
+    """A parser cache, except that a document that does not parse is left to Strawberry.
 
     Its own parse step turns the syntax error into a request error on every
     transport; raised from the cache, it escaped the WebSocket handlers (a
     bare `complete`, or no answer at all on the legacy protocol).
     """
 
-    def __init__(self, cache: DocumentCache[tuple[str, Any], DocumentNode]) -> None:
-        self.cache = cache
+    def __init__(self, parsed: ParsedDocuments) -> None:
+        self.parsed = parsed
 
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
         if context.query is not None:
-            key = (context.query, tuple(sorted(context.parse_options.items())))
-            document = self.cache.get(key)
-            if document is None:
-                with suppress(GraphQLError):
-                    document = self.cache[key] = parse(context.query, **context.parse_options)
+            document = self.parsed.document(context.query, context.parse_options)
             if document is not None:
                 context.graphql_document = document
         yield
@@ -247,7 +269,7 @@ def build_schema(settings: Settings | None = None, trusted: Mapping[str, str] | 
     ]
     costs = CostCache(cache_bytes)
     literal_reasons: DocumentCache[str, str | None] = DocumentCache(cache_bytes)
-    parsed: DocumentCache[tuple[str, Any], DocumentNode] = DocumentCache(cache_bytes)
+    parsed = ParsedDocuments(cache_bytes)
     validated: DocumentCache[tuple[str, Any], list[GraphQLError]] = DocumentCache(cache_bytes)
     input_bounds = InputBounds(settings.max_string_length, settings.max_list_length, settings.max_input_depth)
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
@@ -281,6 +303,7 @@ def build_schema(settings: Settings | None = None, trusted: Mapping[str, str] | 
         execution_context_class=EventsForgetTheirFields,
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),  # type: ignore[arg-type]
     )
+    schema.parsed, schema.parse_options = parsed, {"max_tokens": settings.max_query_tokens}
     if settings.compiled_execution and not tracing_enabled(settings):
         checks = Checks(costs, settings.max_query_cost, settings.max_page_size, input_bounds, selections)
         schema.prepared = prepared = PreparedOperations(schema, checks, cache_bytes)

@@ -40,7 +40,7 @@ from sqlalchemy import event
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from db.engine import Database
-from graph.graphql_http import error_body, response_media_type
+from graph.graphql_http import error_body, json_media_type
 from graph.unavailable import CODE, RETRY_AFTER_SECONDS
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -158,7 +158,7 @@ async def _cut(scope: Scope, send: Send) -> None:
         "type": "http.response.start",
         "status": 503,
         "headers": [
-            (b"content-type", response_media_type(accept).encode()),
+            (b"content-type", json_media_type(accept).encode()),
             (b"content-length", str(len(body)).encode()),
             (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
             (b"connection", b"close"),

@@ -13,6 +13,16 @@ from typing import Any
 
 from strawberry.http.streaming import AsyncTextStream, SSETransport, merge_stream_with_heartbeat
 
+from graph.negotiation import accepts_stream
+
+
+class NegotiatedSSETransport(SSETransport):
+    """Strawberry's, for a client whose Accept takes a stream at a q-value above 0 (`text/event-stream;q=0`
+    refuses one). Whether a query or mutation then streams too is the view's choice (answer_protocol)."""
+
+    def accepts(self, accept: str) -> bool:
+        return accepts_stream(accept)
+
 
 def with_event_id(encoded_event: str, event_id: str | None) -> str:
     # Field order inside an SSE event does not matter; the id line comes first.

@@ -7,6 +7,7 @@ from collections.abc import AsyncGenerator, Awaitable, Mapping
 from datetime import datetime
 from json import JSONDecodeError
 from time import monotonic
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import orjson
@@ -19,10 +20,11 @@ from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
-from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, GraphQLRequestProtocol, process_result
 from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived, WebSocketDisconnected
-from strawberry.http.streaming import SSETransport
+from strawberry.http.streaming import HTTPStreamTransport, SSETransport
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET
@@ -40,23 +42,21 @@ from graph import unavailable
 from graph.context import Context
 from graph.graphiql.page import GRAPHIQL_HEADERS, graphiql_page
 from graph.graphql_http import (
-    APPLICATION_JSON,
-    GRAPHQL_RESPONSE_JSON,
     REQUEST_ERROR_STATUS,
     Refusal,
     is_request_error,
     refusal_parts,
     request_error_status,
-    response_media_type,
     storage_full,
 )
 from graph.http_cache import cache_headers
 from graph.loaders import Loaders
 from graph.multipart import BODY_OVERHEAD_BYTES, check_csrf_header, is_multipart, limit_body, operations_with_files
+from graph.negotiation import APPLICATION_JSON, GRAPHQL_RESPONSE_JSON, json_media_type, prefers_stream
 from graph.observability import metrics
-from graph.observability.facts import OK, current
+from graph.observability.facts import OK, current, request_reference
 from graph.prepared import PreparedOperations
-from graph.sse import resumable_stream
+from graph.sse import NegotiatedSSETransport, resumable_stream
 from graph.throttle import AccountThrottle
 from graph.tokens import VerifiedTokens, bearer_token, read_token
 from graph.trusted_documents import PersistedQueries
@@ -71,6 +71,7 @@ HOW_TO_SUBSCRIBE = (
     "(graphql-transport-ws or graphql-ws), or send the request with 'Accept: text/event-stream' "
     "for Server-Sent Events."
 )
+MUTATIONS_ARE_POSTED = "mutations are sent with POST, not GET"
 WHICH_OPERATION = (
     "Can't tell which operation to run: send a document with one operation, "
     "or name the one to run in operationName."
@@ -171,13 +172,13 @@ class TextFrameWebSocketAdapter(ASGIWebSocketAdapter):
 
 def _may_be_prepared(request: Request, settings: Settings) -> bool:
     """A request the prepared path can answer by its shape: JSON of a declared length within the limit,
-    no query string, and an Accept that asks for no stream."""
+    no query string, and an Accept that does not prefer a stream."""
     headers = request.headers
     declared, accept = headers.get("content-length", ""), headers.get("accept", "")
     return (declared.isdigit() and int(declared) <= settings.max_request_bytes
             and not request.scope.get("query_string")
             and headers.get("content-type", "").split(";", 1)[0].strip().lower() == APPLICATION_JSON
-            and "text/event-stream" not in accept and "multipart/mixed" not in accept)
+            and not prefers_stream(accept))
 
 
 def _replay(body: bytes) -> Receive:
@@ -196,6 +197,8 @@ def _replay(body: bytes) -> Receive:
 
 class AuditGraphView(GraphQL[Context, None]):
     websocket_adapter_class = TextFrameWebSocketAdapter  # type: ignore[assignment]
+    stream_transport_classes_by_protocol: Mapping[str, type[HTTPStreamTransport]] = MappingProxyType(
+        {GRAPHQL_SSE_PROTOCOL: NegotiatedSSETransport})
 
     def __init__(self, *, settings: Settings, database: Database, throttle: AccountThrottle,
                  broker: Any, persisted_queries: PersistedQueries, stopping: asyncio.Event,
@@ -295,7 +298,7 @@ class AuditGraphView(GraphQL[Context, None]):
             facts.viewer_id = None if viewer is None else viewer.user_id
             facts.code = facts.code or OK
         return Response(self.encode_json({"data": data}),
-                        media_type=response_media_type(request.headers.get("accept")))
+                        media_type=json_media_type(request.headers.get("accept")))
 
     async def authenticate_request(self, request: Request) -> Session | None:
         """`authenticate` for the bearer token of an HTTP request."""
@@ -349,7 +352,7 @@ class AuditGraphView(GraphQL[Context, None]):
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = await super().get_sub_response(request)
-        sub_response.media_type = response_media_type(request.headers.get("accept"))
+        sub_response.media_type = json_media_type(request.headers.get("accept"))
         return sub_response
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
@@ -409,24 +412,39 @@ class AuditGraphView(GraphQL[Context, None]):
 
     async def execute_operation(self, request: Any, request_adapter: Any, request_data: Any,
                                 context: Context, root_value: Any, sub_response: Any) -> Any:
-        if context.auth_error is not None:
-            # A token was presented and refused: answer nothing at all rather
-            # than treat the caller as anonymous.
-            return self.refuse(request_data, context.auth_error, "UNAUTHENTICATED")
         try:
             self.persisted_queries.resolve(request_data)
         except DomainError as error:
             return self.refuse(request_data, error.message, error.code)
+        if isinstance(request_data, GraphQLRequestData) and request_data.protocol == SSETransport.protocol:
+            request_data.protocol = self.answer_protocol(request_adapter.method, request.headers.get("accept"),
+                                                         request_data)
+        if context.auth_error is not None:
+            # A token was presented and refused: answer nothing at all rather
+            # than treat the caller as anonymous.
+            return self.refuse(request_data, context.auth_error, "UNAUTHENTICATED")
         return await super().execute_operation(
             request, request_adapter, request_data, context, root_value, sub_response
         )
+
+    def answer_protocol(self, method: str, accept: str | None,
+                        request_data: GraphQLRequestData) -> GraphQLRequestProtocol:
+        """How a request whose client can read a stream is answered: a subscription, or anything the client
+        prefers as a stream (graph/negotiation.py), over SSE; a query or mutation otherwise as one JSON answer."""
+        streams = prefers_stream(accept)
+        if streams and method != "GET":
+            return SSETransport.protocol
+        operation = self.schema.operation_type(request_data.query, request_data.operation_name)  # type: ignore[attr-defined]
+        if operation is OperationType.MUTATION and method == "GET":
+            raise Refusal(405, MUTATIONS_ARE_POSTED, headers={"allow": "POST"})
+        return SSETransport.protocol if streams or operation is OperationType.SUBSCRIPTION else "http"
 
     def refuse(self, request_data: Any, message: str, code: str) -> ExecutionResult:
         """A request error, before execution."""
         if getattr(request_data, "protocol", None) == "sse":
             # Refused before the stream opens: an EventSource does not retry a 4xx.
             raise Refusal(REQUEST_ERROR_STATUS.get(code, 400), message, code=code)
-        return ExecutionResult(data=None, errors=[GraphQLError(message, extensions={"code": code})])
+        return ExecutionResult(data=None, errors=[GraphQLError(message, extensions={"code": code, **request_reference()})])
 
     async def execute_single(self, request: Any, request_adapter: Any, sub_response: Any, context: Context,
                              root_value: Any, request_data: Any) -> ExecutionResult:
@@ -449,7 +467,7 @@ class AuditGraphView(GraphQL[Context, None]):
         except InvalidOperationTypeError as error:
             if error.operation_type is OperationType.SUBSCRIPTION:
                 raise Refusal(400, HOW_TO_SUBSCRIBE) from None
-            raise Refusal(405, "mutations are sent with POST, not GET", headers={"allow": "POST"}) from None
+            raise Refusal(405, MUTATIONS_ARE_POSTED, headers={"allow": "POST"}) from None
         except MissingQueryError:
             raise Refusal(400, "no GraphQL query found in the request") from None
         # An error that says when to retry says it the HTTP way too, for clients and proxies that read only that.

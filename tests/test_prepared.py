@@ -103,6 +103,10 @@ REQUESTS: dict[str, tuple[Any, dict[str, str]]] = {
                                         {"accept": "application/graphql-response+json"}),
     "an Accept of JSON": ({"query": PAGE, "variables": GOOD}, {"accept": "application/json"}),
     "an Accept of a stream": ({"query": PAGE, "variables": GOOD}, {"accept": "text/event-stream"}),
+    "urql's default Accept, which names a stream after JSON": (
+        {"query": PAGE, "variables": GOOD},
+        {"accept": "application/graphql-response+json, application/graphql+json, application/json, "
+                   "text/event-stream, multipart/mixed"}),
     "a charset": ({"query": PAGE, "variables": GOOD}, {"content-type": "application/json; charset=utf-8"}),
 }
 

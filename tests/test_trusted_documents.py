@@ -78,11 +78,10 @@ async def test_an_unknown_hash_is_persisted_query_not_found(client: httpx.AsyncC
     # when
     response = await post(client, {"extensions": persisted(KIND)})
 
-    # then
+    # then: the message Apollo's link looks for, and the request id every error carries
     assert response.status_code == 200
-    assert response.json() == {
-        "errors": [{"message": "PersistedQueryNotFound", "extensions": {"code": "PERSISTED_QUERY_NOT_FOUND"}}]
-    }
+    assert response.json() == {"errors": [{"message": "PersistedQueryNotFound", "extensions": {
+        "code": "PERSISTED_QUERY_NOT_FOUND", "requestId": response.headers["x-request-id"]}}]}
 
 
 async def test_an_unknown_hash_is_a_404_under_the_graphql_response_media_type(client: httpx.AsyncClient) -> None:
