@@ -11,27 +11,20 @@ PostgreSQL only, as the embedded SQLite default is served by one process.
 
 import asyncio
 import subprocess
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field
+from contextlib import suppress
 from typing import Any
 
-import httpx
 import pytest
-from sqlalchemy import select
 
 from db.engine import Database
-from db.models import TaskEvent, User
 from db.settings import Settings
 from graph.tokens import issue_token
-from tests.cli import free_port, start_cli, stop, wait_until_ready
-from tests.factories import make_task, make_user
+from tests.factories import make_user
 from tests.node import SCRIPTS, node_or_skip, node_script
 from tests.relay import Relay, relay
+from tests.restarts import Pipeline, Worker, workers
 
 SNIPPETS = ("apollo", "urql", "graphql-sse")
-SUBMIT_URL = "mutation($url: String!) { submitUrl(url: $url) { task { id } } }"
 
 
 @pytest.fixture(scope="session")
@@ -48,72 +41,6 @@ def bundles(node: str) -> dict[str, str]:
         subprocess.run([node, "resume/build.mjs", name, "resume/node_host.mjs", "node", paths[name]],
                        cwd=SCRIPTS, check=True, timeout=120)
     return paths
-
-
-@dataclass
-class Worker:
-    """One `auditgraph serve` process, stopped and started again on the same port."""
-
-    settings: Settings
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[str] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        self.process = start_cli(
-            "serve", "--port", str(self.port), DATABASE_URL=self.settings.database_url,
-            DATA_DIR=str(self.settings.data_dir), SECRET_KEY=self.settings.secret_key,
-            SHUTDOWN_TIMEOUT_SECONDS="2")
-        await asyncio.to_thread(wait_until_ready, self.url, self.process)
-
-    async def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            await asyncio.to_thread(stop, self.process)
-
-
-@asynccontextmanager
-async def workers(settings: Settings, count: int) -> AsyncIterator[list[Worker]]:
-    running = [Worker(settings) for _ in range(count)]
-    try:
-        for worker in running:
-            await worker.start()
-        yield running
-    finally:
-        for worker in running:
-            await worker.stop()
-
-
-@dataclass
-class Pipeline:
-    """Writes events: through a worker's API (one task submitted, its CREATED event) or, while every
-    worker is down, straight into the database."""
-
-    database: Database
-    owner_id: uuid.UUID
-    token: str
-
-    async def through(self, worker: Worker, count: int = 1) -> None:
-        async with httpx.AsyncClient(base_url=worker.url, timeout=10) as http:
-            for _ in range(count):
-                response = await http.post(
-                    "/graphql", json={"query": SUBMIT_URL, "variables": {"url": f"https://example.com/{uuid.uuid4()}"}},
-                    headers={"authorization": f"Bearer {self.token}"})
-                assert "errors" not in response.json(), response.text
-
-    async def directly(self, count: int) -> None:
-        async with self.database.transaction() as session:
-            owner = await session.get(User, self.owner_id)
-            assert owner is not None
-            for _ in range(count):
-                await make_task(session, owner)
-
-    async def log_from(self, first: int) -> list[int]:
-        rows = await self.database.rows(
-            select(TaskEvent.position).where(TaskEvent.position >= first).order_by(TaskEvent.position))
-        return [row[0] for row in rows]
 
 
 @pytest.fixture

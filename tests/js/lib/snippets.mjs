@@ -17,10 +17,12 @@ export function snippet(name) {
   return match[1];
 }
 
-/** One file: `host` (a path relative to tests/js) and the snippet, for Node or a browser. */
-export async function bundle(name, host, platform, outfile) {
+/** One file: `host` (a path relative to tests/js), the snippet, and then `after` (a path too, or
+ * none: code that uses what the snippet made, as a page would), for Node or a browser. */
+export async function bundle(name, host, platform, outfile, after) {
+  const then = after ? readFileSync(new URL(`../${after}`, import.meta.url), 'utf8') : '';
   await build({
-    stdin: { contents: `import { API, token, handle } from './${host}';\n${snippet(name)}`, resolveDir: JS },
+    stdin: { contents: `import { API, token, handle } from './${host}';\n${snippet(name)}\n${then}`, resolveDir: JS },
     bundle: true,
     platform,
     format: 'esm',
