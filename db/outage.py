@@ -9,12 +9,15 @@ ends the stream, with the SERVICE_UNAVAILABLE the failed read raised.
 """
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from db.availability import WAITED_TOO_LONG, as_unavailable
 
 T = TypeVar("T")
+# Debug only: in an outage every open stream retries, and the event listener already logs the outage.
+logger = logging.getLogger("auditgraph.outage")
 
 FIRST_DELAY_SECONDS = 0.05
 LONGEST_DELAY_SECONDS = 1.0
@@ -36,5 +39,6 @@ async def ride_out(read: Callable[[], Awaitable[T]], window_seconds: float) -> T
                 if unavailable is None or unavailable is error:
                     raise
                 raise unavailable from error
+            logger.debug("a read met the database unreachable; trying again in %.2f s", delay)
             await asyncio.sleep(min(delay, gives_up_at - now))
             delay = min(delay * 2, LONGEST_DELAY_SECONDS)

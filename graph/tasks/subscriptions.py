@@ -90,8 +90,10 @@ async def _visible_last_sequence(database: Database, viewer: Viewer, task_id: uu
 
 def _refresh_loaders(info: Info, viewer: Viewer) -> None:
     # A connection lives for hours: fresh loaders per delivery, so a nested
-    # `task` is read as it is now, not as it was cached at the first event.
-    info.context.loaders = Loaders(info.context.database, viewer)
+    # `task` is read as it is now, not as it was cached at the first event;
+    # their reads ride out a blip like the stream's own.
+    database = info.context.database.patient(info.context.settings.subscription_outage_seconds)
+    info.context.loaders = Loaders(database, viewer)
 
 
 async def _sequence_at(database: Database, task_id: uuid.UUID, position: int, window: float) -> int:
