@@ -214,3 +214,20 @@ async def test_a_carried_position_that_is_no_position_is_bad_input(
 
     # then
     assert [error["extensions"]["code"] for error in refused["errors"]] == ["BAD_USER_INPUT"]
+
+
+async def test_a_carried_position_stands_in_for_the_replay_since_asks_for(settings: Settings, protocol: str) -> None:
+    async with live_server(settings) as server:
+        # given: a client that first subscribed with `since` and has handled up to the third event since
+        token, _, log = await owner_with_logged_task(server, 4)
+        params = {**bearer(token), "afterPosition": str(log[2])}
+
+        # when: it resubscribes with the same variables
+        async with graphql_socket(server.ws_url, protocol, params) as socket:
+            await socket.subscribe("subscription($since: DateTime) { myTaskEvents(since: $since) { position } }",
+                                   {"since": "2000-01-01T00:00:00Z"})
+            received = [int((await socket.next())["data"]["myTaskEvents"]["position"]) for _ in range(2)]
+            assert await socket.silent()
+
+    # then: only what came after it
+    assert received == log[3:]
