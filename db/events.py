@@ -8,6 +8,7 @@ import orjson
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from db import access_changes
 from db.access import Viewer
 from db.base import utcnow
 from db.claims import CLAIM_COLUMNS, HeldClaim
@@ -157,9 +158,14 @@ def note_access_change(session: AsyncSession, user_id: uuid.UUID) -> None:
 
 
 async def announce_access_changes(session: AsyncSession) -> list[uuid.UUID]:
-    """Name the users whose access the session changed, just before commit; on PostgreSQL also NOTIFY."""
+    """Name the users whose access the session changed, just before commit, and announce it to every process:
+    NOTIFY on PostgreSQL, the access_changes log on SQLite (db/access_changes.py)."""
     changed = sorted(session.info.pop(PENDING_ACCESS_CHANGES, ()))
-    if changed and session.bind is not None and session.bind.dialect.name == "postgresql":
+    if not changed or session.bind is None:
+        return changed
+    if session.bind.dialect.name == "postgresql":
         for user_id in changed:
             await session.execute(select(func.pg_notify(ACCESS_CHANNEL, str(user_id))))
+    else:
+        await access_changes.record(session, changed)
     return changed

@@ -295,3 +295,33 @@ class OwnerDayFigures(FigureColumns, Base):
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, sort_order=-10
     )
     day: Mapped[date] = mapped_column(Date, primary_key=True, sort_order=-9)
+
+
+class AccessChange(IdMixin, TimestampMixin, Base):
+    """An access change (deactivation, role, password) as the embedded SQLite default announces it: in order,
+    in the changing transaction, for a server in another process than the change (the CLI's) to poll.
+    PostgreSQL announces the same with NOTIFY and writes none (db/events.py)."""
+
+    __tablename__ = "access_changes"
+    __table_args__ = (UniqueConstraint("position"),)
+
+    position: Mapped[int] = mapped_column(BigInteger)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+
+
+class StreamTicket(IdMixin, TimestampMixin, Base):
+    """A short-lived, single-use credential that signs one SSE stream in from a URL (the browser's own
+    EventSource sends no header). Only its sha256 is kept; it is spent by the first stream that shows it."""
+
+    __tablename__ = "stream_tickets"
+    __table_args__ = (UniqueConstraint("ticket_hash"), Index(None, "expires_at"))
+
+    ticket_hash: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # The account's token generation when it was minted: a password change, a deactivation or a role
+    # change since then voids it, as it voids the token that minted it.
+    token_generation: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When the token that minted it expires: the stream it opens ends then, as that token's would.
+    session_expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     database_url_override: str | None = Field(default=None, alias="DATABASE_URL")
     secret_key: str = DEVELOPMENT_SECRET_KEY
     token_ttl_seconds: int = Field(default=12 * 3600, gt=0)
+    # How long a stream ticket (createStreamTicket: an SSE stream signed in from its URL) may wait to be used.
+    stream_ticket_seconds: float = Field(default=60.0, gt=0)
 
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
     # A JSON request body larger than this is refused while it is read, before it is parsed.

@@ -17,9 +17,11 @@ from typing import Any, TypeVar
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from db import access_changes
 from db.engine import Database
 from db.events import ACCESS_CHANNEL, EVENT_CHANNEL, EventNotice
 from db.settings import Settings
+from graph.housekeeping import in_housekeeping
 from graph.observability.metrics import BROKER_RECONNECTS
 
 logger = logging.getLogger("auditgraph.broker")
@@ -27,6 +29,9 @@ T = TypeVar("T")
 
 # Enough for bursts; a subscriber further behind re-reads the log instead.
 INBOX_SIZE = 256
+# How often the embedded default reads the access changes other processes made: a stream of an account
+# the CLI deactivates ends within this and one read of the account.
+ACCESS_POLL_SECONDS = 0.25
 
 
 class Inbox:
@@ -211,21 +216,56 @@ class Broker:
 
 
 class InProcessBroker(Broker):
-    """The embedded default's broker: one process, told by the Database after each commit."""
+    """The embedded default's broker: one process, told by the Database after each commit.
 
-    def __init__(self, database: Database, inbox_size: int = INBOX_SIZE) -> None:
+    Access changes may come from another process (the CLI): while any stream
+    watches an account, the broker also reads the access_changes log every
+    ACCESS_POLL_SECONDS (db/access_changes.py), SQLite's stand-in for NOTIFY.
+    """
+
+    def __init__(self, database: Database, inbox_size: int = INBOX_SIZE,
+                 access_poll_seconds: float = ACCESS_POLL_SECONDS) -> None:
         super().__init__(inbox_size)
         self.database = database
+        self.access_poll_seconds = access_poll_seconds
+        self._poller: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.database.commit_listeners.append(self.publish)
         self.database.access_listeners.append(self.publish_access_changes)
+        seen = await access_changes.head(self.database)
+        self._poller = asyncio.create_task(self._poll_access_changes(seen), name="auditgraph-access-changes")
 
     async def stop(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._poller
         with suppress(ValueError):
             self.database.commit_listeners.remove(self.publish)
         with suppress(ValueError):
             self.database.access_listeners.remove(self.publish_access_changes)
+
+    async def _poll_access_changes(self, seen: int) -> None:
+        in_housekeeping.set(True)  # this task's own context: no request's statements
+        failing = False
+        while True:
+            await asyncio.sleep(self.access_poll_seconds)
+            if not self._access_watchers:
+                continue  # no stream to end: what is logged meanwhile is read once one opens
+            try:
+                changes, missed = await access_changes.changes_after(self.database, seen)
+            except Exception:  # the file unreadable for a moment must not end the loop
+                if not failing:
+                    logger.warning("cannot read the access changes; retrying", exc_info=True)
+                failing = True
+                continue
+            failing = False
+            if not changes:
+                continue
+            seen = changes[-1][0]
+            # This process's own changes come back here too: their streams re-check once more, to no effect.
+            self.publish_access_changes(list(self._access_watchers) if missed else [user for _, user in changes])
 
 
 class PostgresBroker(Broker):

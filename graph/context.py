@@ -40,6 +40,8 @@ class Context:
     access_expires_at: datetime | None = None
     # The token generation the request's token carries: a stream ends once the account's moves on.
     token_generation: int = 0
+    # Signed in by a stream ticket, which opens one SSE subscription and nothing else.
+    signed_in_by_ticket: bool = False
     # A reconnecting SSE client's Last-Event-ID: where its subscription resumes.
     last_event_id: str | None = None
     # The position of the event a subscription yielded last; the SSE stream sends it as the event's id.
@@ -49,6 +51,7 @@ class Context:
         """Keeps what a live stream checks of the request's session (graph/view.py Session; None: no token)."""
         if session is not None:
             self.access_expires_at, self.token_generation = session.expires_at, session.generation
+            self.signed_in_by_ticket = session.by_ticket
 
     def take_stream_position(self) -> str | None:
         position, self.stream_position = self.stream_position, None

@@ -25,6 +25,8 @@ REQUEST_ERROR_STATUS = {
     "SERVICE_UNAVAILABLE": 503,
     "INSUFFICIENT_STORAGE": 507,
 }
+# What a 401 names as the way to sign in (RFC 9110, 11.6.1): a bearer token (RFC 6750).
+CHALLENGE = {"www-authenticate": 'Bearer realm="auditgraph"'}
 # The status of a refusal before the request was even parsed, under either media type.
 REFUSAL_CODES = {401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND", 413: "PAYLOAD_TOO_LARGE",
                  429: "RATE_LIMITED", 503: "SERVICE_UNAVAILABLE", 507: "INSUFFICIENT_STORAGE"}
@@ -72,4 +74,6 @@ def refusal_parts(refusal: HTTPException, accept: str | None) -> tuple[dict[str,
     headers = {"content-type": json_media_type(accept), **getattr(refusal, "headers", {})}
     if refusal.status_code == 405:
         headers.setdefault("allow", "GET, POST")
+    if refusal.status_code == 401:
+        headers.update(CHALLENGE)
     return error_body(refusal.reason, code), refusal.status_code, headers

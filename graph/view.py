@@ -37,11 +37,13 @@ from db.enums import Role
 from db.errors import DatabaseBusy, DatabaseUnavailable, DomainError, PayloadTooLarge, RequestTimedOut, Unauthenticated
 from db.settings import Settings
 from db.storage import STORAGE_FULL
+from db.stream_tickets import spend_ticket
 from db.users import SESSIONS_ENDED, Access, active_access
 from graph import unavailable
 from graph.context import Context
 from graph.graphiql.page import GRAPHIQL_HEADERS, graphiql_page
 from graph.graphql_http import (
+    CHALLENGE,
     REQUEST_ERROR_STATUS,
     Refusal,
     is_request_error,
@@ -52,7 +54,7 @@ from graph.graphql_http import (
 from graph.http_cache import cache_headers
 from graph.loaders import Loaders
 from graph.multipart import BODY_OVERHEAD_BYTES, check_csrf_header, is_multipart, limit_body, operations_with_files
-from graph.negotiation import APPLICATION_JSON, GRAPHQL_RESPONSE_JSON, json_media_type, prefers_stream
+from graph.negotiation import APPLICATION_JSON, GRAPHQL_RESPONSE_JSON, accepts_stream, json_media_type, prefers_stream
 from graph.observability import metrics
 from graph.observability.facts import OK, current, request_reference
 from graph.prepared import PreparedOperations
@@ -72,6 +74,13 @@ HOW_TO_SUBSCRIBE = (
     "for Server-Sent Events."
 )
 MUTATIONS_ARE_POSTED = "mutations are sent with POST, not GET"
+SIGN_IN_TO_STREAM = (
+    "sign in to subscribe: send 'Authorization: Bearer <token>', or, from a browser's EventSource, "
+    "a stream ticket from createStreamTicket as ?ticket=<ticket>"
+)
+TICKETS_SIGN_IN_STREAMS = "a stream ticket signs in a subscription over Server-Sent Events, nothing else"
+# The URL parameter a stream ticket travels in (db/stream_tickets.py).
+TICKET_PARAMETER = "ticket"
 WHICH_OPERATION = (
     "Can't tell which operation to run: send a document with one operation, "
     "or name the one to run in operationName."
@@ -79,11 +88,12 @@ WHICH_OPERATION = (
 
 
 class Session(NamedTuple):
-    """Who a token signs in, until when, and the token generation it carries."""
+    """Who a token (or a stream ticket) signs in, until when, and the token generation it carries."""
 
     viewer: Viewer
     expires_at: datetime
     generation: int
+    by_ticket: bool = False
 
 
 async def authenticate(token: str | None, database: Database, settings: Settings,
@@ -105,6 +115,27 @@ async def authenticate(token: str | None, database: Database, settings: Settings
     if access.generation != claims.generation:
         raise Unauthenticated(SESSIONS_ENDED)
     return Session(Viewer(user_id=claims.user_id, role=access.role), claims.expires_at, claims.generation)
+
+
+async def authenticate_ticket(ticket: str, accept: str | None, database: Database) -> Session:
+    """The session a stream ticket opens, spending the ticket; a ticket that opens none raises."""
+    if not accepts_stream(accept):
+        raise Unauthenticated(TICKETS_SIGN_IN_STREAMS)
+    try:
+        async with database.transaction() as session:
+            spent = await spend_ticket(session, ticket)
+        access = None if spent is None else await active_access(database, spent.user_id)
+    except WAITED_TOO_LONG as error:
+        raise as_unavailable(error) or DatabaseBusy() from error
+    if spent is None:
+        raise Unauthenticated("the stream ticket is unknown, expired or used already: mint another with "
+                              "createStreamTicket")
+    if access is None:
+        raise Unauthenticated("the ticket's user no longer exists or is inactive")
+    if access.generation != spent.generation:
+        raise Unauthenticated(SESSIONS_ENDED)
+    return Session(Viewer(user_id=spent.user_id, role=access.role), spent.session_expires_at, spent.generation,
+                   by_ticket=True)
 
 
 async def viewer_from_token(token: str | None, database: Database, settings: Settings) -> Viewer | None:
@@ -193,6 +224,15 @@ def _replay(body: bytes) -> Receive:
         return {"type": "http.request", "body": body, "more_body": False}
 
     return receive
+
+
+def answer_protocol(method: str, accept: str | None, operation: OperationType | None) -> GraphQLRequestProtocol:
+    """How a request whose client can read a stream is answered: a subscription, or anything the client
+    prefers as a stream (graph/negotiation.py), over SSE; a query or mutation otherwise as one JSON answer."""
+    if operation is OperationType.MUTATION and method == "GET":
+        raise Refusal(405, MUTATIONS_ARE_POSTED, headers={"allow": "POST"})
+    streams = prefers_stream(accept)
+    return SSETransport.protocol if streams or operation is OperationType.SUBSCRIPTION else "http"
 
 
 class AuditGraphView(GraphQL[Context, None]):
@@ -301,9 +341,13 @@ class AuditGraphView(GraphQL[Context, None]):
                         media_type=json_media_type(request.headers.get("accept")))
 
     async def authenticate_request(self, request: Request) -> Session | None:
-        """`authenticate` for the bearer token of an HTTP request."""
-        return await authenticate(bearer_token(request.headers.get("authorization")),
-                                  self.database, self.settings, self.roles, self.tokens)
+        """`authenticate` for the bearer token of an HTTP request, or else for the stream ticket in its URL."""
+        token = bearer_token(request.headers.get("authorization"))
+        ticket = request.query_params.get(TICKET_PARAMETER) if token is None and request.scope["query_string"] \
+            else None
+        if ticket is not None:
+            return await authenticate_ticket(ticket, request.headers.get("accept"), self.database)
+        return await authenticate(token, self.database, self.settings, self.roles, self.tokens)
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
@@ -373,6 +417,8 @@ class AuditGraphView(GraphQL[Context, None]):
         if (media_type == GRAPHQL_RESPONSE_JSON and not sub_response.status_code
                 and isinstance(response_data, dict) and is_request_error(response_data)):
             response.status_code = request_error_status(response_data)
+            if response.status_code == 401:
+                response.headers.update(CHALLENGE)
         if isinstance(response_data, dict) and unavailable.is_unavailable(response_data):
             response.status_code = 503
             response.headers.update(unavailable.RETRY_AFTER)
@@ -416,28 +462,23 @@ class AuditGraphView(GraphQL[Context, None]):
             self.persisted_queries.resolve(request_data)
         except DomainError as error:
             return self.refuse(request_data, error.message, error.code)
+        subscription = False
         if isinstance(request_data, GraphQLRequestData) and request_data.protocol == SSETransport.protocol:
-            request_data.protocol = self.answer_protocol(request_adapter.method, request.headers.get("accept"),
-                                                         request_data)
+            operation = self.schema.operation_type(request_data.query, request_data.operation_name)  # type: ignore[attr-defined]
+            request_data.protocol = answer_protocol(request_adapter.method, request.headers.get("accept"), operation)
+            subscription = operation is OperationType.SUBSCRIPTION
         if context.auth_error is not None:
             # A token was presented and refused: answer nothing at all rather
             # than treat the caller as anonymous.
             return self.refuse(request_data, context.auth_error, "UNAUTHENTICATED")
+        if subscription and context.viewer is None:
+            # Refused before the stream opens: a 200 stream of one error would have an EventSource reconnect forever.
+            return self.refuse(request_data, SIGN_IN_TO_STREAM, "UNAUTHENTICATED")
+        if context.signed_in_by_ticket and not subscription:
+            return self.refuse(request_data, TICKETS_SIGN_IN_STREAMS, "UNAUTHENTICATED")
         return await super().execute_operation(
             request, request_adapter, request_data, context, root_value, sub_response
         )
-
-    def answer_protocol(self, method: str, accept: str | None,
-                        request_data: GraphQLRequestData) -> GraphQLRequestProtocol:
-        """How a request whose client can read a stream is answered: a subscription, or anything the client
-        prefers as a stream (graph/negotiation.py), over SSE; a query or mutation otherwise as one JSON answer."""
-        streams = prefers_stream(accept)
-        if streams and method != "GET":
-            return SSETransport.protocol
-        operation = self.schema.operation_type(request_data.query, request_data.operation_name)  # type: ignore[attr-defined]
-        if operation is OperationType.MUTATION and method == "GET":
-            raise Refusal(405, MUTATIONS_ARE_POSTED, headers={"allow": "POST"})
-        return SSETransport.protocol if streams or operation is OperationType.SUBSCRIPTION else "http"
 
     def refuse(self, request_data: Any, message: str, code: str) -> ExecutionResult:
         """A request error, before execution."""

@@ -218,9 +218,9 @@ async def test_an_admin_lists_users_and_deactivates_one(api: Api) -> None:
 
 
 async def test_create_user_from_the_cli_makes_an_account_that_can_log_in(api: Api, settings: Settings) -> None:
-    # when
-    result = run_cli(
-        "create-user", "--email", "pipeline@example.com", "--role", "WORKER",
+    # when: in another process, while the server's loop goes on (its background work holds the write lock at times)
+    result = await asyncio.to_thread(
+        run_cli, "create-user", "--email", "pipeline@example.com", "--role", "WORKER",
         input=PASSWORD + "\n", DATABASE_URL=settings.database_url, DATA_DIR=str(settings.data_dir),
     )
 

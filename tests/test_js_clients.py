@@ -14,6 +14,10 @@ from tests.node import node_or_skip, node_script, run_script
 from tests.relay import relay
 from tests.seeding import account, analyse, analysed_task, progress, queued_task
 
+# @urql/core's default for queries and mutations (tests/test_negotiation.py quotes it from its source).
+URQL_ACCEPT = ("application/graphql-response+json, application/graphql+json, application/json, text/event-stream, "
+               "multipart/mixed")
+
 
 @pytest.fixture(scope="session")
 def node() -> str:
@@ -162,6 +166,59 @@ async def test_eventsource_reconnects_by_itself_and_resumes_from_last_event_id(n
     assert result["sequences"] == [1, 2, 3, 4, 5, 6]
     # and the client itself resumed: its second request named the last event it had received
     assert result["requests"] == [{"lastEventId": None}, {"lastEventId": result["eventIds"][2]}]
+
+
+async def test_urql_with_its_default_exchanges_queries_mutates_and_uploads_from_another_origin(
+        node: str, settings: Settings) -> None:
+    # given: the README's urql setup, on a page of an allowed origin
+    origin = "https://dashboard.example"
+    async with live_server(settings.model_copy(update={"allowed_origins": [origin]})) as server:
+        _, token = await account(server)
+
+        # when
+        result = await run_script(node, "urql.mjs", GRAPHQL_URL=graphql_url(server), TOKEN=token, ORIGIN=origin)
+
+    # then: every operation answered, as one JSON answer of the type urql names first
+    assert result["query"]["me"]["email"].endswith("@example.com")
+    assert len(result["mutation"]["createStreamTicket"]["ticket"]) >= 40
+    assert result["upload"]["uploadDocument"]["task"] == {"__typename": "Task", "originalFilename": "report.txt",
+                                                          "fileSize": "35"}
+    assert {(request["accept"], request["status"], request["contentType"], request["allowOrigin"])
+            for request in result["sent"]} == {(URQL_ACCEPT, 200, "application/graphql-response+json", origin)}
+
+
+async def test_eventsource_on_another_origin_signs_in_with_stream_tickets_and_resumes(
+        node: str, settings: Settings) -> None:
+    # given: a server that allows the page's origin, reached through a relay the test can cut
+    origin = "https://dashboard.example"
+    async with live_server(settings.model_copy(update={"allowed_origins": [origin]})) as server:
+        owner, token = await account(server)
+        task_id = await queued_task(server, owner)
+        async with relay(server.port) as network, node_script(
+            node, "eventsource_ticket.mjs", GRAPHQL_URL=network.url, TOKEN=token,
+            TASK_ID=to_global_id("Task", task_id), ORIGIN=origin,
+        ) as script:
+            # when: as in the test above, with no header but the page's origin on the stream's requests
+            await script.checkpoint("subscribed")
+            await progress(server, task_id, 2)
+            await script.proceed()
+            await script.checkpoint("received")
+            network.cut()
+            await progress(server, task_id, 2)
+            network.restore()
+            await script.proceed()
+            await script.checkpoint("resumed")
+            await progress(server, task_id, 1)
+            await script.proceed()
+            result = await script.result()
+
+    # then: every event exactly once, in order, over two connections each signed in by a ticket of its own
+    assert result["sequences"] == [1, 2, 3, 4, 5, 6]
+    opened = [request for request in result["requests"] if request["status"] == 200]
+    assert [request["lastEventId"] for request in opened] == [None, result["eventIds"][2]]
+    # and each answer let the page read it, and its request id and Retry-After
+    assert {(request["sentAuthorization"], request["allowOrigin"], request["exposed"]) for request in opened} == {
+        (False, origin, "x-request-id, retry-after")}
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # the audits read no rows: one backend says it all

@@ -70,12 +70,24 @@ async def test_a_download_with_an_old_token_is_refused(api: Api, settings: Setti
     assert response.status_code == 401
 
 
-# The embedded SQLite default hears no change another process (the CLI) makes: there an open stream ends at its
-# token's expiry or at a change made through the API, and requests are refused at once (the tests above).
-@pytest.mark.parametrize("backend", ["postgresql"])
+def change_by_cli(settings: Settings, *args: str) -> None:
+    changed = run_cli("users", *args, DATABASE_URL=settings.database_url, DATA_DIR=str(settings.data_dir))
+    assert changed.returncode == 0, changed.stderr
+
+
+# Each change is made by the CLI, another process than the server: on PostgreSQL the server hears its NOTIFY, on
+# the embedded SQLite default it reads the access_changes log the CLI's transaction appended to.
+CLI_CHANGES = {
+    "set-password": lambda settings: set_password(settings, "ann@example.com"),
+    "set-active no": lambda settings: change_by_cli(settings, "set-active", "ann@example.com", "no"),
+    "set-role": lambda settings: change_by_cli(settings, "set-role", "ann@example.com", "WORKER"),
+}
+
+
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_set_password_ends_the_open_subscriptions_of_old_tokens(
-    settings: Settings, protocol: str
+@pytest.mark.parametrize("change", CLI_CHANGES)
+async def test_an_access_change_by_the_cli_ends_the_accounts_open_subscriptions(
+    settings: Settings, protocol: str, change: str
 ) -> None:
     async with live_server(settings) as server:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
@@ -85,7 +97,7 @@ async def test_set_password_ends_the_open_subscriptions_of_old_tokens(
             await asyncio.sleep(0.2)  # the subscription is open
 
             # when
-            await asyncio.to_thread(set_password, settings, "ann@example.com")
+            await asyncio.to_thread(CLI_CHANGES[change], settings)
 
             # then: the stream ends with UNAUTHENTICATED
             try:

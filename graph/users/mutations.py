@@ -1,15 +1,18 @@
+from datetime import timedelta
+
 import strawberry
 from sqlalchemy import select
 
 from db import models
 from db.errors import Unauthenticated
+from db.stream_tickets import mint_ticket
 from db.users import authenticate, register_user, set_user_active, set_user_role
 from graph.context import Info
 from graph.enums import Role
-from graph.permissions import IsAdmin
+from graph.permissions import IsAdmin, IsAuthenticated
 from graph.relay import from_global_id
 from graph.tokens import issue_token
-from graph.users.types import USER_COLUMNS, AuthPayload, User
+from graph.users.types import USER_COLUMNS, AuthPayload, StreamTicket, User
 
 
 async def _user(info: Info, user_id: object) -> User:
@@ -41,6 +44,20 @@ class UserMutations:
         await context.throttle.record_login_success(email)
         token, expires = issue_token(user_id, context.settings, generation)
         return AuthPayload(token=token, expires_at=expires, user=await _user(info, user_id))
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated], description=(
+        "A short-lived, single-use ticket that signs in one Server-Sent Events stream of the viewer from its URL, "
+        "for the browser's own EventSource, which cannot send the Authorization header."
+    ))
+    async def create_stream_ticket(self, info: Info) -> StreamTicket:
+        context = info.context
+        viewer = context.require_viewer()
+        assert viewer.user_id is not None and context.access_expires_at is not None
+        async with context.database.transaction() as session:
+            ticket, expires_at = await mint_ticket(session, viewer.user_id, context.token_generation,
+                                                   context.access_expires_at,
+                                                   timedelta(seconds=context.settings.stream_ticket_seconds))
+        return StreamTicket(ticket=ticket, expires_at=expires_at)
 
     @strawberry.mutation(permission_classes=[IsAdmin], description=(
         "Activate or deactivate an account (ADMIN). Deactivating it ends its sessions: its tokens stop working "

@@ -66,3 +66,12 @@ class AuthPayload:
     token: str
     expires_at: datetime
     user: User
+
+
+@strawberry.type(description=(
+    "Signs in one Server-Sent Events stream from its URL: `GET /graphql?query=...&ticket=<ticket>` with "
+    "`Accept: text/event-stream`, as the browser's own EventSource sends it. Single use; it expires at "
+    "`expiresAt`, and with the session that minted it (a password change, a deactivation or a role change)."))
+class StreamTicket:
+    ticket: str
+    expires_at: datetime
