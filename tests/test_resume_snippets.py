@@ -88,6 +88,7 @@ async def test_a_readme_snippet_gets_every_event_once_across_a_restart_of_the_ap
             result = await script.result()
 
     # then: every event since its first, once each, in order
+    print(f"{snippet} across a restart: {len(expected)} events expected, {len(result['positions'])} received")
     assert len(expected) >= 9
     assert result["positions"] == expected
 
@@ -113,6 +114,7 @@ async def test_a_readme_snippet_gets_every_event_once_when_moved_to_another_work
             result = await script.result()
 
     # then
+    print(f"{snippet} moved to another worker: {len(expected)} events expected, {len(result['positions'])} received")
     assert len(expected) >= 9
     assert result["positions"] == expected
 
