@@ -84,3 +84,17 @@ async def test_each_side_may_be_given_origins_of_its_own(database_url: str, data
     # then: HTTP keeps ALLOWED_ORIGINS, the WebSocket side takes its own list only
     assert preflighted.headers["access-control-allow-origin"] == APP
     assert opened == [True, False]
+
+
+def test_origins_read_from_the_environment_as_comma_separated_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    # given: one list for both sides, an override left blank (as a copied .env.example line would be), one set
+    monkeypatch.setenv("ALLOWED_ORIGINS", "https://app.example, http://localhost:5173")
+    monkeypatch.setenv("CORS_ALLOWED_ORIGINS", "")
+    monkeypatch.setenv("WEBSOCKET_ALLOWED_ORIGINS", "https://elsewhere.example")
+
+    # when
+    settings = Settings(_env_file=None)
+
+    # then
+    assert settings.cors_origins == ["https://app.example", "http://localhost:5173"]
+    assert settings.websocket_origins == ["https://elsewhere.example"]

@@ -168,6 +168,25 @@ async def test_eventsource_reconnects_by_itself_and_resumes_from_last_event_id(n
     assert result["requests"] == [{"lastEventId": None}, {"lastEventId": result["eventIds"][2]}]
 
 
+async def test_the_readmes_apollo_client_setup_queries_mutates_and_uploads_from_another_origin(
+        node: str, settings: Settings) -> None:
+    # given: a page of an allowed origin
+    origin = "https://dashboard.example"
+    async with live_server(settings.model_copy(update={"allowed_origins": [origin]})) as server:
+        _, token = await account(server)
+
+        # when
+        result = await run_script(node, "apollo_frontend.mjs", GRAPHQL_URL=graphql_url(server), TOKEN=token,
+                                  ORIGIN=origin)
+
+    # then: every operation answered, each answer readable by the page
+    assert result["query"]["me"]["email"].endswith("@example.com")
+    assert len(result["mutation"]["createStreamTicket"]["ticket"]) >= 40
+    assert result["upload"]["uploadDocument"]["task"]["status"] == "QUEUED"
+    assert {(answer["status"], answer["contentType"], answer["allowOrigin"]) for answer in result["answers"]} == {
+        (200, "application/graphql-response+json", origin)}
+
+
 async def test_urql_with_its_default_exchanges_queries_mutates_and_uploads_from_another_origin(
         node: str, settings: Settings) -> None:
     # given: the README's urql setup, on a page of an allowed origin
