@@ -25,6 +25,8 @@ from tests.relay import Relay, relay
 from tests.restarts import Pipeline, Worker, workers
 
 SNIPPETS = ("apollo", "urql", "graphql-sse")
+# The whole flow, restarts included, on a machine busy with other tests.
+SCRIPT_TIMEOUT_MS = "120000"
 
 
 @pytest.fixture(scope="session")
@@ -73,7 +75,7 @@ async def test_a_readme_snippet_gets_every_event_once_across_a_restart_of_the_ap
 ) -> None:
     async with workers(settings, 1) as (api,):
         async with node_script(node, bundles[snippet], GRAPHQL_URL=f"{api.url}/graphql",
-                               TOKEN=pipeline.token) as script:
+                               TOKEN=pipeline.token, SCRIPT_TIMEOUT_MS=SCRIPT_TIMEOUT_MS) as script:
             # given: a client receiving live events
             first = await until_live(script, pipeline, api)
             await pipeline.through(api, 2)
@@ -99,7 +101,8 @@ async def test_a_readme_snippet_gets_every_event_once_when_moved_to_another_work
     node: str, bundles: dict[str, str], settings: Settings, pipeline: Pipeline, snippet: str
 ) -> None:
     async with workers(settings, 2) as (first_worker, second_worker), relay(first_worker.port) as balancer:
-        async with node_script(node, bundles[snippet], GRAPHQL_URL=balancer.url, TOKEN=pipeline.token) as script:
+        async with node_script(node, bundles[snippet], GRAPHQL_URL=balancer.url, TOKEN=pipeline.token,
+                               SCRIPT_TIMEOUT_MS=SCRIPT_TIMEOUT_MS) as script:
             # given: a client receiving live events from the first worker, through a load balancer
             first = await until_live(script, pipeline, first_worker)
             await pipeline.through(first_worker, 2)
