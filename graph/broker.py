@@ -19,7 +19,6 @@ from sqlalchemy.engine import make_url
 
 from db import access_changes
 from db.engine import Database
-from db.errors import DatabaseUnavailable
 from db.events import ACCESS_CHANNEL, EVENT_CHANNEL, EventNotice
 from db.settings import Settings
 from graph.housekeeping import in_housekeeping
@@ -234,12 +233,9 @@ class InProcessBroker(Broker):
     async def start(self) -> None:
         self.database.commit_listeners.append(self.publish)
         self.database.access_listeners.append(self.publish_access_changes)
-        try:
-            seen: int | None = await access_changes.head(self.database)
-        except DatabaseUnavailable:
-            # The file cannot be opened yet (its volume is missing): the server starts and answers
-            # SERVICE_UNAVAILABLE meanwhile; the poller takes the head once it can read it.
-            seen = None
+        seen = None
+        with suppress(Exception):  # the file may not open yet: the server starts all the same, and reads it later
+            seen = await access_changes.head(self.database)
         self._poller = asyncio.create_task(self._poll_access_changes(seen), name="auditgraph-access-changes")
 
     async def stop(self) -> None:
@@ -253,17 +249,16 @@ class InProcessBroker(Broker):
             self.database.access_listeners.remove(self.publish_access_changes)
 
     async def _poll_access_changes(self, seen: int | None) -> None:
+        """From `seen`, the position the log stood at when this process began (None: not read yet)."""
         in_housekeeping.set(True)  # this task's own context: no request's statements
         failing = False
         while True:
             await asyncio.sleep(self.access_poll_seconds)
-            if not self._access_watchers:
+            if seen is not None and not self._access_watchers:
                 continue  # no stream to end: what is logged meanwhile is read once one opens
             try:
                 if seen is None:
                     seen = await access_changes.head(self.database)
-                    # Whatever changed before the head was known: each watched account's access is checked once.
-                    self.publish_access_changes(list(self._access_watchers))
                     continue
                 changes, missed = await access_changes.changes_after(self.database, seen)
             except Exception:  # the file unreadable for a moment must not end the loop

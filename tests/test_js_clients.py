@@ -206,6 +206,34 @@ async def test_urql_with_its_default_exchanges_queries_mutates_and_uploads_from_
             for request in result["sent"]} == {(URQL_ACCEPT, 200, "application/graphql-response+json", origin)}
 
 
+async def test_the_readmes_eventsource_flow_resumes_with_a_new_ticket_after_a_drop(node: str, server: LiveServer) -> None:
+    # given: the client reaches the server through a relay the test can cut
+    owner, token = await account(server)
+    task_id = await queued_task(server, owner)
+
+    async with relay(server.port) as network, node_script(
+        node, "eventsource_readme.mjs", GRAPHQL_URL=network.url, TOKEN=token,
+    ) as script:
+        # when: two events while connected; the connection drops and two events are written before
+        # the client gets through again; one more after it is back
+        await script.checkpoint("subscribed")
+        await progress(server, task_id, 2)
+        await script.proceed()
+        await script.checkpoint("received")
+        network.cut()
+        await progress(server, task_id, 2)
+        network.restore()
+        await script.proceed()
+        await script.checkpoint("resumed")
+        await progress(server, task_id, 1)
+        await script.proceed()
+        result = await script.result()
+
+    # then: every live event exactly once, in order, over two streams, the second opened after the last id seen
+    assert result["sequences"] == [2, 3, 4, 5, 6]
+    assert len(result["opened"]) == 2 and result["opened"][0] == {"after": None} and result["opened"][1]["after"]
+
+
 async def test_eventsource_on_another_origin_signs_in_with_stream_tickets_and_resumes(
         node: str, settings: Settings) -> None:
     # given: a server that allows the page's origin, reached through a relay the test can cut
