@@ -9,7 +9,7 @@ from contextlib import (
     asynccontextmanager,
     nullcontext,
 )
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Executable, Select, event, exc
@@ -25,6 +25,7 @@ from db.availability import report_unavailability
 from db.deadline import interrupt_sqlite_past_deadline, statement_timeout_ms
 from db.events import EventNotice, announce_access_changes, announce_events
 from db.figures import apply_changes
+from db.outage import ride_out
 from db.pooling import engine_connect_args
 from db.reads import DriverReads, Row, StatementObserver
 from db.replica import PRIMARY_POSITION, Replica, Route, Writes, noted_writes, noting_writes, read_route, reads_replica
@@ -136,6 +137,9 @@ class Database:
     driver_reads: DriverReads | None = field(default=None, compare=False)
     # The streaming replica the queries of HTTP requests read (db/replica.py); None reads the primary.
     replica: Replica | None = field(default=None, compare=False)
+    # How long `rows` and `prepared_rows` try again while the database is unreachable (db/outage.py): 0 for a
+    # request, which is answered SERVICE_UNAVAILABLE at once; a live subscription's deliveries wait (`patient`).
+    outage_seconds: float = field(default=0.0, compare=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Database":
@@ -159,6 +163,10 @@ class Database:
             driver_reads=DriverReads(reader, observers, settings) if direct else None,
             replica=replica,
         )
+
+    def patient(self, outage_seconds: float) -> "Database":
+        """The same database, whose `rows` and `prepared_rows` ride out an outage of up to so many seconds."""
+        return replace(self, outage_seconds=outage_seconds)
 
     @property
     def dialect(self) -> str:
@@ -196,6 +204,11 @@ class Database:
 
     async def rows(self, statement: Executable, parameters: dict[str, Any] | None = None) -> Sequence[Row]:
         """The rows of one read statement, by position."""
+        if self.outage_seconds:
+            return await ride_out(lambda: self._rows(statement, parameters), self.outage_seconds)
+        return await self._rows(statement, parameters)
+
+    async def _rows(self, statement: Executable, parameters: dict[str, Any] | None) -> Sequence[Row]:
         async with self.read() as connection:
             return (await connection.execute(statement, parameters)).all()
 
@@ -203,6 +216,11 @@ class Database:
                             ) -> Sequence[Row]:
         """`rows`, for a statement object the process runs again and again (a loader's, a shared list's):
         on PostgreSQL straight from the driver, compiled once (db/reads.py)."""
+        if self.outage_seconds:
+            return await ride_out(lambda: self._prepared_rows(statement, parameters), self.outage_seconds)
+        return await self._prepared_rows(statement, parameters)
+
+    async def _prepared_rows(self, statement: Select, parameters: dict[str, Any] | None) -> Sequence[Row]:
         driver_reads, route = self.driver_reads, read_route.get()
         if route is not None and await route.on_replica():
             driver_reads = route.replica.driver_reads
@@ -212,7 +230,7 @@ class Database:
                 rows = await driver_reads.rows(plan, parameters)
                 if rows is not None:
                     return rows
-        return await self.rows(statement, parameters)
+        return await self._rows(statement, parameters)
 
     def one_read_connection(self) -> AbstractAsyncContextManager[None]:
         """The `prepared_rows` reads made inside share one connection (db/reads.py), one per server they read;

@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     # Besides at start, how often each worker sweeps files that interrupted writes left behind
     # (a crash, or a database outage that kept a failed upload from cleaning up after itself).
     file_sweep_seconds: float = Field(default=3600.0, gt=0)
+    # How long a live subscription waits for an unreachable database to answer again (it retries its read
+    # on a fresh connection, then resumes where it was) before it ends with SERVICE_UNAVAILABLE.
+    subscription_outage_seconds: float = Field(default=30.0, ge=0)
     # Notices a live subscription may fall behind by before it re-reads the log instead.
     subscriber_inbox_size: int = Field(default=256, gt=0)
     # How long `serve` lets in-flight requests finish after SIGTERM before it cuts them off.

@@ -141,9 +141,16 @@ class Broker:
         future = self._reads.get(key)
         if future is None:
             future = self._reads[key] = asyncio.ensure_future(read())
-            future.add_done_callback(lambda _: self._reads.pop(key, None))
+            future.add_done_callback(lambda done: self._read_done(key, done))
         # A subscriber that goes away must not cancel the read the others wait on.
         return await asyncio.shield(future)
+
+    def _read_done(self, key: Hashable, done: asyncio.Future[Any]) -> None:
+        self._reads.pop(key, None)
+        if not done.cancelled():
+            # A failed read (the database unreachable) is raised to every subscriber still waiting on it;
+            # when all of them have gone, nobody else would look at it.
+            done.exception()
 
     @property
     def subscriber_count(self) -> int:
@@ -362,6 +369,9 @@ class PostgresBroker(Broker):
             self._connected.set()
             await self._watch(lost)
             self._connected.clear()
+            # Subscribers read the log now: while the database is back at once they miss nothing (a read rides
+            # out a blip, db/outage.py), and in a lasting outage they learn of it and end, SERVICE_UNAVAILABLE.
+            self.resync_all()
             await self._close()
 
     async def _watch(self, lost: asyncio.Event) -> None:

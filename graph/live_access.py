@@ -16,8 +16,10 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 
 from db.access import Viewer
+from db.availability import WAITED_TOO_LONG
 from db.engine import Database
 from db.errors import RateLimited, Unauthenticated
+from db.outage import ride_out
 from db.users import SESSIONS_ENDED, active_access
 from graph.context import Info
 from graph.observability.metrics import open_subscription
@@ -25,9 +27,9 @@ from graph.observability.metrics import open_subscription
 T = TypeVar("T")
 
 
-async def _access_ended(database: Database, viewer: Viewer, generation: int) -> str | None:
+async def _access_ended(database: Database, viewer: Viewer, generation: int, window: float) -> str | None:
     """Why the viewer may no longer keep this stream, or None when nothing that matters changed."""
-    access = await active_access(database, viewer.user_id)  # type: ignore[arg-type]
+    access = await ride_out(lambda: active_access(database, viewer.user_id), window)  # type: ignore[arg-type]
     if access is None:
         return "the account was deactivated"
     if access.role is not viewer.role:
@@ -46,8 +48,9 @@ class _AccessGuard:
     does; `pull` turns that cancellation into Unauthenticated.
     """
 
-    def __init__(self, database: Database, viewer: Viewer, generation: int) -> None:
+    def __init__(self, database: Database, viewer: Viewer, generation: int, outage_window: float) -> None:
         self.database = database
+        self.outage_window = outage_window
         self.viewer = viewer
         self.generation = generation
         self.ended: str | None = None
@@ -66,7 +69,13 @@ class _AccessGuard:
         check.add_done_callback(self._checks.discard)
 
     async def _check(self) -> None:
-        if reason := await _access_ended(self.database, self.viewer, self.generation):
+        try:
+            reason = await _access_ended(self.database, self.viewer, self.generation, self.outage_window)
+        except WAITED_TOO_LONG:
+            # The stream's own reads meet the same outage and end it; if the database comes back, the
+            # event listener's reconnect asks every stream to check its access again (Broker.resync_all).
+            return
+        if reason:
             self.end(reason)
 
     async def pull(self, stream: AsyncGenerator[T, None]) -> T:
@@ -112,7 +121,8 @@ async def while_access_lasts(info: Info, stream: AsyncGenerator[T, None]) -> Asy
                 context.open_subscriptions -= 1
 
             held.callback(closed)
-        guard = _AccessGuard(context.database, viewer, context.token_generation)
+        guard = _AccessGuard(context.database, viewer, context.token_generation,
+                             context.settings.subscription_outage_seconds)
         held.callback(guard.close)
         held.enter_context(broker.watch_access(viewer.user_id, guard.access_changed))
         if context.access_expires_at is not None:

@@ -51,9 +51,9 @@ class NodeScript:
         assert line.get("checkpoint") == name, f"{self.name}: expected checkpoint {name!r}, got {line}"
         return line
 
-    async def proceed(self) -> None:
+    async def proceed(self, answer: str = "") -> None:
         assert self.process.stdin is not None
-        self.process.stdin.write(b"\n")
+        self.process.stdin.write(f"{answer}\n".encode())
         await self.process.stdin.drain()
 
     async def result(self) -> Any:

@@ -31,6 +31,7 @@ from tests.throwaway_postgres import PostgresCluster, PostgresUnavailable, postg
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 ME = "{ me { email } }"
+MY_TASK_EVENTS = "subscription { myTaskEvents { position } }"
 LOGIN = 'mutation { login(email: "nobody@example.com", password: "whatever it is") { token } }'
 
 
@@ -264,3 +265,34 @@ async def test_the_lease_loop_logs_one_line_when_postgres_goes_and_one_when_it_i
     assert [record.levelno for record in lines] == [logging.WARNING, logging.INFO], [r.getMessage() for r in lines]
     assert "unreachable" in lines[0].getMessage()
     assert not lines[0].exc_info
+
+
+async def test_a_live_subscription_ends_with_service_unavailable_only_when_the_outage_outlasts_its_window(
+    cluster: PostgresCluster, postgres_url: str, tmp_path: Path
+) -> None:
+    # given: subscriptions over both WebSocket protocols and SSE that wait one second for the database
+    if not cluster.is_ready():
+        cluster.start()
+    settings = make_settings(postgres_url, tmp_path / "data", subscription_outage_seconds=1)
+    async with live_server(settings) as server, httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{server.port}", timeout=TIMEOUT) as http:
+        token = await signed_up(http, server, "outlasted@example.com")
+        async with graphql_socket(server.ws_url, TRANSPORT_WS, bearer(token)) as modern, \
+                graphql_socket(server.ws_url, LEGACY_WS, bearer(token)) as legacy, \
+                http.stream("POST", "/graphql", json={"query": MY_TASK_EVENTS},
+                            headers={"accept": "text/event-stream", "authorization": f"Bearer {token}"}) as sse:
+            for socket in (modern, legacy):
+                await socket.subscribe(MY_TASK_EVENTS)
+            assert await modern.silent() and await legacy.silent()
+
+            # when: the database goes away for longer than that
+            await stop(cluster)
+            try:
+                endings = [(await socket.next())["errors"][0]["extensions"]["code"] for socket in (modern, legacy)]
+                lines = [line async for line in sse.aiter_lines() if line.startswith("data: {")]
+            finally:
+                await start(cluster)
+
+    # then: each ends, saying why
+    assert endings == ["SERVICE_UNAVAILABLE", "SERVICE_UNAVAILABLE"]
+    assert [orjson.loads(line[6:])["errors"][0]["extensions"]["code"] for line in lines] == ["SERVICE_UNAVAILABLE"]

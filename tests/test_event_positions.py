@@ -15,6 +15,7 @@ from db.enums import EventType, Role
 from db.events import append_event
 from db.models import TaskEvent
 from db.settings import Settings
+from graph.relay import to_global_id
 from graph.tokens import issue_token
 from tests.conftest import make_settings
 from tests.factories import make_task, make_user, task_at_old_revision
@@ -137,3 +138,96 @@ async def test_my_task_events_resume_after_a_position_across_more_than_a_hundred
     # then: every event after P exactly once, in log order
     assert [int(event["position"]) for event in received] == list(range(seen + 1, seen + 153))
     assert len({event["taskId"] for event in received}) == 151
+
+
+TASK_EVENTS = "subscription($taskId: ID!, $after: Int) { taskEvents(taskId: $taskId, afterSequence: $after) { sequence } }"
+
+
+async def owner_with_logged_task(server: Any, progress_events: int) -> tuple[str, uuid.UUID, list[int]]:
+    """A token, a task with CREATED and that many PROGRESS events, and the positions of its events."""
+    database: Database = server.app.state.database
+    async with database.transaction() as session:
+        owner = await make_user(session)
+        task = await make_task(session, owner)
+    for _ in range(progress_events):
+        async with database.transaction() as session:
+            await append_event(session, task.id, EventType.PROGRESS)
+    log = [position for position, task_id, _ in await positions(database) if task_id == task.id]
+    return issue_token(owner.id, server.app.state.settings)[0], task.id, log
+
+
+async def test_a_position_carried_in_the_connection_parameters_resumes_subscriptions_that_name_none(
+    settings: Settings, protocol: str
+) -> None:
+    async with live_server(settings) as server:
+        # given: a client that handled the task's second event, then reconnected saying so
+        token, task_id, log = await owner_with_logged_task(server, 4)
+        params = {**bearer(token), "afterPosition": str(log[1])}
+
+        # when: it resubscribes with the variables it first subscribed with (none)
+        async with graphql_socket(server.ws_url, protocol, params) as socket:
+            await socket.subscribe(MY_TASK_EVENTS)
+            mine = [(await socket.next())["data"]["myTaskEvents"]["position"] for _ in range(3)]
+            await socket.subscribe(TASK_EVENTS, {"taskId": to_global_id("Task", task_id)})
+            task = [(await socket.next())["data"]["taskEvents"]["sequence"] for _ in range(3)]
+            assert await socket.silent()
+
+    # then: both resume right after that event
+    assert [int(position) for position in mine] == log[2:]
+    assert task == [3, 4, 5]
+
+
+@pytest.mark.parametrize(("carried", "named"), [(3, 1), (1, 3)])
+async def test_a_subscription_with_a_position_of_its_own_and_a_carried_one_resumes_after_the_later(
+    settings: Settings, protocol: str, carried: int, named: int
+) -> None:
+    async with live_server(settings) as server:
+        # given
+        token, task_id, log = await owner_with_logged_task(server, 4)
+        params = {**bearer(token), "afterPosition": log[carried]}
+
+        # when: a client re-sends its first subscription's variables, having handled more since
+        async with graphql_socket(server.ws_url, protocol, params) as socket:
+            await socket.subscribe(MY_TASK_EVENTS, {"after": str(log[named])})
+            received = [int((await socket.next())["data"]["myTaskEvents"]["position"]) for _ in range(4 - max(named, carried))]
+            await socket.subscribe(TASK_EVENTS, {"taskId": to_global_id("Task", task_id), "after": named + 1})
+            sequences = [(await socket.next())["data"]["taskEvents"]["sequence"] for _ in range(4 - max(named, carried))]
+            assert await socket.silent()
+
+    # then
+    assert received == log[max(named, carried) + 1:]
+    assert sequences == list(range(max(named, carried) + 2, 6))
+
+
+@pytest.mark.parametrize("carried", [-1, "1e3", True, {"position": 1}, str(2**63)])
+async def test_a_carried_position_that_is_no_position_is_bad_input(
+    settings: Settings, protocol: str, carried: Any
+) -> None:
+    async with live_server(settings) as server:
+        # given
+        token, _, _ = await owner_with_logged_task(server, 0)
+
+        # when
+        async with graphql_socket(server.ws_url, protocol, {**bearer(token), "afterPosition": carried}) as socket:
+            await socket.subscribe(MY_TASK_EVENTS)
+            refused = await socket.next()
+
+    # then
+    assert [error["extensions"]["code"] for error in refused["errors"]] == ["BAD_USER_INPUT"]
+
+
+async def test_a_carried_position_stands_in_for_the_replay_since_asks_for(settings: Settings, protocol: str) -> None:
+    async with live_server(settings) as server:
+        # given: a client that first subscribed with `since` and has handled up to the third event since
+        token, _, log = await owner_with_logged_task(server, 4)
+        params = {**bearer(token), "afterPosition": str(log[2])}
+
+        # when: it resubscribes with the same variables
+        async with graphql_socket(server.ws_url, protocol, params) as socket:
+            await socket.subscribe("subscription($since: DateTime) { myTaskEvents(since: $since) { position } }",
+                                   {"since": "2000-01-01T00:00:00Z"})
+            received = [int((await socket.next())["data"]["myTaskEvents"]["position"]) for _ in range(2)]
+            assert await socket.silent()
+
+    # then: only what came after it
+    assert received == log[3:]

@@ -4,7 +4,9 @@ A subscription subscribes to the broker *before* reading the log, so an event
 committed during the replay is announced to it; every read is "the log after
 the last sequence (one task) or position (many tasks) delivered", so the seam
 de-duplicates itself. Between events a subscription holds only its inbox: each
-read opens a connection and returns it.
+read opens a connection and returns it, and rides out a short outage of the
+database (db/outage.py): since it is "the log after what was delivered", the
+retry on a fresh connection resumes with no gap and no duplicate.
 """
 
 import uuid
@@ -13,13 +15,14 @@ from datetime import datetime
 from typing import Any
 
 import strawberry
-from sqlalchemy import Select, and_, or_, select, true
+from sqlalchemy import Select, and_, func, or_, select, true
 
 from db import models
 from db.access import Viewer, task_scope
 from db.engine import Database
 from db.errors import InvalidInput, NotFound
 from db.events import log_head
+from db.outage import ride_out
 from graph.broker import Broker
 from graph.context import Info
 from graph.live_access import while_access_lasts
@@ -34,14 +37,29 @@ RESUME_POINTS_PER_READ = 100
 # The largest ids an SSE stream sends: a sequence is a 32-bit integer, a position a 64-bit one.
 MAX_SEQUENCE = 2**31 - 1
 MAX_POSITION = 2**63 - 1
+# The key of the connection parameters under which a WebSocket client carries the position of the last event
+# it handled: graphql-ws re-reads connectionParams on every reconnect, so a resubscription resumes after it.
+CARRIED_POSITION = "afterPosition"
 
 
-async def _fetch(database: Database, statement: Select) -> list[TaskEvent]:
-    async with database.read() as connection:
-        return [TaskEvent.from_row(row) for row in await connection.execute(statement)]
+async def _fetch(database: Database, statement: Select, window: float) -> list[TaskEvent]:
+    async def read() -> list[TaskEvent]:
+        async with database.read() as connection:
+            return [TaskEvent.from_row(row) for row in await connection.execute(statement)]
+
+    return await ride_out(read, window)
 
 
-async def _task_log_after(database: Database, viewer: Viewer, task_id: uuid.UUID, after: int) -> list[TaskEvent]:
+async def _head(database: Database, window: float) -> int:
+    async def read() -> int:
+        async with database.read() as connection:
+            return await log_head(connection)
+
+    return await ride_out(read, window)
+
+
+async def _task_log_after(database: Database, viewer: Viewer, task_id: uuid.UUID, after: int,
+                          window: float) -> list[TaskEvent]:
     return await _fetch(
         database,
         select(*EVENT_COLUMNS)
@@ -52,14 +70,18 @@ async def _task_log_after(database: Database, viewer: Viewer, task_id: uuid.UUID
         )
         .order_by(models.TaskEvent.sequence)
         .limit(READ_BATCH),
+        window,
     )
 
 
-async def _visible_last_sequence(database: Database, viewer: Viewer, task_id: uuid.UUID) -> int:
-    async with database.read() as connection:
-        last = await connection.scalar(
-            select(models.Task.last_event_sequence).where(models.Task.id == task_id, viewer.visible_tasks())
-        )
+async def _visible_last_sequence(database: Database, viewer: Viewer, task_id: uuid.UUID, window: float) -> int:
+    async def read() -> int | None:
+        async with database.read() as connection:
+            return await connection.scalar(
+                select(models.Task.last_event_sequence).where(models.Task.id == task_id, viewer.visible_tasks())
+            )
+
+    last = await ride_out(read, window)
     if last is None:
         # Another user's task is reported as missing, exactly like a task that does not exist.
         raise NotFound("task not found")
@@ -68,26 +90,44 @@ async def _visible_last_sequence(database: Database, viewer: Viewer, task_id: uu
 
 def _refresh_loaders(info: Info, viewer: Viewer) -> None:
     # A connection lives for hours: fresh loaders per delivery, so a nested
-    # `task` is read as it is now, not as it was cached at the first event.
-    info.context.loaders = Loaders(info.context.database, viewer)
+    # `task` is read as it is now, not as it was cached at the first event;
+    # their reads ride out a blip like the stream's own.
+    database = info.context.database.patient(info.context.settings.subscription_outage_seconds)
+    info.context.loaders = Loaders(database, viewer)
+
+
+async def _sequence_at(database: Database, task_id: uuid.UUID, position: int, window: float) -> int:
+    """The task's last sequence at or before a log position: what a client that has the log up to it has."""
+    async def read() -> int | None:
+        async with database.read() as connection:
+            return await connection.scalar(
+                select(func.max(models.TaskEvent.sequence))
+                .where(models.TaskEvent.task_id == task_id, models.TaskEvent.position <= position)
+            )
+
+    return await ride_out(read, window) or 0
 
 
 async def task_event_stream(
-    info: Info, task_id: uuid.UUID, after_sequence: int | None
+    info: Info, task_id: uuid.UUID, after_sequence: int | None, carried_position: int | None = None
 ) -> AsyncGenerator[TaskEvent, None]:
     context = info.context
     viewer = context.require_viewer()
     broker: Broker = context.broker
     scope = None if viewer.sees_every_task else viewer.user_id
+    window = context.settings.subscription_outage_seconds
     with broker.subscribe(task_id=task_id) as inbox:
-        current = await _visible_last_sequence(context.database, viewer, task_id)
+        current = await _visible_last_sequence(context.database, viewer, task_id, window)
+        if carried_position is not None:
+            after_sequence = _later(after_sequence, await _sequence_at(context.database, task_id, carried_position,
+                                                                       window))
         last = current if after_sequence is None else after_sequence
         # Set when a notice woke us: the highest sequence announced so far.
         notified: int | None = None
         while True:
 
             def read(after: int = last) -> Awaitable[list[TaskEvent]]:
-                return _task_log_after(context.database, viewer, task_id, after)
+                return _task_log_after(context.database, viewer, task_id, after, window)
 
             if notified is None:
                 events = await read()
@@ -150,17 +190,17 @@ def _log_after(viewer: Viewer, position: int) -> Select:
 
 
 async def _replay(database: Database, viewer: Viewer, resume: dict[uuid.UUID, int], since: datetime | None,
-                  head: int) -> list[TaskEvent]:
+                  head: int, window: float) -> list[TaskEvent]:
     """The stored events afterSequences and since ask for, up to the log's head, in log order, once each."""
     batches = []
     points = list(resume.items())
     # One statement per so many tasks keeps each within every database's limit on parameters.
     for start in range(0, len(points), RESUME_POINTS_PER_READ):
         chunk = dict(points[start:start + RESUME_POINTS_PER_READ])
-        batches.append(await _fetch(database, _events_of_tasks_after(viewer, chunk, head)))
+        batches.append(await _fetch(database, _events_of_tasks_after(viewer, chunk, head), window))
     if since is not None:
         # A task named in afterSequences resumes after its own sequence only: the client has what came before.
-        recent = await _fetch(database, _events_since(viewer, since, head))
+        recent = await _fetch(database, _events_since(viewer, since, head), window)
         batches.append([event for event in recent if event.task_pk not in resume])
     unique = {event.pk: event for batch in batches for event in batch}
     return sorted(unique.values(), key=lambda event: event.position)
@@ -179,11 +219,11 @@ async def my_task_event_stream(
     viewer = context.require_viewer()
     broker: Broker = context.broker
     owner = None if viewer.sees_every_task else viewer.user_id
+    window = context.settings.subscription_outage_seconds
     with broker.subscribe(owner_id=owner) as inbox:
         if after_position is None:
-            async with context.database.read() as connection:
-                last = await log_head(connection)
-            replayed = await _replay(context.database, viewer, resume, since, last) if resume or since else []
+            last = await _head(context.database, window)
+            replayed = await _replay(context.database, viewer, resume, since, last, window) if resume or since else []
         else:
             last, replayed = after_position, []
         if replayed:
@@ -191,7 +231,7 @@ async def my_task_event_stream(
         for event in replayed:
             yield event
         while True:
-            events = await _fetch(context.database, _log_after(viewer, last))
+            events = await _fetch(context.database, _log_after(viewer, last), window)
             if events:
                 _refresh_loaders(info, viewer)
             for event in events:
@@ -228,12 +268,29 @@ def _resume_points(points: list[TaskSequenceInput] | None) -> dict[uuid.UUID, in
     return resume
 
 
-def _event_id(last_event_id: str, largest: int) -> int:
-    """An SSE client's Last-Event-ID, which must be a number this stream could have sent as an id."""
-    text = last_event_id.strip()
+def _event_id(text: str, largest: int, what: str = "Last-Event-ID must be the id of an event this stream sent") -> int:
+    """An id a client sends back (an SSE client's Last-Event-ID): a number this stream could have sent."""
+    text = text.strip()
     if not (text.isascii() and text.isdigit() and len(text) <= len(str(largest)) and int(text) <= largest):
-        raise InvalidInput("Last-Event-ID must be the id of an event this stream sent")
+        raise InvalidInput(what)
     return int(text)
+
+
+def _carried_position(info: Info) -> int | None:
+    """The position of the last event the client handled, if it carries one in its connection parameters."""
+    value = (info.context.connection_params or {}).get(CARRIED_POSITION)
+    if value is None:
+        return None
+    # A BigInt travels as a string; a client may as well send the number.
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        value = ""
+    return _event_id(str(value), MAX_POSITION,
+                     f"connectionParams.{CARRIED_POSITION} must be the position of an event you received")
+
+
+def _later(first: int | None, second: int | None) -> int | None:
+    """The later of two resume points: a client has everything up to either, so it has up to the later one."""
+    return first if second is None else second if first is None else max(first, second)
 
 
 def _resume_after(last_event_id: str | None, after: int | None, argument: str, largest: int) -> int | None:
@@ -253,7 +310,10 @@ class TaskSubscriptions:
             "A task's events as they are committed. With afterSequence, the stored events after "
             "that sequence come first: reconnect with the last sequence you received and you miss "
             "nothing and receive nothing twice. Without it, only events from now on. Over "
-            "Server-Sent Events each event's id is its sequence, and a Last-Event-ID header resumes after it."
+            "Server-Sent Events each event's id is its sequence, and a Last-Event-ID header resumes after it. "
+            "Over a WebSocket, connectionParams.afterPosition (the position of the last event you handled, "
+            "re-read by graphql-ws on each reconnect) resumes after this task's events up to that position; "
+            "with afterSequence too, after the later of the two."
         ),
     )
     async def task_events(
@@ -261,7 +321,8 @@ class TaskSubscriptions:
     ) -> AsyncGenerator[TaskEvent, None]:
         _, pk = from_global_id(task_id, "Task")
         after = _resume_after(info.context.last_event_id, after_sequence, "afterSequence", MAX_SEQUENCE)
-        async for event in while_access_lasts(info, task_event_stream(info, pk, after)):
+        stream = task_event_stream(info, pk, after, _carried_position(info))
+        async for event in while_access_lasts(info, stream):
             # Over SSE, the event's id: a reconnect sends it back as Last-Event-ID.
             info.context.stream_position = str(event.sequence)
             yield event
@@ -275,14 +336,17 @@ class TaskSubscriptions:
             "Over Server-Sent Events each event's id is its position, and a Last-Event-ID header "
             "resumes after it. Without afterPosition, events from now on, after a replay of what "
             "afterSequences (per task, after a sequence: as many tasks as MAX_LIST_LENGTH allows) and since "
-            "(created at or after an instant, for the tasks afterSequences does not name) ask for, each event once."
+            "(created at or after an instant, for the tasks afterSequences does not name) ask for, each event once. "
+            "Over a WebSocket, connectionParams.afterPosition (re-read by graphql-ws on each reconnect) resumes "
+            "after that position as afterPosition does; with both, after the later of the two."
         ),
     )
     async def my_task_events(
         self, info: Info, after_position: BigInt | None = None, since: datetime | None = None,
         after_sequences: list[TaskSequenceInput] | None = None,
     ) -> AsyncGenerator[TaskEvent, None]:
-        after = _resume_after(info.context.last_event_id, after_position, "afterPosition", MAX_POSITION)
+        after = _later(_resume_after(info.context.last_event_id, after_position, "afterPosition", MAX_POSITION),
+                       _carried_position(info))
         resume = _resume_points(after_sequences)
         async for event in while_access_lasts(info, my_task_event_stream(info, after, since, resume)):
             # Over SSE, the event's id: a reconnect sends it back as Last-Event-ID.

@@ -30,12 +30,13 @@ export const graphqlUrl = () => setting('GRAPHQL_URL');
 export const websocketUrl = () => graphqlUrl().replace(/^http/, 'ws');
 export const bearer = () => `Bearer ${setting('TOKEN')}`;
 
-/** Tell the test where the script is, and wait until the test has done its part. */
+/** Tell the test where the script is, and wait until the test has done its part: its answer line. */
 export async function checkpoint(name, detail = {}) {
   waitingFor = `the test to answer checkpoint ${name}`;
   emit({ checkpoint: name, ...detail });
-  const { done } = await stdin.next();
+  const { done, value } = await stdin.next();
   if (done) fail(`stdin closed at checkpoint ${name}`);
+  return value;
 }
 
 /** Run the flow under one deadline; its return value is the result. */
