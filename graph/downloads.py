@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from sqlalchemy import Row, Select, select
 from starlette.requests import Request
-from starlette.responses import FileResponse, PlainTextResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 
 from db.access import Viewer, task_scope
 from db.availability import WAITED_TOO_LONG, as_unavailable
@@ -17,6 +17,7 @@ from db.models import Artifact, Task
 from db.settings import Settings
 from db.storage import stored_path
 from graph import unavailable
+from graph.graphql_http import CHALLENGE, error_body
 from graph.tokens import bearer_token
 from graph.view import viewer_from_token
 
@@ -27,9 +28,14 @@ logger = logging.getLogger("auditgraph.downloads")
 FILE_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"}
 
 
+def _refused(status: int, message: str, code: str, headers: dict[str, str] | None = None) -> Response:
+    # As GraphQL's refusals read: a coded JSON error carrying the request's id, never plain text.
+    return JSONResponse(error_body(message, code), status_code=status, headers=headers)
+
+
 def _not_found() -> Response:
     # Another user's file and a missing one look the same.
-    return PlainTextResponse("Not Found", status_code=404)
+    return _refused(404, "no such file", "NOT_FOUND")
 
 
 async def _visible_row(request: Request, statement_for: Callable[[Viewer], Select]) -> Row | Response:
@@ -45,7 +51,7 @@ async def _visible_row(request: Request, statement_for: Callable[[Viewer], Selec
     else:
         reason = "send a bearer token in the Authorization header"
     if viewer is None:
-        return PlainTextResponse(reason, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        return _refused(401, reason, "UNAUTHENTICATED", CHALLENGE)
     try:
         async with database.read() as connection:
             row = (await connection.execute(statement_for(viewer))).one_or_none()
@@ -56,7 +62,7 @@ async def _visible_row(request: Request, statement_for: Callable[[Viewer], Selec
 
 def _unavailable(error: DatabaseUnavailable) -> Response:
     """While the database cannot answer: 503 with Retry-After, as GraphQL requests get."""
-    return PlainTextResponse(error.message, status_code=503, headers=unavailable.RETRY_AFTER)
+    return _refused(503, error.message, "SERVICE_UNAVAILABLE", unavailable.RETRY_AFTER)
 
 
 def _file(request: Request, relative_path: str, content_type: str | None, filename: str) -> Response:

@@ -130,6 +130,20 @@ async def test_a_signed_in_request_while_postgres_is_down_gets_503_and_retry_aft
     assert_unavailable(response, accept)
 
 
+async def test_a_download_while_postgres_is_down_gets_a_coded_503_and_retry_after(
+    server: LiveServer, http: httpx.AsyncClient, cluster: PostgresCluster
+) -> None:
+    # given
+    token = await signed_up(http, server, "download-down@example.com")
+    await stop(cluster)
+
+    # when
+    response = await http.get(f"/files/tasks/{uuid.uuid4()}", headers={"authorization": f"Bearer {token}"})
+
+    # then
+    assert_unavailable(response, "application/json")
+
+
 async def test_a_resolver_that_meets_the_dead_database_says_service_unavailable(
     http: httpx.AsyncClient, cluster: PostgresCluster
 ) -> None:
