@@ -47,14 +47,14 @@ async def test_the_preflight_allows_every_header_a_frontend_sends(client: httpx.
     assert set(REQUESTED.split(", ")) <= allowed
 
 
-async def test_a_response_to_another_origin_exposes_its_request_id_and_retry_after(
+async def test_a_response_to_another_origin_exposes_its_request_id_retry_after_and_write_position(
         client: httpx.AsyncClient) -> None:
     response = await client.post("/graphql", json={"query": "{ __typename }"},
                                  headers={"origin": APP, "x-request-id": "from-the-page"})
 
     assert response.headers["access-control-allow-origin"] == APP
     exposed = {header.strip().lower() for header in response.headers["access-control-expose-headers"].split(",")}
-    assert exposed == {"x-request-id", "retry-after"}
+    assert exposed == {"x-request-id", "retry-after", "x-read-after"}
     assert response.headers["x-request-id"] == "from-the-page"
 
 

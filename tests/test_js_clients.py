@@ -3,15 +3,17 @@
 Each script prints checkpoints where it waits for the test to write events, then one JSON result.
 """
 
+import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from db.settings import Settings
 from graph.relay import from_global_id, to_global_id
 from tests.live import LiveServer, live_server
-from tests.node import node_or_skip, node_script, run_script
-from tests.relay import relay
+from tests.node import NodeScript, node_or_skip, node_script, run_script
+from tests.relay import Relay, relay
 from tests.seeding import account, analyse, analysed_task, progress, queued_task
 
 # @urql/core's default for queries and mutations (tests/test_negotiation.py quotes it from its source).
@@ -139,6 +141,25 @@ async def test_graphql_sse_receives_live_events_and_resumes_after_a_dropped_conn
     assert result["secondConnection"] == [4, 5, 6]
 
 
+async def events_across_a_dropped_connection(script: NodeScript, server: LiveServer, network: Relay,
+                                             task_id: uuid.UUID) -> dict[str, Any]:
+    """Two events while the script's stream is connected; the connection dropped and two events written before
+    the client gets through again; one more after it is back. What the script saw."""
+    await script.checkpoint("subscribed")
+    await progress(server, task_id, 2)
+    await script.proceed()
+    await script.checkpoint("received")
+    network.cut()
+    await progress(server, task_id, 2)
+    network.restore()
+    await script.proceed()
+    await script.checkpoint("resumed")
+    await progress(server, task_id, 1)
+    await script.proceed()
+    result: dict[str, Any] = await script.result()
+    return result
+
+
 async def test_eventsource_reconnects_by_itself_and_resumes_from_last_event_id(node: str, server: LiveServer) -> None:
     # given: the client reaches the server through a relay the test can cut
     owner, token = await account(server)
@@ -147,20 +168,8 @@ async def test_eventsource_reconnects_by_itself_and_resumes_from_last_event_id(n
     async with relay(server.port) as network, node_script(
         node, "eventsource.mjs", GRAPHQL_URL=network.url, TOKEN=token, TASK_ID=to_global_id("Task", task_id)
     ) as script:
-        # when: two events while connected; the connection drops and two events are written before
-        # the client gets through again; one more after it is back
-        await script.checkpoint("subscribed")
-        await progress(server, task_id, 2)
-        await script.proceed()
-        await script.checkpoint("received")
-        network.cut()
-        await progress(server, task_id, 2)
-        network.restore()
-        await script.proceed()
-        await script.checkpoint("resumed")
-        await progress(server, task_id, 1)
-        await script.proceed()
-        result = await script.result()
+        # when
+        result = await events_across_a_dropped_connection(script, server, network, task_id)
 
     # then: every event exactly once, in order
     assert result["sequences"] == [1, 2, 3, 4, 5, 6]
@@ -214,20 +223,8 @@ async def test_the_readmes_eventsource_flow_resumes_with_a_new_ticket_after_a_dr
     async with relay(server.port) as network, node_script(
         node, "eventsource_readme.mjs", GRAPHQL_URL=network.url, TOKEN=token,
     ) as script:
-        # when: two events while connected; the connection drops and two events are written before
-        # the client gets through again; one more after it is back
-        await script.checkpoint("subscribed")
-        await progress(server, task_id, 2)
-        await script.proceed()
-        await script.checkpoint("received")
-        network.cut()
-        await progress(server, task_id, 2)
-        network.restore()
-        await script.proceed()
-        await script.checkpoint("resumed")
-        await progress(server, task_id, 1)
-        await script.proceed()
-        result = await script.result()
+        # when
+        result = await events_across_a_dropped_connection(script, server, network, task_id)
 
     # then: every live event exactly once, in order, over two streams, the second opened after the last id seen
     assert result["sequences"] == [2, 3, 4, 5, 6]
@@ -246,26 +243,15 @@ async def test_eventsource_on_another_origin_signs_in_with_stream_tickets_and_re
             TASK_ID=to_global_id("Task", task_id), ORIGIN=origin,
         ) as script:
             # when: as in the test above, with no header but the page's origin on the stream's requests
-            await script.checkpoint("subscribed")
-            await progress(server, task_id, 2)
-            await script.proceed()
-            await script.checkpoint("received")
-            network.cut()
-            await progress(server, task_id, 2)
-            network.restore()
-            await script.proceed()
-            await script.checkpoint("resumed")
-            await progress(server, task_id, 1)
-            await script.proceed()
-            result = await script.result()
+            result = await events_across_a_dropped_connection(script, server, network, task_id)
 
     # then: every event exactly once, in order, over two connections each signed in by a ticket of its own
     assert result["sequences"] == [1, 2, 3, 4, 5, 6]
     opened = [request for request in result["requests"] if request["status"] == 200]
     assert [request["lastEventId"] for request in opened] == [None, result["eventIds"][2]]
-    # and each answer let the page read it, and its request id and Retry-After
-    assert {(request["sentAuthorization"], request["allowOrigin"], request["exposed"]) for request in opened} == {
-        (False, origin, "x-request-id, retry-after")}
+    # and each answer let the page read it, and its request id, Retry-After and a write's position
+    assert {(request["sentAuthorization"], request["allowOrigin"], request["exposed"].lower()) for request in opened
+            } == {(False, origin, "x-request-id, retry-after, x-read-after")}
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # the audits read no rows: one backend says it all
