@@ -1,6 +1,5 @@
 """Recording an analysis: the analysis, its findings and their sources, all or nothing."""
 
-import asyncio
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -19,6 +18,7 @@ from db.errors import AlreadyExists, Conflict, InvalidInput
 from db.events import add_event, take_event_sequence
 from db.inputs import AnalysisInput, FindingInput, validate_analysis
 from db.models import Analysis, Artifact, Finding, SourceReference, Task
+from db.python_work import off_the_loop
 
 RECORDABLE_STATUSES = frozenset({TaskStatus.PROCESSING, TaskStatus.COMPLETED})
 
@@ -34,7 +34,7 @@ async def record_analysis(
 ) -> Analysis:
     """Record the analysis of a task under the claim that processes (or completed) it."""
     # Thousands of findings take a while to check: in a worker thread, so the event loop keeps serving.
-    analysis_input = await asyncio.to_thread(validate_analysis, data)
+    analysis_input = await off_the_loop(validate_analysis, data)
 
     # Taking the event sequence locks the task row, which also serialises
     # concurrent recorders of the same task.
@@ -113,7 +113,7 @@ async def _insert_findings(
 ) -> int:
     """Insert the findings and their sources set-wise, one statement per table; returns how many findings."""
     encoder = RowEncoder(session.get_bind().dialect.name)
-    finding_rows, source_rows = await asyncio.to_thread(_finding_rows, encoder, analysis_id, findings, now)
+    finding_rows, source_rows = await off_the_loop(_finding_rows, encoder, analysis_id, findings, now)
     await insert_rows(session, Finding, FINDING_COLUMNS, finding_rows)
     await insert_rows(session, SourceReference, SOURCE_COLUMNS, source_rows)
     return len(finding_rows)

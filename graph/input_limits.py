@@ -5,7 +5,6 @@ bounds apply to every argument, written in the document or passed as a
 variable, JSON values included, and are checked before anything executes.
 """
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,8 @@ from graphql import (
     visit,
 )
 from strawberry.extensions import SchemaExtension
+
+from db.python_work import off_the_loop
 
 
 @dataclass(frozen=True)
@@ -116,9 +117,9 @@ class InputLimits(SchemaExtension):
         if context.graphql_document is not None and not context.pre_execution_errors:
             variables = context.variables or {}
             if _many_items(variables):
-                # recordAnalysis's thousands of findings: walked in a worker thread, which the event loop takes
-                # turns with at the interpreter's switch interval, instead of waiting for the whole walk.
-                reason = await asyncio.to_thread(self.bounds.variables_reason, variables)
+                # recordAnalysis's thousands of findings: walked off the loop (db/python_work.py), which then takes
+                # turns with the walk at the interpreter's switch interval instead of waiting for all of it.
+                reason = await off_the_loop(self.bounds.variables_reason, variables)
             else:
                 reason = self.bounds.variables_reason(variables)
             reason = reason or self._literal_reason(context.query, context.graphql_document)

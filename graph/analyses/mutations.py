@@ -1,6 +1,5 @@
 """recordAnalysis: an analysis with its findings and their sources, written in one transaction."""
 
-import asyncio
 from typing import Any
 
 import strawberry
@@ -9,6 +8,7 @@ from sqlalchemy import select
 from db import models
 from db.analyses import record_analysis
 from db.claims import parse_claim_id
+from db.python_work import off_the_loop
 from graph.analyses.types import ANALYSIS_COLUMNS, Analysis
 from graph.context import Info
 from graph.enums import Verdict
@@ -85,7 +85,7 @@ class AnalysisMutations:
         task_id = from_global_id(input.task_id, "Task")[1]
         async with context.database.transaction() as session:
             recorded = await record_analysis(
-                session, task_id, await asyncio.to_thread(analysis_data, input), viewer=context.require_viewer(),
+                session, task_id, await off_the_loop(analysis_data, input), viewer=context.require_viewer(),
                 claim_id=parse_claim_id(input.claim_id), replace=input.replace,
             )
         async with context.database.sessions() as session:
