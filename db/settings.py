@@ -119,7 +119,7 @@ class Settings(BaseSettings):
     # "transaction": a pooler in transaction mode (PgBouncer's usual setting), where consecutive
     # transactions of one client connection may run on different server connections (db/pooling.py).
     database_pooler: Literal["session", "transaction"] = "session"
-    # The LISTEN connection of each process (graph/broker.py): PostgreSQL itself, never a transaction-mode
+    # The LISTEN connection of each process (graph/live/broker.py): PostgreSQL itself, never a transaction-mode
     # pooler (a LISTEN lasts as long as its session). Unset means DATABASE_URL.
     listen_database_url: str | None = None
     # A streaming replica that answers queries (db/replica.py); unset reads the primary.

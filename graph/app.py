@@ -16,11 +16,11 @@ from db import migrations
 from db.engine import Database
 from db.replica import READ_AFTER_HEADER
 from db.settings import Settings
-from graph.broker import create_broker
 from graph.downloads import download_artifact, download_task_file
 from graph.graphiql.files import graphiql_routes
 from graph.health import healthz, readyz
-from graph.housekeeping import Housekeeping
+from graph.live.broker import create_broker
+from graph.live.housekeeping import Housekeeping
 from graph.multipart import PREFLIGHT_HEADERS
 from graph.observability.metrics import forget_this_process, metrics_routes
 from graph.observability.requests import ObservedRequests

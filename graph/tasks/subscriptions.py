@@ -23,8 +23,8 @@ from db.engine import Database
 from db.errors import InvalidInput, NotFound
 from db.events import log_head
 from db.outage import ride_out
-from graph.broker import Broker
 from graph.context import Info
+from graph.live.broker import Broker
 from graph.live_access import while_access_lasts
 from graph.loaders import Loaders
 from graph.permissions import IsAuthenticated

@@ -21,7 +21,7 @@ from db import access_changes
 from db.engine import Database
 from db.events import ACCESS_CHANNEL, EVENT_CHANNEL, EventNotice
 from db.settings import Settings
-from graph.housekeeping import in_housekeeping
+from graph.live.housekeeping import in_housekeeping
 from graph.observability.metrics import BROKER_RECONNECTS
 
 logger = logging.getLogger("auditgraph.broker")
