@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     # The most a document may cost (graph/cost.py): fields, multiplied by the pages and lists they return.
     max_query_cost: int = Field(default=100_000, gt=0)
     introspection_enabled: bool = True
-    # Run only the documents of this allow-list (graph/trusted_documents.py); unset runs any document.
+    # Run only the documents of this allow-list (graph/access/trusted_documents.py); unset runs any document.
     trusted_documents_file: Path | None = None
     # The memory each process gives the documents clients register as automatic persisted queries
     # (counted as the documents' length: they are ASCII but for the odd string literal).
@@ -137,7 +137,7 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = Field(default=10.0, gt=0)
     # The longest a request waits for a pooled connection before it is answered SERVICE_UNAVAILABLE (503).
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
-    # How long a worker may reuse an account's role between requests on PostgreSQL (graph/viewer_roles.py);
+    # How long a worker may reuse an account's role between requests on PostgreSQL (graph/access/viewer_roles.py);
     # any access change forgets it at once. 0 reads it on every request.
     viewer_role_cache_seconds: float = Field(default=30.0, ge=0)
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)

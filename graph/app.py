@@ -16,6 +16,8 @@ from db import migrations
 from db.engine import Database
 from db.replica import READ_AFTER_HEADER
 from db.settings import Settings
+from graph.access.throttle import AccountThrottle
+from graph.access.trusted_documents import PersistedQueries, trusted_documents
 from graph.downloads import download_artifact, download_task_file
 from graph.graphiql.files import graphiql_routes
 from graph.health import healthz, readyz
@@ -28,8 +30,6 @@ from graph.observability.sql import count_statements
 from graph.observability.tracing import install_exporter, traced_statements, tracing_middleware
 from graph.schema import build_schema
 from graph.shutdown import FinishRequests, InFlight, Shutdown, watch_commits
-from graph.throttle import AccountThrottle
-from graph.trusted_documents import PersistedQueries, trusted_documents
 from graph.view import AuditGraphView
 
 logger = logging.getLogger("auditgraph")
@@ -105,7 +105,7 @@ def create_app(settings: Settings) -> Starlette:
             # graphql-ws "ka" messages; graphql-transport-ws answers client pings.
             keep_alive=True,
             keep_alive_interval=WEBSOCKET_KEEP_ALIVE_SECONDS,
-            # Counted by the subscriptions themselves (graph/live_access.py), with a coded error.
+            # Counted by the subscriptions themselves (graph/access/live_access.py), with a coded error.
             max_subscriptions_per_connection=None,
         )
         settle_garbage_collector()

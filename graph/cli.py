@@ -17,13 +17,13 @@ import uvicorn
 from db import migrations
 from db.engine import create_engine
 from db.settings import Settings
+from graph.access.trusted_documents import trusted_documents as read_trusted_documents
 from graph.commands import check, demo, trusted_documents, users
 from graph.commands.database import migrate as run_migration
 from graph.commands.database import prepare_embedded, sqlite_file_missing
 from graph.commands.failures import REFUSED, CommandError, describe
 from graph.observability.logs import log_config
 from graph.observability.workers import shared_by_workers
-from graph.trusted_documents import trusted_documents as read_trusted_documents
 
 DEBUG = "AUDITGRAPH_DEBUG"
 MAX_PORT = 65535

@@ -14,8 +14,8 @@ from db.errors import Unauthenticated
 from db.settings import Settings
 
 if TYPE_CHECKING:
+    from graph.access.throttle import AccountThrottle
     from graph.loaders import Loaders
-    from graph.throttle import AccountThrottle
 
 
 @dataclass

@@ -49,6 +49,10 @@ from db.storage import STORAGE_FULL
 from db.stream_tickets import spend_ticket
 from db.users import SESSIONS_ENDED, Access, active_access
 from graph import unavailable
+from graph.access.throttle import AccountThrottle
+from graph.access.tokens import VerifiedTokens, bearer_token, read_token
+from graph.access.trusted_documents import PersistedQueries
+from graph.access.viewer_roles import RoleCache
 from graph.context import Context
 from graph.graphiql.page import GRAPHIQL_HEADERS, graphiql_page
 from graph.graphql_http import (
@@ -68,10 +72,6 @@ from graph.observability import metrics
 from graph.observability.facts import OK, current, request_reference
 from graph.prepared import PreparedOperations
 from graph.sse import NegotiatedSSETransport, resumable_stream
-from graph.throttle import AccountThrottle
-from graph.tokens import VerifiedTokens, bearer_token, read_token
-from graph.trusted_documents import PersistedQueries
-from graph.viewer_roles import RoleCache
 
 logger = logging.getLogger("auditgraph.prepared")
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from db.settings import Settings
-from graph.tokens import issue_token
+from graph.access.tokens import issue_token
 from tests.api import Api, error_codes
 from tests.factories import make_user
 from tests.live import TIMEOUT, LiveServer, live_server

@@ -10,10 +10,10 @@ import strawberry
 from db.access import Viewer
 from db.enums import Role
 from db.settings import Settings
+from graph.access.permissions import IsAdmin
 from graph.compiled import CompiledExecution, PlanCache
 from graph.context import Context
 from graph.errors import ErrorCodes
-from graph.permissions import IsAdmin
 from tests.api import Api
 
 CLAIM = "mutation { claimNextTask { claimId } }"

@@ -205,7 +205,7 @@ class Broker:
 
     @property
     def hears_every_access_change(self) -> bool:
-        """Whether an access change committed by any process reaches this one (graph/viewer_roles.py)."""
+        """Whether an access change committed by any process reaches this one (graph/access/viewer_roles.py)."""
         return False
 
     async def start(self) -> None:

@@ -23,11 +23,11 @@ from db.engine import Database
 from db.errors import InvalidInput, NotFound
 from db.events import log_head
 from db.outage import ride_out
+from graph.access.live_access import while_access_lasts
+from graph.access.permissions import IsAuthenticated
 from graph.context import Info
 from graph.live.broker import Broker
-from graph.live_access import while_access_lasts
 from graph.loaders import Loaders
-from graph.permissions import IsAuthenticated
 from graph.relay import from_global_id
 from graph.scalars import BigInt
 from graph.tasks.types import EVENT_COLUMNS, TaskEvent
