@@ -68,9 +68,9 @@ class Settings(BaseSettings):
     max_aliases: int = Field(default=30, ge=0)
     # The most times one field (by its response name) may appear in one selection set.
     max_repeated_fields: int = Field(default=20, gt=0)
-    # Each cache of what is worked out from documents (parse, validation, plan, cost): graph/document_cache.py.
+    # Each cache of what is worked out from documents (parse, validation, plan, cost): graph/engine/document_cache.py.
     document_cache_max_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
-    # The most a document may cost (graph/cost.py): fields, multiplied by the pages and lists they return.
+    # The most a document may cost (graph/engine/cost.py): fields, multiplied by the pages and lists they return.
     max_query_cost: int = Field(default=100_000, gt=0)
     introspection_enabled: bool = True
     # Run only the documents of this allow-list (graph/access/trusted_documents.py); unset runs any document.
@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     # GraphiQL at GET /graphql for browsers, from files shipped in the package.
     graphiql_enabled: bool = True
     # Runs common queries from cached plans instead of graphql-core's executor
-    # (graph/compiled.py); off switches back to the standard path everywhere.
+    # (graph/engine/compiled.py); off switches back to the standard path everywhere.
     compiled_execution: bool = True
 
     login_max_failures: int = Field(default=5, gt=0)

@@ -13,7 +13,8 @@ from graph.analyses.loaders import (
     SourceByIdLoader,
     SourcesByFindingIdLoader,
 )
-from graph.selection import Selection
+from graph.engine.selection import Selection
+from graph.engine.visible import Visible
 from graph.tasks.loaders import (
     ArtifactByIdLoader,
     ArtifactsByTaskIdLoader,
@@ -22,7 +23,6 @@ from graph.tasks.loaders import (
     TaskEventByIdLoader,
 )
 from graph.users.loaders import UserByIdLoader
-from graph.visible import Visible
 
 L = TypeVar("L")
 
@@ -69,7 +69,7 @@ class Loaders:
     def __init__(self, database: Database, viewer: Viewer) -> None:
         self.database = database
         self.viewer = viewer
-        # Filled in once the document is parsed (graph/selection.py).
+        # Filled in once the document is parsed (graph/engine/selection.py).
         self.selection = Selection()
         self.visible = Visible()
 

@@ -54,6 +54,7 @@ from graph.access.tokens import VerifiedTokens, bearer_token, read_token
 from graph.access.trusted_documents import PersistedQueries
 from graph.access.viewer_roles import RoleCache
 from graph.context import Context
+from graph.engine.prepared import PreparedOperations
 from graph.graphiql.page import GRAPHIQL_HEADERS, graphiql_page
 from graph.graphql_http import (
     CHALLENGE,
@@ -70,7 +71,6 @@ from graph.multipart import BODY_OVERHEAD_BYTES, check_csrf_header, is_multipart
 from graph.negotiation import APPLICATION_JSON, GRAPHQL_RESPONSE_JSON, accepts_stream, json_media_type, prefers_stream
 from graph.observability import metrics
 from graph.observability.facts import OK, current, request_reference
-from graph.prepared import PreparedOperations
 from graph.sse import NegotiatedSSETransport, resumable_stream
 
 logger = logging.getLogger("auditgraph.prepared")
@@ -337,7 +337,7 @@ class AuditGraphView(GraphQL[Context, None]):
         return Response(self.encode_json(body), status_code=status, headers=headers)
 
     async def answer_prepared(self, request: Request, prepared: PreparedOperations, body: bytes) -> Response | None:
-        """The response to a prepared operation (graph/prepared.py), or None: the full path answers it."""
+        """The response to a prepared operation (graph/engine/prepared.py), or None: the full path answers it."""
         checked = prepared.request(body)
         if checked is None:
             return None
@@ -564,7 +564,7 @@ class AuditGraphView(GraphQL[Context, None]):
         context = self.make_context(request, response, viewer, auth_error)
         context.sign_in(session)
         context.last_event_id = request.headers.get("last-event-id")
-        # Its queries read the replica, if there is one (graph/replica_reads.py).
+        # Its queries read the replica, if there is one (graph/engine/replica_reads.py).
         context.replica_after, context.may_read_replica = getattr(request.state, "read_after", None), True
         # Read back by an SSE stream, which is handed the request but not the context.
         request.state.graphql_context = context

@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from db.access import Viewer
 from db.models import User
 from db.settings import Settings
-from graph.compiled import FieldPlan, SelectionPlan, Unsupported, compile_query, settle
+from graph.engine.compiled import FieldPlan, SelectionPlan, Unsupported, compile_query, settle
 from graph.relay import to_global_id
 from graph.schema import build_schema
 from tests.api import Api

@@ -11,8 +11,8 @@ from db.access import Viewer
 from db.enums import Role
 from db.settings import Settings
 from graph.access.permissions import IsAdmin
-from graph.compiled import CompiledExecution, PlanCache
 from graph.context import Context
+from graph.engine.compiled import CompiledExecution, PlanCache
 from graph.errors import ErrorCodes
 from tests.api import Api
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from db.models import User
 from graph.analyses.types import ANALYSIS_COLUMNS, FINDING_COLUMNS, SOURCE_COLUMNS, Analysis, Finding, SourceReference
-from graph.rows import RowShape
+from graph.engine.rows import RowShape
 from graph.schema import build_schema
 from graph.tasks.types import ARTIFACT_COLUMNS, EVENT_COLUMNS, TASK_COLUMNS, Artifact, Task, TaskEvent
 from graph.users.types import USER_COLUMNS

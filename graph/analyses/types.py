@@ -7,11 +7,11 @@ import strawberry
 from sqlalchemy import Row
 
 from db import models
-from graph.batching import loads
 from graph.context import Info
+from graph.engine.batching import loads
+from graph.engine.rows import RowShape
 from graph.enums import Severity, Verdict
 from graph.relay import Node
-from graph.rows import RowShape
 from graph.scalars import JSON
 from graph.tasks.types import Artifact, Task, decode_json, raw_json
 

@@ -11,11 +11,11 @@ from sqlalchemy import Row, Text, cast
 from db import models
 from db.access import Viewer
 from db.enums import Role
-from graph.batching import loads
 from graph.context import Info
+from graph.engine.batching import loads
+from graph.engine.rows import RowShape
 from graph.enums import EventType, Severity, SortDirection, TaskStatus, Verdict
 from graph.relay import Connection, Node, to_global_id
-from graph.rows import RowShape
 from graph.scalars import JSON, BigInt
 from graph.users.types import User
 

@@ -8,9 +8,9 @@ from sqlalchemy import Row
 
 from db import models
 from graph.context import Info
+from graph.engine.rows import RowShape
 from graph.enums import Role
 from graph.relay import Connection, Node
-from graph.rows import RowShape
 
 if TYPE_CHECKING:
     from graph.tasks.types import Task, TaskFilter, TaskOrder

@@ -11,7 +11,7 @@ calls every other field through Strawberry's own wrapper (so permissions behave
 exactly as usual), and completes a whole level of the tree before the next,
 which also keeps each DataLoader to one batch per level.
 
-A relationship whose resolver only loads (marked `@loads`, graph/batching.py),
+A relationship whose resolver only loads (marked `@loads`, graph/engine/batching.py),
 asked for without arguments, and whose selection the rows alone can answer
 (columns, `__typename`, resolvers of the object alone, further such
 relationships), runs in the row lane: one read of the loader's rows for the
@@ -71,9 +71,9 @@ from strawberry.types.arguments import convert_arguments
 from strawberry.types.field import StrawberryField
 
 from db.availability import WAITED_TOO_LONG
-from graph.document_cache import DocumentCache
+from graph.engine.document_cache import DocumentCache
+from graph.engine.rows import RowShape
 from graph.loaders import Loaders
-from graph.rows import RowShape
 
 logger = logging.getLogger("auditgraph.compiled")
 
@@ -755,7 +755,7 @@ Remember = Callable[[str, str | None, QueryPlan, DocumentNode], None]
 class CompiledExecution(SchemaExtension):
     """Runs supported queries from a cached plan; everything else goes to graphql-core.
 
-    `remember` is told of each operation a plan answered (graph/prepared.py).
+    `remember` is told of each operation a plan answered (graph/engine/prepared.py).
     """
 
     def __init__(self, cache: PlanCache, remember: Remember | None = None) -> None:
