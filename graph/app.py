@@ -18,24 +18,24 @@ from db.replica import READ_AFTER_HEADER
 from db.settings import Settings
 from graph.access.throttle import AccountThrottle
 from graph.access.trusted_documents import PersistedQueries, trusted_documents
-from graph.downloads import download_artifact, download_task_file
-from graph.graphiql.files import graphiql_routes
-from graph.health import healthz, readyz
+from graph.http.downloads import download_artifact, download_task_file
+from graph.http.graphiql.files import graphiql_routes
+from graph.http.health import healthz, readyz
+from graph.http.multipart import PREFLIGHT_HEADERS
+from graph.http.shutdown import FinishRequests, InFlight, Shutdown, watch_commits
+from graph.http.view import AuditGraphView
 from graph.live.broker import create_broker
 from graph.live.housekeeping import Housekeeping
-from graph.multipart import PREFLIGHT_HEADERS
 from graph.observability.metrics import forget_this_process, metrics_routes
 from graph.observability.requests import ObservedRequests
 from graph.observability.sql import count_statements
 from graph.observability.tracing import install_exporter, traced_statements, tracing_middleware
 from graph.schema import build_schema
-from graph.shutdown import FinishRequests, InFlight, Shutdown, watch_commits
-from graph.view import AuditGraphView
 
 logger = logging.getLogger("auditgraph")
 WEBSOCKET_KEEP_ALIVE_SECONDS = 15.0
 # What a page on another origin may send: its token, a JSON body, an SSE resume, its own request id,
-# and the header that lets an upload past the CSRF check (graph/multipart.py).
+# and the header that lets an upload past the CSRF check (graph/http/multipart.py).
 CORS_REQUEST_HEADERS = ["authorization", "content-type", "last-event-id", "x-request-id", READ_AFTER_HEADER,
                         *PREFLIGHT_HEADERS]
 # What its code may read: the id to quote, when to retry, and a write's position to send back with its next query.

@@ -7,7 +7,7 @@ parses, it passes every validation rule and limit (depth, aliases, tokens,
 introspection, trusted documents, the arguments it writes), and it names one
 query operation. What is left to decide for a later request of the same text
 and operation name is what that request brings: its token and its variables
-(coercion, input bounds, NUL characters, the cost budget). graph/view.py
+(coercion, input bounds, NUL characters, the cost budget). graph/http/view.py
 answers such a POST after those checks alone, from the same plan, without
 Strawberry's request machinery (its request adapter, context, extension
 runner and result processing: most of the CPU time of a small query).
