@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from graph.cli import main
+from graph.cli.main import main
 from graph.live import housekeeping
 
 INTERVAL = 0.002

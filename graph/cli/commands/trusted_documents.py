@@ -8,7 +8,7 @@ import orjson
 
 from db.settings import Settings
 from graph.access.trusted_documents import TrustedDocumentsError, build_manifest
-from graph.commands.failures import REFUSED, CommandError
+from graph.cli.commands.failures import REFUSED, CommandError
 
 
 def build_trusted_documents(settings: Settings, args: argparse.Namespace) -> int:
