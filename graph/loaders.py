@@ -73,6 +73,10 @@ class Loaders:
         self.selection = Selection()
         self.visible = Visible()
 
+    def fresh(self, database: Database, viewer: Viewer) -> "Loaders":
+        """An empty set of the same loaders, for a live subscription's next delivery."""
+        return Loaders(database, viewer)
+
     def by_type(self, type_name: str) -> object | None:
         """The by-id loader behind `node(id)` for a Node type name."""
         return {

@@ -49,6 +49,7 @@ from graph.engine.replica_reads import QueriesReadTheReplica
 from graph.engine.selection import FieldsCache, SelectedColumns
 from graph.engine.text_inputs import NoNulInLiterals, NoNulInVariables
 from graph.errors import ErrorCodes, in_response_order, public_error
+from graph.loaders import Loaders
 from graph.node import NodeQueries
 from graph.observability.operations import OperationFacts
 from graph.observability.tracing import tracing_enabled, tracing_extensions
@@ -267,7 +268,7 @@ def build_schema(settings: Settings | None = None, trusted: Mapping[str, str] | 
     """The schema; with `trusted` (an allow-list by sha256) it runs only those documents."""
     settings = settings or Settings(_env_file=None)
     cache_bytes = settings.document_cache_max_bytes
-    plans = PlanCache(cache_bytes)
+    plans = PlanCache(cache_bytes, Loaders.kind)
     selections = FieldsCache(cache_bytes)
     # The limit rules are built once: ValidationCache keys on the rule
     # classes, so rebuilding them per request would defeat the cache.
