@@ -15,20 +15,6 @@ from graph.relay import Connection, Node
 if TYPE_CHECKING:
     from graph.tasks.types import Task, TaskFilter, TaskOrder
 
-USER_COLUMNS = RowShape(
-    always=("pk",),
-    needs={
-        "id": (),
-        "tasks": (),
-    },
-    pk=models.User.id,
-    email=models.User.email,
-    role=models.User.role,
-    is_active=models.User.is_active,
-    created_at=models.User.created_at,
-    updated_at=models.User.updated_at,
-)
-
 
 @strawberry.type
 class User(Node):
@@ -59,6 +45,17 @@ class User(Node):
         return await task_connection(
             info, filter, order_by, first=first, after=after, last=last, before=before, owner_id=self.pk
         )
+
+
+USER_COLUMNS = RowShape.of(
+    User, models.User,
+    always=("pk",),
+    needs={
+        "id": (),
+        "tasks": (),
+    },
+    pk=models.User.id,
+)
 
 
 @strawberry.type
