@@ -6,7 +6,7 @@ folder), opens a graphql-transport-ws subscription of one account, then runs
 commit (the created_at of the access_changes row its transaction wrote, just
 before committing) to the arrival of the subscription's UNAUTHENTICATED error. The account is reactivated and
 signed in again between rounds. The bound this is held to: well under a second
-(the server reads the access_changes log every 0.25 s, graph/broker.py).
+(the server reads the access_changes log every 0.25 s, graph/live/broker.py).
 """
 
 import argparse

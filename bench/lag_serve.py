@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from graph import housekeeping
-from graph.cli import main
+from graph.cli.main import main
+from graph.live import housekeeping
 
 INTERVAL = 0.002
 longest = (0.0, 0.0)

@@ -33,7 +33,7 @@ if os.environ.get("OBSERVED_HEAP"):
     tracemalloc.start(int(os.environ["OBSERVED_HEAP"]))
 
 # Imported once tracing is on, so that the app's heap is traced too.
-from graph.cli import main
+from graph.cli.main import main
 
 pauses: list[tuple[int, float, float]] = []
 started = (0.0, 0.0)

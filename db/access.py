@@ -56,7 +56,7 @@ def analysis_scope(viewer: Viewer, analysis_id: SQLColumnExpression[uuid.UUID]) 
     )
 
 
-# A batch's keys as a condition on a column (graph/batching.py's key match).
+# A batch's keys as a condition on a column (graph/engine/batching.py's key match).
 Among = Callable[[Any], ColumnElement[bool]]
 
 

@@ -6,7 +6,7 @@ the server (the CLI's `users set-active`), whose commits the server never
 hears: so the changing transaction appends one row per account here, with
 gap-free positions (SQLite's writers take turns), and the server's broker
 reads what lies past the last position it saw, a walk of the unique index,
-a few times a second (graph/broker.py). Only the newest rows are kept: a
+a few times a second (graph/live/broker.py). Only the newest rows are kept: a
 reader that finds the positions it expected gone re-checks every account.
 """
 

@@ -1,7 +1,7 @@
 """Leases: a claim lasts while its worker shows signs of life; the queue takes back a task whose lease ran out.
 
 Every worker process runs requeue_expired_leases periodically
-(graph/housekeeping.py), with no coordinator: on PostgreSQL each takes the
+(graph/live/housekeeping.py), with no coordinator: on PostgreSQL each takes the
 expired rows FOR UPDATE SKIP LOCKED, so two never requeue the same task and
 none waits on a row another transaction holds (a renewal in flight, say); the
 row is simply looked at again next time. Each requeue is also a

@@ -18,6 +18,8 @@ Executor = AsyncSession | AsyncConnection
 Rows = Callable[[Select, dict[str, Any]], Awaitable[Sequence[Any]]]
 
 RowT = TypeVar("RowT")
+# A page's size when the client names none: the connections' default, and the cost budget's guess for them.
+DEFAULT_PAGE_SIZE = 20
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The automatic persisted queries every process shares: documents by their sha256, in a bounded table.
 
-Only a document whose sha256 was checked is stored (graph/trusted_documents.py),
+Only a document whose sha256 was checked is stored (graph/access/trusted_documents.py),
 and a document read back is checked again, so a hash always runs the one
 document it is the hash of: no client can make another's hash run something
 else. The table holds at most `max_bytes`, each row counting as its document

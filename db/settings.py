@@ -68,12 +68,12 @@ class Settings(BaseSettings):
     max_aliases: int = Field(default=30, ge=0)
     # The most times one field (by its response name) may appear in one selection set.
     max_repeated_fields: int = Field(default=20, gt=0)
-    # Each cache of what is worked out from documents (parse, validation, plan, cost): graph/document_cache.py.
+    # Each cache of what is worked out from documents (parse, validation, plan, cost): graph/engine/document_cache.py.
     document_cache_max_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
-    # The most a document may cost (graph/cost.py): fields, multiplied by the pages and lists they return.
+    # The most a document may cost (graph/engine/cost.py): fields, multiplied by the pages and lists they return.
     max_query_cost: int = Field(default=100_000, gt=0)
     introspection_enabled: bool = True
-    # Run only the documents of this allow-list (graph/trusted_documents.py); unset runs any document.
+    # Run only the documents of this allow-list (graph/access/trusted_documents.py); unset runs any document.
     trusted_documents_file: Path | None = None
     # The memory each process gives the documents clients register as automatic persisted queries
     # (counted as the documents' length: they are ASCII but for the odd string literal).
@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     # GraphiQL at GET /graphql for browsers, from files shipped in the package.
     graphiql_enabled: bool = True
     # Runs common queries from cached plans instead of graphql-core's executor
-    # (graph/compiled.py); off switches back to the standard path everywhere.
+    # (graph/engine/compiled.py); off switches back to the standard path everywhere.
     compiled_execution: bool = True
 
     login_max_failures: int = Field(default=5, gt=0)
@@ -119,7 +119,7 @@ class Settings(BaseSettings):
     # "transaction": a pooler in transaction mode (PgBouncer's usual setting), where consecutive
     # transactions of one client connection may run on different server connections (db/pooling.py).
     database_pooler: Literal["session", "transaction"] = "session"
-    # The LISTEN connection of each process (graph/broker.py): PostgreSQL itself, never a transaction-mode
+    # The LISTEN connection of each process (graph/live/broker.py): PostgreSQL itself, never a transaction-mode
     # pooler (a LISTEN lasts as long as its session). Unset means DATABASE_URL.
     listen_database_url: str | None = None
     # A streaming replica that answers queries (db/replica.py); unset reads the primary.
@@ -137,7 +137,7 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = Field(default=10.0, gt=0)
     # The longest a request waits for a pooled connection before it is answered SERVICE_UNAVAILABLE (503).
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
-    # How long a worker may reuse an account's role between requests on PostgreSQL (graph/viewer_roles.py);
+    # How long a worker may reuse an account's role between requests on PostgreSQL (graph/access/viewer_roles.py);
     # any access change forgets it at once. 0 reads it on every request.
     viewer_role_cache_seconds: float = Field(default=30.0, ge=0)
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)

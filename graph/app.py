@@ -16,26 +16,26 @@ from db import migrations
 from db.engine import Database
 from db.replica import READ_AFTER_HEADER
 from db.settings import Settings
-from graph.broker import create_broker
-from graph.downloads import download_artifact, download_task_file
-from graph.graphiql.files import graphiql_routes
-from graph.health import healthz, readyz
-from graph.housekeeping import Housekeeping
-from graph.multipart import PREFLIGHT_HEADERS
+from graph.access.throttle import AccountThrottle
+from graph.access.trusted_documents import PersistedQueries, trusted_documents
+from graph.http.downloads import download_artifact, download_task_file
+from graph.http.graphiql.files import graphiql_routes
+from graph.http.health import healthz, readyz
+from graph.http.multipart import PREFLIGHT_HEADERS
+from graph.http.shutdown import FinishRequests, InFlight, Shutdown, watch_commits
+from graph.http.view import AuditGraphView
+from graph.live.broker import create_broker
+from graph.live.housekeeping import Housekeeping
 from graph.observability.metrics import forget_this_process, metrics_routes
 from graph.observability.requests import ObservedRequests
 from graph.observability.sql import count_statements
 from graph.observability.tracing import install_exporter, traced_statements, tracing_middleware
 from graph.schema import build_schema
-from graph.shutdown import FinishRequests, InFlight, Shutdown, watch_commits
-from graph.throttle import AccountThrottle
-from graph.trusted_documents import PersistedQueries, trusted_documents
-from graph.view import AuditGraphView
 
 logger = logging.getLogger("auditgraph")
 WEBSOCKET_KEEP_ALIVE_SECONDS = 15.0
 # What a page on another origin may send: its token, a JSON body, an SSE resume, its own request id,
-# and the header that lets an upload past the CSRF check (graph/multipart.py).
+# and the header that lets an upload past the CSRF check (graph/http/multipart.py).
 CORS_REQUEST_HEADERS = ["authorization", "content-type", "last-event-id", "x-request-id", READ_AFTER_HEADER,
                         *PREFLIGHT_HEADERS]
 # What its code may read: the id to quote, when to retry, and a write's position to send back with its next query.
@@ -105,7 +105,7 @@ def create_app(settings: Settings) -> Starlette:
             # graphql-ws "ka" messages; graphql-transport-ws answers client pings.
             keep_alive=True,
             keep_alive_interval=WEBSOCKET_KEEP_ALIVE_SECONDS,
-            # Counted by the subscriptions themselves (graph/live_access.py), with a coded error.
+            # Counted by the subscriptions themselves (graph/access/live_access.py), with a coded error.
             max_subscriptions_per_connection=None,
         )
         settle_garbage_collector()

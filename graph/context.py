@@ -14,8 +14,8 @@ from db.errors import Unauthenticated
 from db.settings import Settings
 
 if TYPE_CHECKING:
+    from graph.access.throttle import AccountThrottle
     from graph.loaders import Loaders
-    from graph.throttle import AccountThrottle
 
 
 @dataclass
@@ -51,7 +51,7 @@ class Context:
     replica_after: str | None = None
 
     def sign_in(self, session: Any) -> None:
-        """Keeps what a live stream checks of the request's session (graph/view.py Session; None: no token)."""
+        """Keeps what a live stream checks of the request's session (graph/http/view.py Session; None: no token)."""
         if session is not None:
             self.access_expires_at, self.token_generation = session.expires_at, session.generation
             self.signed_in_by_ticket = session.by_ticket

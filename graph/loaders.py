@@ -13,7 +13,8 @@ from graph.analyses.loaders import (
     SourceByIdLoader,
     SourcesByFindingIdLoader,
 )
-from graph.selection import Selection
+from graph.engine.selection import Selection
+from graph.engine.visible import Visible
 from graph.tasks.loaders import (
     ArtifactByIdLoader,
     ArtifactsByTaskIdLoader,
@@ -22,7 +23,6 @@ from graph.tasks.loaders import (
     TaskEventByIdLoader,
 )
 from graph.users.loaders import UserByIdLoader
-from graph.visible import Visible
 
 L = TypeVar("L")
 
@@ -69,9 +69,13 @@ class Loaders:
     def __init__(self, database: Database, viewer: Viewer) -> None:
         self.database = database
         self.viewer = viewer
-        # Filled in once the document is parsed (graph/selection.py).
+        # Filled in once the document is parsed (graph/engine/selection.py).
         self.selection = Selection()
         self.visible = Visible()
+
+    def fresh(self, database: Database, viewer: Viewer) -> "Loaders":
+        """An empty set of the same loaders, for a live subscription's next delivery."""
+        return Loaders(database, viewer)
 
     def by_type(self, type_name: str) -> object | None:
         """The by-id loader behind `node(id)` for a Node type name."""

@@ -5,8 +5,8 @@ import asyncio
 import strawberry
 
 from db.errors import InvalidInput
+from graph.access.permissions import IsAuthenticated
 from graph.context import Info
-from graph.permissions import IsAuthenticated
 from graph.relay import Node, from_global_id
 
 MAX_NODES = 100

@@ -11,10 +11,9 @@ import orjson
 import strawberry
 
 from db.errors import InvalidInput
-from db.pagination import Count, Page, SortKey
+from db.pagination import DEFAULT_PAGE_SIZE, Count, Page, SortKey
 
 NodeT = TypeVar("NodeT")
-DEFAULT_PAGE_SIZE = 20
 
 
 def to_global_id(type_name: str, pk: uuid.UUID) -> strawberry.ID:

@@ -33,29 +33,30 @@ from strawberry.schema.schema import validate_document
 from strawberry.types.graphql import OperationType
 
 from db.settings import Settings
+from graph.access.trusted_documents import TrustedDocumentsOnly
 from graph.analyses.mutations import AnalysisMutations
 from graph.analyses.queries import FindingQueries
-from graph.compiled import CompiledExecution, PlanCache
-from graph.cost import CostBudget, CostCache
 from graph.dashboard.queries import DashboardQueries
-from graph.document_cache import DocumentCache
-from graph.document_text import without_comments
+from graph.engine.compiled import CompiledExecution, PlanCache
+from graph.engine.cost import CostBudget, CostCache
+from graph.engine.document_cache import DocumentCache
+from graph.engine.document_text import without_comments
+from graph.engine.execution import EventsForgetTheirFields
+from graph.engine.extension_runner import ExtensionsRunner
+from graph.engine.input_limits import InputBounds, InputLimits
+from graph.engine.prepared import Checks, PreparedOperations
+from graph.engine.replica_reads import QueriesReadTheReplica
+from graph.engine.selection import FieldsCache, SelectedColumns
+from graph.engine.text_inputs import NoNulInLiterals, NoNulInVariables
 from graph.errors import ErrorCodes, in_response_order, public_error
-from graph.execution import EventsForgetTheirFields
-from graph.extension_runner import ExtensionsRunner
-from graph.input_limits import InputBounds, InputLimits
+from graph.loaders import Loaders
 from graph.node import NodeQueries
 from graph.observability.operations import OperationFacts
 from graph.observability.tracing import tracing_enabled, tracing_extensions
-from graph.prepared import Checks, PreparedOperations
-from graph.replica_reads import QueriesReadTheReplica
 from graph.scalars import SCALARS
-from graph.selection import FieldsCache, SelectedColumns
 from graph.tasks.mutations import TaskMutations
 from graph.tasks.queries import TaskQueries
 from graph.tasks.subscriptions import TaskSubscriptions
-from graph.text_inputs import NoNulInLiterals, NoNulInVariables
-from graph.trusted_documents import TrustedDocumentsOnly
 from graph.users.mutations import UserMutations
 from graph.users.queries import UserQueries
 
@@ -76,7 +77,7 @@ class Subscription(TaskSubscriptions):
 
 
 class ParsedDocuments:
-    """Parsed documents by their text and parse options (bounded in bytes: graph/document_cache.py)."""
+    """Parsed documents by their text and parse options (bounded in bytes: graph/engine/document_cache.py)."""
 
     def __init__(self, max_bytes: int) -> None:
         self.cache: DocumentCache[tuple[str, Any], DocumentNode] = DocumentCache(max_bytes)
@@ -84,7 +85,7 @@ class ParsedDocuments:
     def document(self, query: str, options: Mapping[str, Any]) -> DocumentNode | None:
         """The parsed document, or None when it does not parse (Strawberry's parse step then says why).
 
-        Parsed with its comments emptied (graph/document_text.py), and kept by that text: documents that
+        Parsed with its comments emptied (graph/engine/document_text.py), and kept by that text: documents that
         differ only in their comments share one entry.
         """
         text = without_comments(query)
@@ -97,7 +98,7 @@ class ParsedDocuments:
 
 
 class AuditGraphSchema(strawberry.Schema):
-    # The operations HTTP requests may take past Strawberry's machinery (graph/prepared.py); None when off.
+    # The operations HTTP requests may take past Strawberry's machinery (graph/engine/prepared.py); None when off.
     prepared: PreparedOperations | None = None
     parsed: ParsedDocuments
     # As MaxTokensLimiter sets them, so a document parsed ahead of execution is the one execution finds.
@@ -190,7 +191,7 @@ def _nodes(document: DocumentNode) -> Iterator[Node]:
 
 
 class LimitedValidationCache(SchemaExtension):
-    """A validation cache (bounded in bytes: graph/document_cache.py), after a refusal of documents with too many
+    """A validation cache (bounded in bytes: graph/engine/document_cache.py), after a refusal of documents with too many
     aliases or repeats of one field, which never reach validation at all."""
 
     def __init__(self, cache: DocumentCache[tuple[str, Any], list[GraphQLError]], max_aliases: int,
@@ -267,7 +268,7 @@ def build_schema(settings: Settings | None = None, trusted: Mapping[str, str] | 
     """The schema; with `trusted` (an allow-list by sha256) it runs only those documents."""
     settings = settings or Settings(_env_file=None)
     cache_bytes = settings.document_cache_max_bytes
-    plans = PlanCache(cache_bytes)
+    plans = PlanCache(cache_bytes, Loaders.kind)
     selections = FieldsCache(cache_bytes)
     # The limit rules are built once: ValidationCache keys on the rule
     # classes, so rebuilding them per request would defeat the cache.

@@ -9,7 +9,7 @@ from db.enums import EventType, Role, TaskStatus
 from db.events import append_event
 from db.models import User
 from db.tasks import transition_task
-from graph.tokens import issue_token
+from graph.access.tokens import issue_token
 from tests.factories import analysis_input, make_analysed_task, make_task, make_user
 from tests.live import LiveServer
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import event
 
 from db.engine import Database
-from graph.housekeeping import in_housekeeping
+from graph.live.housekeeping import in_housekeeping
 
 
 @contextmanager

@@ -21,9 +21,9 @@ from db.engine import Database
 from db.enums import Role
 from db.models import User
 from db.settings import Settings
+from graph.access.tokens import issue_token
 from graph.app import create_app
 from graph.relay import to_global_id
-from graph.tokens import issue_token
 from tests.api import Api, error_codes
 from tests.conftest import make_settings
 from tests.factories import make_processing_task, make_user

@@ -11,7 +11,7 @@ from db.engine import Database
 from db.enums import EventType
 from db.events import EventNotice, append_event
 from db.settings import Settings
-from graph.broker import Broker, Inbox, PostgresBroker, create_broker
+from graph.live.broker import Broker, Inbox, PostgresBroker, create_broker
 from tests.factories import make_task, make_user
 
 TIMEOUT = 10.0

@@ -16,7 +16,7 @@ from db.engine import Database
 from db.models import OwnerFigures
 from db.settings import Settings
 from graph.app import create_app
-from graph.cli import build_parser
+from graph.cli.main import build_parser
 from tests.cli import PROJECT_ROOT, cli_environment, free_port, run_cli
 from tests.conftest import make_settings
 

@@ -11,7 +11,8 @@ from starlette.applications import Starlette
 from db.access import Viewer
 from db.models import User
 from db.settings import Settings
-from graph.compiled import FieldPlan, SelectionPlan, Unsupported, compile_query, settle
+from graph.engine.compiled import FieldPlan, SelectionPlan, Unsupported, compile_query, settle
+from graph.loaders import Loaders
 from graph.relay import to_global_id
 from graph.schema import build_schema
 from tests.api import Api
@@ -82,7 +83,7 @@ def _planned(selection: SelectionPlan, *path: str) -> FieldPlan:
 def test_the_dashboard_reads_each_relationship_in_the_row_lane() -> None:
     dashboard = """query($first: Int!) { tasks(first: $first) { edges { node { id status
                      analysis { verdict findings { severity ruleId message remediation } } } } } }"""
-    plan = compile_query(build_schema()._schema, parse(dashboard), None)
+    plan = compile_query(build_schema()._schema, parse(dashboard), None, Loaders.kind)
 
     analysis = _planned(plan.root, "tasks", "edges", "node", "analysis")
     findings = _planned(analysis.children, "findings")  # type: ignore[arg-type]
@@ -92,7 +93,7 @@ def test_the_dashboard_reads_each_relationship_in_the_row_lane() -> None:
 
 
 def test_a_selection_only_a_resolver_can_answer_keeps_its_relationship_out_of_the_row_lane() -> None:
-    plan = compile_query(build_schema()._schema, parse(QUERIES[0]), None)
+    plan = compile_query(build_schema()._schema, parse(QUERIES[0]), None, Loaders.kind)
 
     analysis = _planned(plan.root, "tasks", "edges", "node", "analysis")
 
@@ -102,7 +103,7 @@ def test_a_selection_only_a_resolver_can_answer_keeps_its_relationship_out_of_th
 
 
 def test_a_relationship_given_arguments_is_left_to_its_resolver() -> None:
-    plan = compile_query(build_schema()._schema, parse(QUERIES[-1]), None)
+    plan = compile_query(build_schema()._schema, parse(QUERIES[-1]), None, Loaders.kind)
 
     node = ("tasks", "edges", "node", "analysis")
     assert _planned(plan.root, *node, "all").rows is not None
@@ -111,12 +112,12 @@ def test_a_relationship_given_arguments_is_left_to_its_resolver() -> None:
 
 def test_the_dashboard_read_is_compiled_and_unsupported_shapes_are_not() -> None:
     schema = build_schema()._schema
-    compile_query(schema, parse(QUERIES[0]), None)
-    compile_query(schema, parse(QUERIES[1]), None)
+    compile_query(schema, parse(QUERIES[0]), None, Loaders.kind)
+    compile_query(schema, parse(QUERIES[1]), None, Loaders.kind)
     for unsupported in (QUERIES[3], QUERIES[4], "mutation { login(email: \"a\", password: \"b\") { token } }",
                         "{ __schema { types { name } } }"):
         with pytest.raises(Unsupported):
-            compile_query(schema, parse(unsupported), None)
+            compile_query(schema, parse(unsupported), None, Loaders.kind)
 
 
 async def test_settle_resumes_each_resolver_once_what_it_waits_on_is_done() -> None:

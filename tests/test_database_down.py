@@ -23,7 +23,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from graph.tokens import issue_token
+from graph.access.tokens import issue_token
 from tests.api import Api
 from tests.conftest import _migrate, make_settings, run_in_thread
 from tests.live import LEGACY_WS, PROTOCOLS, TIMEOUT, TRANSPORT_WS, LiveServer, bearer, graphql_socket, live_server

@@ -1,4 +1,4 @@
-"""Documents are parsed with their comments emptied (graph/document_text.py): for any text, what the parser
+"""Documents are parsed with their comments emptied (graph/engine/document_text.py): for any text, what the parser
 makes of it (the document, or the syntax error and where it is) is the same as for the text the client sent."""
 
 import pytest
@@ -7,7 +7,7 @@ from graphql.language import print_ast
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from graph.document_text import without_comments
+from graph.engine.document_text import without_comments
 from tests.api import Api
 
 # The pieces that matter to where a comment starts and ends: quotes of each kind, escapes, line ends,

@@ -19,9 +19,9 @@ from db.enums import EventType, Role
 from db.events import append_event, log_head
 from db.models import Task, TaskEvent, User
 from db.settings import Settings
-from graph.broker import Inbox
+from graph.access.tokens import issue_token
+from graph.live.broker import Inbox
 from graph.relay import to_global_id
-from graph.tokens import issue_token
 from tests.conftest import make_settings
 from tests.factories import make_task, make_user
 from tests.live import LEGACY_WS, TRANSPORT_WS, LiveServer, bearer, graphql_socket, live_server

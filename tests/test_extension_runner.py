@@ -1,4 +1,4 @@
-"""The lean extension runner (graph/extension_runner.py) calls hooks as Strawberry's own runner does:
+"""The lean extension runner (graph/engine/extension_runner.py) calls hooks as Strawberry's own runner does:
 the same order in and out, the same exceptions seen by each hook, the same results. One difference, on
 purpose: when a hook fails on its way in, the hooks of that phase already entered are left with its error
 (Strawberry leaves them suspended until they are garbage collected)."""
@@ -10,7 +10,7 @@ import pytest
 import strawberry
 from strawberry.extensions import SchemaExtension
 
-from graph.extension_runner import ExtensionsRunner
+from graph.engine.extension_runner import ExtensionsRunner
 
 
 class Failure(Exception):

@@ -28,7 +28,7 @@ from playwright.async_api import Page, async_playwright
 
 from db.engine import Database
 from db.settings import Settings
-from graph.tokens import issue_token
+from graph.access.tokens import issue_token
 from tests.conftest import _create_postgres_database, _drop_postgres_database, make_settings, run_in_thread
 from tests.factories import make_user
 from tests.node import SCRIPTS, node_or_skip

@@ -14,7 +14,7 @@ from asgi_lifespan import LifespanManager
 
 from db.settings import Settings
 from graph.app import create_app
-from graph.negotiation import GRAPHQL_RESPONSE_JSON
+from graph.http.negotiation import GRAPHQL_RESPONSE_JSON
 from tests.api import Api, error_codes
 from tests.conftest import make_settings, run_in_thread
 from tests.rows import snapshot

@@ -34,8 +34,8 @@ from db.enums import Role
 from db.models import Analysis, Finding, SourceReference, Task, TaskEvent, User
 from db.settings import Settings
 from db.tasks import transition_task
+from graph.access.tokens import issue_token
 from graph.relay import to_global_id
-from graph.tokens import issue_token
 from tests.factories import make_analysed_task, make_processing_task, make_task, make_user, move_task
 from tests.live import live_server_in_thread
 from tests.response_shape import response_problems

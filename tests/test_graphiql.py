@@ -11,13 +11,13 @@ import httpx
 import pytest
 
 from db.settings import Settings
-from graph.graphiql.page import DEFAULT_QUERY
+from graph.http.graphiql.page import DEFAULT_QUERY
 from tests.api import Api
 from tests.conftest import make_settings
 from tests.live import live_server
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
-MANIFEST = Path(__file__).resolve().parent.parent / "graph" / "graphiql" / "static" / "MANIFEST.json"
+MANIFEST = Path(__file__).resolve().parent.parent / "graph" / "http" / "graphiql" / "static" / "MANIFEST.json"
 CONTENT_TYPES = {
     ".js": {"text/javascript", "application/javascript"},
     ".css": {"text/css"},

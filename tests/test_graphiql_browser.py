@@ -20,8 +20,8 @@ from db.enums import EventType
 from db.events import append_event
 from db.models import User
 from db.settings import Settings
+from graph.access.tokens import issue_token
 from graph.relay import to_global_id
-from graph.tokens import issue_token
 from tests.cli import PROJECT_ROOT
 from tests.factories import make_task, make_user
 from tests.live import LiveServer, live_server

@@ -13,8 +13,8 @@ from db.enums import EventType, Role
 from db.events import append_event
 from db.models import User
 from db.settings import Settings
+from graph.access.tokens import issue_token
 from graph.relay import to_global_id
-from graph.tokens import issue_token
 from tests.conftest import make_settings
 from tests.factories import make_task, make_user
 from tests.live import PROTOCOLS, TRANSPORT_WS, LiveServer, Refused, bearer, graphql_socket, live_server

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from db.settings import Settings
-from graph.tokens import issue_token
+from graph.access.tokens import issue_token
 from tests.api import Api, error_codes
 from tests.factories import make_user
 from tests.live import TIMEOUT, LiveServer, live_server
@@ -38,7 +38,7 @@ CLIENTS = {
     "graphql-sse": (STREAM, STREAM),
     # Relay's documented network layer (relay.dev, "Network Layer") sets no Accept: fetch sends */*.
     "Relay": ("*/*", JSON),
-    # GraphiQL's fetcher, in graph/graphiql/static: its plain one, and the one for incremental delivery.
+    # GraphiQL's fetcher, in graph/http/graphiql/static: its plain one, and the one for incremental delivery.
     "GraphiQL": ("application/graphql-response+json, application/json;q=0.9", GRAPHQL_RESPONSE),
     "GraphiQL, incremental": ("application/json, multipart/mixed", JSON),
     # The browser's EventSource.

@@ -10,10 +10,11 @@ import strawberry
 from db.access import Viewer
 from db.enums import Role
 from db.settings import Settings
-from graph.compiled import CompiledExecution, PlanCache
+from graph.access.permissions import IsAdmin
 from graph.context import Context
+from graph.engine.compiled import CompiledExecution, PlanCache
 from graph.errors import ErrorCodes
-from graph.permissions import IsAdmin
+from graph.loaders import Loaders
 from tests.api import Api
 
 CLAIM = "mutation { claimNextTask { claimId } }"
@@ -60,7 +61,7 @@ class AccountQuery:
 def _schema(compiled: bool) -> strawberry.Schema:
     extensions: list[Any] = [ErrorCodes]
     if compiled:
-        extensions.append(lambda: CompiledExecution(PlanCache(1024 * 1024)))
+        extensions.append(lambda: CompiledExecution(PlanCache(1024 * 1024, Loaders.kind)))
     return strawberry.Schema(query=AccountQuery, extensions=extensions)
 
 

@@ -1,4 +1,4 @@
-"""Prepared operations (graph/prepared.py): a query document the server has run once is answered again past
+"""Prepared operations (graph/engine/prepared.py): a query document the server has run once is answered again past
 Strawberry's machinery, and every request gets the very response the full path gives it."""
 
 from collections.abc import AsyncIterator

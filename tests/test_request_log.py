@@ -173,7 +173,7 @@ async def test_a_crash_outside_graphql_answers_json_with_the_request_id(
     async def fail(*args: object) -> None:
         raise RuntimeError("the disk caught fire")
 
-    monkeypatch.setattr("graph.downloads._visible_row", fail)
+    monkeypatch.setattr("graph.http.downloads._visible_row", fail)
 
     # when
     response = await api.client.get(f"/files/tasks/{uuid.uuid4()}", headers={"X-Request-ID": "r-3"})

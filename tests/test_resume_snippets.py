@@ -18,7 +18,7 @@ import pytest
 
 from db.engine import Database
 from db.settings import Settings
-from graph.tokens import issue_token
+from graph.access.tokens import issue_token
 from tests.factories import make_user
 from tests.node import SCRIPTS, node_or_skip, node_script
 from tests.relay import Relay, relay

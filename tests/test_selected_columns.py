@@ -5,10 +5,12 @@ import re
 import pytest
 import strawberry
 from sqlalchemy import select
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from db import models
 from db.models import User
 from graph.analyses.types import ANALYSIS_COLUMNS, FINDING_COLUMNS, SOURCE_COLUMNS, Analysis, Finding, SourceReference
-from graph.rows import RowShape
+from graph.engine.rows import RowShape
 from graph.schema import build_schema
 from graph.tasks.types import ARTIFACT_COLUMNS, EVENT_COLUMNS, TASK_COLUMNS, Artifact, Task, TaskEvent
 from graph.users.types import USER_COLUMNS
@@ -28,6 +30,8 @@ SHAPED_TYPES = [
     (Task, TASK_COLUMNS), (TaskEvent, EVENT_COLUMNS), (Artifact, ARTIFACT_COLUMNS), (Analysis, ANALYSIS_COLUMNS),
     (Finding, FINDING_COLUMNS), (SourceReference, SOURCE_COLUMNS), (UserType, USER_COLUMNS),
 ]
+MODELS = {Task: models.Task, TaskEvent: models.TaskEvent, Artifact: models.Artifact, Analysis: models.Analysis,
+          Finding: models.Finding, SourceReference: models.SourceReference, UserType: models.User}
 
 
 async def _token_and_task(api: Api) -> str:
@@ -116,3 +120,52 @@ def test_a_field_nobody_selected_is_missing_rather_than_none() -> None:
     assert thing.a == 1
     with pytest.raises(AttributeError):
         _ = thing.b
+
+
+@pytest.mark.parametrize(("node_type", "shape"), SHAPED_TYPES, ids=lambda value: getattr(value, "__name__", ""))
+def test_every_field_without_a_resolver_is_the_model_column_of_its_name(node_type: type, shape: RowShape) -> None:
+    model = MODELS[node_type]
+    definition = node_type.__strawberry_definition__  # type: ignore[attr-defined]
+    plain = [field.python_name for field in definition.fields if field.base_resolver is None]
+
+    assert plain
+    assert {name: shape.columns_for([name])[0] for name in plain} == {name: getattr(model, name) for name in plain}
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class _FindingRow(_Base):
+    """A table as a migration leaves it once it adds `owner_note` to findings (a stand-in for db/models.py)."""
+
+    __tablename__ = "findings_with_a_note"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rule_id: Mapped[str]
+    owner_note: Mapped[str | None]
+
+
+def test_a_column_added_to_the_model_and_the_type_reaches_the_shape_with_no_other_edit() -> None:
+    # given: the new column declared once in graph/, as a field of the type
+    @strawberry.type
+    class NotedFinding:
+        rule_id: str
+        owner_note: str | None
+        pk: strawberry.Private[int]
+
+    # when
+    shape = RowShape.of(NotedFinding, _FindingRow, pk=_FindingRow.id)
+
+    # then: selected when asked for, and built into the object
+    assert shape.names_for(frozenset({"owner_note"})) == ("pk", "owner_note")
+    assert shape.build(NotedFinding, (7, "checked twice"), ("pk", "owner_note")).owner_note == "checked twice"
+
+
+def test_a_field_with_neither_a_resolver_nor_a_column_is_refused_where_it_is_declared() -> None:
+    @strawberry.type
+    class Misnamed:
+        rule_id: str
+        owner_notes: str | None
+
+    with pytest.raises(TypeError, match=r"Misnamed\.owner_notes has no resolver and _FindingRow no column owner_notes"):
+        RowShape.of(Misnamed, _FindingRow, always=(), id=_FindingRow.id)

@@ -1,6 +1,6 @@
 """Children of parents a request has shown its USER are read without the scope join; any other key keeps it.
 
-graph/visible.py says why that is safe. These tests hold the two halves: the
+graph/engine/visible.py says why that is safe. These tests hold the two halves: the
 dashboard's children are read by their keys alone and answer as before, and a
 batch holding one key the request never showed is scoped, so another user's
 rows stay out of it.

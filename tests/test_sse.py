@@ -15,8 +15,8 @@ from db.enums import EventType, Role
 from db.events import append_event
 from db.models import Task, TaskEvent, User
 from db.settings import Settings
+from graph.access.tokens import issue_token
 from graph.relay import to_global_id
-from graph.tokens import issue_token
 from tests.factories import make_task, make_user
 from tests.live import TIMEOUT, LiveServer, live_server
 

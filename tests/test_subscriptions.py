@@ -19,8 +19,8 @@ from db.enums import EventType, Role, TaskStatus
 from db.events import append_event
 from db.settings import Settings
 from db.tasks import claim_next_task, transition_task
+from graph.access.tokens import issue_token
 from graph.relay import to_global_id
-from graph.tokens import issue_token
 from tests.cli import free_port, start_cli, wait_until_ready
 from tests.conftest import make_settings
 from tests.factories import analysis_input, make_task, make_user

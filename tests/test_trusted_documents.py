@@ -15,8 +15,8 @@ from asgi_lifespan import LifespanManager
 from db.enums import Role
 from db.settings import Settings
 from db.users import register_user
+from graph.access.tokens import issue_token
 from graph.app import create_app
-from graph.tokens import issue_token
 from tests.api import PASSWORD, error_codes
 from tests.cli import run_cli
 from tests.live import TRANSPORT_WS, bearer, graphql_socket, live_server

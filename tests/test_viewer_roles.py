@@ -8,8 +8,8 @@ import httpx
 
 from db.enums import Role
 from db.models import User
+from graph.access.tokens import issue_token
 from graph.relay import to_global_id
-from graph.tokens import issue_token
 from tests.factories import make_user
 from tests.live import LiveServer
 from tests.sql_counter import count_statements

@@ -14,7 +14,7 @@ from graph.analyses.types import (
     Finding,
     SourceReference,
 )
-from graph.batching import BatchLoader, KeyMatch
+from graph.engine.batching import BatchLoader, KeyMatch
 from graph.tasks.types import Task
 
 SEVERITY_RANK = case(

@@ -9,10 +9,10 @@ from db import models
 from db.analyses import record_analysis
 from db.claims import parse_claim_id
 from db.python_work import off_the_loop
+from graph.access.permissions import IsWorker
 from graph.analyses.types import ANALYSIS_COLUMNS, Analysis
 from graph.context import Info
 from graph.enums import Verdict
-from graph.permissions import IsWorker
 from graph.relay import from_global_id
 from graph.scalars import JSON, FindingList, check_json
 from graph.tasks.mutations import CLAIM_ID_DESCRIPTION, fresh_task

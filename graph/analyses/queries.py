@@ -2,10 +2,10 @@ import strawberry
 
 from db.listing import FINDING_SORT_KEY, FindingCriteria, finding_count, finding_list
 from db.pagination import Count, keyset_page
+from graph.access.permissions import IsAuthenticated
 from graph.analyses.types import FINDING_COLUMNS, Finding
 from graph.context import Info
 from graph.enums import Severity, TaskStatus, Verdict
-from graph.permissions import IsAuthenticated
 from graph.relay import Connection, connection_from_page, decode_cursor, page_size
 
 

@@ -7,74 +7,13 @@ import strawberry
 from sqlalchemy import Row
 
 from db import models
-from graph.batching import loads
 from graph.context import Info
+from graph.engine.batching import loads
+from graph.engine.rows import RowShape
 from graph.enums import Severity, Verdict
 from graph.relay import Node
-from graph.rows import RowShape
 from graph.scalars import JSON
 from graph.tasks.types import Artifact, Task, decode_json, raw_json
-
-ANALYSIS_COLUMNS = RowShape(
-    always=("pk", "task_pk"),
-    needs={
-        "id": (),
-        "extraction_result": ("extraction_json",),
-        "validation_result": ("validation_json",),
-        "task": (),
-        "findings": (),
-        "finding_counts": (),
-    },
-    pk=models.Analysis.id,
-    task_pk=models.Analysis.task_id,
-    equipment_type=models.Analysis.equipment_type,
-    test_type=models.Analysis.test_type,
-    equipment_tag=models.Analysis.equipment_tag,
-    verdict=models.Analysis.verdict,
-    compliance_score=models.Analysis.compliance_score,
-    confidence_score=models.Analysis.confidence_score,
-    summary=models.Analysis.summary,
-    extraction_json=raw_json(models.Analysis.extraction_result, "extraction_json"),
-    validation_json=raw_json(models.Analysis.validation_result, "validation_json"),
-    created_at=models.Analysis.created_at,
-    updated_at=models.Analysis.updated_at,
-)
-
-FINDING_COLUMNS = RowShape(
-    always=("pk", "analysis_pk", "severity"),
-    needs={
-        "id": (),
-        "evidence": ("evidence_json",),
-        "analysis": (),
-        "sources": (),
-        "artifact": ("artifact_pk",),
-    },
-    pk=models.Finding.id,
-    analysis_pk=models.Finding.analysis_id,
-    severity=models.Finding.severity,
-    rule_id=models.Finding.rule_id,
-    category=models.Finding.category,
-    message=models.Finding.message,
-    evidence_json=raw_json(models.Finding.evidence, "evidence_json"),
-    remediation=models.Finding.remediation,
-    confidence=models.Finding.confidence,
-    artifact_pk=models.Finding.artifact_id,
-    created_at=models.Finding.created_at,
-    updated_at=models.Finding.updated_at,
-)
-
-SOURCE_COLUMNS = RowShape(
-    always=("pk", "finding_pk"),
-    needs={
-        "id": (),
-        "finding": (),
-    },
-    pk=models.SourceReference.id,
-    finding_pk=models.SourceReference.finding_id,
-    page_number=models.SourceReference.page_number,
-    section=models.SourceReference.section,
-    snippet=models.SourceReference.snippet,
-)
 
 
 @strawberry.type
@@ -145,6 +84,24 @@ class Analysis(Node):
         )
 
 
+ANALYSIS_COLUMNS = RowShape.of(
+    Analysis, models.Analysis,
+    always=("pk", "task_pk"),
+    needs={
+        "id": (),
+        "extraction_result": ("extraction_json",),
+        "validation_result": ("validation_json",),
+        "task": (),
+        "findings": (),
+        "finding_counts": (),
+    },
+    pk=models.Analysis.id,
+    task_pk=models.Analysis.task_id,
+    extraction_json=raw_json(models.Analysis.extraction_result, "extraction_json"),
+    validation_json=raw_json(models.Analysis.validation_result, "validation_json"),
+)
+
+
 @strawberry.type
 class Finding(Node):
     severity: Severity
@@ -187,6 +144,23 @@ class Finding(Node):
         return await info.context.loaders.artifact_by_id.load(self.artifact_pk)
 
 
+FINDING_COLUMNS = RowShape.of(
+    Finding, models.Finding,
+    always=("pk", "analysis_pk", "severity"),
+    needs={
+        "id": (),
+        "evidence": ("evidence_json",),
+        "analysis": (),
+        "sources": (),
+        "artifact": ("artifact_pk",),
+    },
+    pk=models.Finding.id,
+    analysis_pk=models.Finding.analysis_id,
+    evidence_json=raw_json(models.Finding.evidence, "evidence_json"),
+    artifact_pk=models.Finding.artifact_id,
+)
+
+
 @strawberry.type
 class SourceReference(Node):
     page_number: int | None
@@ -205,3 +179,15 @@ class SourceReference(Node):
         finding = await info.context.loaders.finding_by_id.load(self.finding_pk)
         assert finding is not None, "a visible source belongs to a visible finding"
         return finding
+
+
+SOURCE_COLUMNS = RowShape.of(
+    SourceReference, models.SourceReference,
+    always=("pk", "finding_pk"),
+    needs={
+        "id": (),
+        "finding": (),
+    },
+    pk=models.SourceReference.id,
+    finding_pk=models.SourceReference.finding_id,
+)

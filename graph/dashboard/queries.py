@@ -5,9 +5,9 @@ import strawberry
 from db.dashboard import dashboard_figures
 from db.errors import InvalidInput
 from db.listing import TaskCriteria
+from graph.access.permissions import IsAuthenticated
 from graph.context import Info
 from graph.enums import Severity, TaskStatus, Verdict
-from graph.permissions import IsAuthenticated
 from graph.relay import from_global_id
 
 MAX_WINDOW_DAYS = 366

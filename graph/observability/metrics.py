@@ -61,7 +61,7 @@ REQUEST_SQL_SECONDS = Histogram(
 )
 PREPARED_REQUESTS = Counter(
     "auditgraph_prepared_requests",
-    "POST requests shaped for a prepared operation (graph/prepared.py): answered past Strawberry's machinery, "
+    "POST requests shaped for a prepared operation (graph/engine/prepared.py): answered past Strawberry's machinery, "
     "or left to the full path (a document not yet run, a check or an execution that failed).",
     ["outcome"],
 )

@@ -17,10 +17,10 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from graph.errors import INTERNAL_MESSAGE
-from graph.graphql_http import REFUSAL_CODES
+from graph.http.graphql_http import REFUSAL_CODES
+from graph.http.unavailable import RETRY_AFTER_SECONDS
 from graph.observability import metrics
 from graph.observability.facts import OK, RequestFacts, current, request_id_from
-from graph.unavailable import RETRY_AFTER_SECONDS
 
 logger = logging.getLogger("auditgraph.requests")
 # Tracebacks go where the GraphQL layer's unexpected errors go (graph/errors.py).
@@ -188,7 +188,7 @@ def _printable(text: str) -> str:
 
 
 def _stopping(scope: Scope) -> bool:
-    """Whether the process is shutting down (graph/shutdown.py): a cancellation then is the server's own."""
+    """Whether the process is shutting down (graph/http/shutdown.py): a cancellation then is the server's own."""
     app = scope.get("app")
     view = getattr(getattr(app, "state", None), "graphql", None)
     stopping = getattr(view, "stopping", None)

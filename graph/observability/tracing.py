@@ -4,7 +4,7 @@ Spans come from the libraries' own instrumentation: the ASGI middleware's for
 each request, Strawberry's extension for the operation, parsing, validation
 and each resolver, and SQLAlchemy's for each statement (so each DataLoader
 batch shows as its one SELECT). Queries run from compiled plans
-(graph/compiled.py) do not pass through graphql-core's resolver middleware:
+(graph/engine/compiled.py) do not pass through graphql-core's resolver middleware:
 they show the request, parsing, validation and SQL spans, without resolver spans.
 
 OpenTelemetry is imported only when tracing is on: it is an optional extra.

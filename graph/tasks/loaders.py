@@ -6,7 +6,7 @@ from sqlalchemy import Select, func, select
 
 from db import models
 from db.access import Viewer, among_visible_tasks, task_scope
-from graph.batching import BatchLoader, KeyMatch, many_per_key
+from graph.engine.batching import BatchLoader, KeyMatch, many_per_key
 from graph.tasks.types import (
     ARTIFACT_COLUMNS,
     EVENT_COLUMNS,

@@ -16,10 +16,10 @@ from db.leases import renew_lease
 from db.storage import CHUNK_SIZE, clean_filename
 from db.tasks import claim_next_task, create_url_task, normalize_url, report_progress, transition_task
 from db.uploads import add_artifact, delete_task_and_files, upload_document
+from graph.access.permissions import IsAuthenticated, IsWorker
 from graph.context import Info
 from graph.enums import TaskStatus
 from graph.observability.metrics import UPLOAD_BYTES
-from graph.permissions import IsAuthenticated, IsWorker
 from graph.relay import from_global_id
 from graph.tasks.types import ARTIFACT_COLUMNS, EVENT_COLUMNS, TASK_COLUMNS, Artifact, Task, TaskEvent
 

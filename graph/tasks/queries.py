@@ -9,10 +9,10 @@ from db.access import VIEWER_ID
 from db.errors import InvalidInput
 from db.listing import NO_CRITERIA, TaskCriteria, shared_task_list, task_count, task_sort_key
 from db.pagination import Count, Page, SortKey, keyset_page
+from graph.access.permissions import IsAuthenticated
 from graph.analyses.types import ANALYSIS_COLUMNS, Analysis
 from graph.context import Info
 from graph.enums import SortDirection
-from graph.permissions import IsAuthenticated
 from graph.relay import Connection, connection_from_page, decode_cursor, from_global_id, page_size
 from graph.tasks.types import TASK_COLUMNS, Task, TaskEvent, TaskFilter, TaskOrder
 

@@ -23,11 +23,10 @@ from db.engine import Database
 from db.errors import InvalidInput, NotFound
 from db.events import log_head
 from db.outage import ride_out
-from graph.broker import Broker
+from graph.access.live_access import while_access_lasts
+from graph.access.permissions import IsAuthenticated
 from graph.context import Info
-from graph.live_access import while_access_lasts
-from graph.loaders import Loaders
-from graph.permissions import IsAuthenticated
+from graph.live.broker import Broker
 from graph.relay import from_global_id
 from graph.scalars import BigInt
 from graph.tasks.types import EVENT_COLUMNS, TaskEvent
@@ -93,7 +92,7 @@ def _refresh_loaders(info: Info, viewer: Viewer) -> None:
     # `task` is read as it is now, not as it was cached at the first event;
     # their reads ride out a blip like the stream's own.
     database = info.context.database.patient(info.context.settings.subscription_outage_seconds)
-    info.context.loaders = Loaders(database, viewer)
+    info.context.loaders = info.context.loaders.fresh(database, viewer)
 
 
 async def _sequence_at(database: Database, task_id: uuid.UUID, position: int, window: float) -> int:

@@ -11,44 +11,16 @@ from sqlalchemy import Row, Text, cast
 from db import models
 from db.access import Viewer
 from db.enums import Role
-from graph.batching import loads
 from graph.context import Info
+from graph.engine.batching import loads
+from graph.engine.rows import RowShape
 from graph.enums import EventType, Severity, SortDirection, TaskStatus, Verdict
 from graph.relay import Connection, Node, to_global_id
-from graph.rows import RowShape
 from graph.scalars import JSON, BigInt
 from graph.users.types import User
 
 if TYPE_CHECKING:
     from graph.analyses.types import Analysis
-
-TASK_COLUMNS = RowShape(
-    always=("pk", "owner_id"),
-    needs={
-        "id": (),
-        "duration_seconds": ("started_at", "completed_at"),
-        "owner": (),
-        "analysis": (),
-        "events": ("event_count",),
-        "artifacts": (),
-        "download_url": ("file_hash",),
-    },
-    pk=models.Task.id,
-    owner_id=models.Task.user_id,
-    status=models.Task.status,
-    original_filename=models.Task.original_filename,
-    content_type=models.Task.content_type,
-    file_size=models.Task.file_size,
-    file_hash=models.Task.file_hash,
-    source_url=models.Task.source_url,
-    page_count=models.Task.page_count,
-    error_message=models.Task.error_message,
-    started_at=models.Task.started_at,
-    completed_at=models.Task.completed_at,
-    created_at=models.Task.created_at,
-    updated_at=models.Task.updated_at,
-    event_count=models.Task.last_event_sequence,
-)
 
 
 @strawberry.type
@@ -112,6 +84,24 @@ class Task(Node):
         return f"/files/tasks/{self.pk}" if self.file_hash is not None else None
 
 
+TASK_COLUMNS = RowShape.of(
+    Task, models.Task,
+    always=("pk", "owner_id"),
+    needs={
+        "id": (),
+        "duration_seconds": ("started_at", "completed_at"),
+        "owner": (),
+        "analysis": (),
+        "events": ("event_count",),
+        "artifacts": (),
+        "download_url": ("file_hash",),
+    },
+    pk=models.Task.id,
+    owner_id=models.Task.user_id,
+    event_count=models.Task.last_event_sequence,
+)
+
+
 def decode_json(raw: str | None) -> Any:
     return None if raw is None else orjson.loads(raw)
 
@@ -140,24 +130,6 @@ def public_event_data(data: dict[str, Any], viewer: Viewer | None) -> dict[str, 
 
 def _may_see_account(viewer: Viewer | None, user_id: str) -> bool:
     return viewer is not None and (viewer.role is Role.ADMIN or str(viewer.user_id) == user_id)
-
-
-EVENT_COLUMNS = RowShape(
-    always=("pk", "task_pk"),
-    needs={
-        "id": (),
-        "data": ("data_json",),
-        "task_id": (),
-        "task": (),
-    },
-    pk=models.TaskEvent.id,
-    task_pk=models.TaskEvent.task_id,
-    sequence=models.TaskEvent.sequence,
-    position=models.TaskEvent.position,
-    type=models.TaskEvent.type,
-    data_json=raw_json(models.TaskEvent.data, "data_json"),
-    created_at=models.TaskEvent.created_at,
-)
 
 
 @strawberry.type
@@ -193,21 +165,18 @@ class TaskEvent(Node):
         return await info.context.loaders.task_by_id.load(self.task_pk)
 
 
-ARTIFACT_COLUMNS = RowShape(
+EVENT_COLUMNS = RowShape.of(
+    TaskEvent, models.TaskEvent,
     always=("pk", "task_pk"),
     needs={
         "id": (),
+        "data": ("data_json",),
+        "task_id": (),
         "task": (),
-        "download_url": (),
     },
-    pk=models.Artifact.id,
-    task_pk=models.Artifact.task_id,
-    kind=models.Artifact.kind,
-    label=models.Artifact.label,
-    index=models.Artifact.index,
-    content_type=models.Artifact.content_type,
-    file_size=models.Artifact.file_size,
-    created_at=models.Artifact.created_at,
+    pk=models.TaskEvent.id,
+    task_pk=models.TaskEvent.task_id,
+    data_json=raw_json(models.TaskEvent.data, "data_json"),
 )
 
 
@@ -234,6 +203,19 @@ class Artifact(Node):
     @strawberry.field(description="Where to GET the artifact's file, with the same bearer token.")
     def download_url(self) -> str:
         return f"/files/artifacts/{self.pk}"
+
+
+ARTIFACT_COLUMNS = RowShape.of(
+    Artifact, models.Artifact,
+    always=("pk", "task_pk"),
+    needs={
+        "id": (),
+        "task": (),
+        "download_url": (),
+    },
+    pk=models.Artifact.id,
+    task_pk=models.Artifact.task_id,
+)
 
 
 @strawberry.enum

@@ -5,7 +5,7 @@ from sqlalchemy import Select, select
 
 from db import models
 from db.access import Viewer, user_scope
-from graph.batching import BatchLoader, KeyMatch
+from graph.engine.batching import BatchLoader, KeyMatch
 from graph.users.types import USER_COLUMNS, User
 
 

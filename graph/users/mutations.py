@@ -7,11 +7,11 @@ from db import models
 from db.errors import Unauthenticated
 from db.stream_tickets import mint_ticket
 from db.users import authenticate, register_user, set_user_active, set_user_role
+from graph.access.permissions import IsAdmin, IsAuthenticated
+from graph.access.tokens import issue_token
 from graph.context import Info
 from graph.enums import Role
-from graph.permissions import IsAdmin, IsAuthenticated
 from graph.relay import from_global_id
-from graph.tokens import issue_token
 from graph.users.types import USER_COLUMNS, AuthPayload, StreamTicket, User
 
 

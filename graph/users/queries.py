@@ -4,8 +4,8 @@ from sqlalchemy import select
 from db import models
 from db.access import user_scope
 from db.pagination import Count, SortKey, count_rows, keyset_page
+from graph.access.permissions import IsAdmin, IsAuthenticated
 from graph.context import Info
-from graph.permissions import IsAdmin, IsAuthenticated
 from graph.relay import Connection, connection_from_page, decode_cursor, page_size
 from graph.users.types import USER_COLUMNS, User
 

@@ -8,26 +8,12 @@ from sqlalchemy import Row
 
 from db import models
 from graph.context import Info
+from graph.engine.rows import RowShape
 from graph.enums import Role
 from graph.relay import Connection, Node
-from graph.rows import RowShape
 
 if TYPE_CHECKING:
     from graph.tasks.types import Task, TaskFilter, TaskOrder
-
-USER_COLUMNS = RowShape(
-    always=("pk",),
-    needs={
-        "id": (),
-        "tasks": (),
-    },
-    pk=models.User.id,
-    email=models.User.email,
-    role=models.User.role,
-    is_active=models.User.is_active,
-    created_at=models.User.created_at,
-    updated_at=models.User.updated_at,
-)
 
 
 @strawberry.type
@@ -59,6 +45,17 @@ class User(Node):
         return await task_connection(
             info, filter, order_by, first=first, after=after, last=last, before=before, owner_id=self.pk
         )
+
+
+USER_COLUMNS = RowShape.of(
+    User, models.User,
+    always=("pk",),
+    needs={
+        "id": (),
+        "tasks": (),
+    },
+    pk=models.User.id,
+)
 
 
 @strawberry.type

@@ -1,4 +1,4 @@
-// Builds GraphiQL into graph/graphiql/static/ from the packages pinned in package-lock.json,
+// Builds GraphiQL into graph/http/graphiql/static/ from the packages pinned in package-lock.json,
 // and records beside the files what went into them: MANIFEST.json (the page's entry files,
 // each file's sha256, every bundled package's version and licence) and THIRD-PARTY-LICENSES.txt.
 // Run through `./dev graphiql-assets`.
@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const out = join(here, '..', '..', 'graph', 'graphiql', 'static');
+const out = join(here, '..', '..', 'graph', 'http', 'graphiql', 'static');
 const common = {
   absWorkingDir: here, // metafile paths, and so the package folders below, are relative to it
   bundle: true,

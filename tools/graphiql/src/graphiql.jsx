@@ -1,5 +1,5 @@
 // GraphiQL for AuditGraph, bundled so the server can ship it with no external URL.
-// The page (graph/graphiql/page.py) passes its settings as JSON in #graphiql-config.
+// The page (graph/http/graphiql/page.py) passes its settings as JSON in #graphiql-config.
 import { explorerPlugin } from '@graphiql/plugin-explorer';
 import { GraphiQL } from 'graphiql';
 import { createRoot } from 'react-dom/client';

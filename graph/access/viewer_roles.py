@@ -16,7 +16,7 @@ from cachetools import TTLCache
 
 from db.engine import Database
 from db.users import Access
-from graph.broker import Broker
+from graph.live.broker import Broker
 
 # Far more active accounts than one worker serves in a few seconds.
 MAX_REMEMBERED = 10_000

@@ -16,10 +16,10 @@ from db.errors import DatabaseUnavailable, Unauthenticated
 from db.models import Artifact, Task
 from db.settings import Settings
 from db.storage import stored_path
-from graph import unavailable
-from graph.graphql_http import CHALLENGE, error_body
-from graph.tokens import bearer_token
-from graph.view import viewer_from_token
+from graph.access.tokens import bearer_token
+from graph.http import unavailable
+from graph.http.graphql_http import CHALLENGE, error_body
+from graph.http.view import viewer_from_token
 
 logger = logging.getLogger("auditgraph.downloads")
 

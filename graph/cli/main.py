@@ -17,13 +17,13 @@ import uvicorn
 from db import migrations
 from db.engine import create_engine
 from db.settings import Settings
-from graph.commands import check, demo, trusted_documents, users
-from graph.commands.database import migrate as run_migration
-from graph.commands.database import prepare_embedded, sqlite_file_missing
-from graph.commands.failures import REFUSED, CommandError, describe
+from graph.access.trusted_documents import trusted_documents as read_trusted_documents
+from graph.cli.commands import check, demo, trusted_documents, users
+from graph.cli.commands.database import migrate as run_migration
+from graph.cli.commands.database import prepare_embedded, sqlite_file_missing
+from graph.cli.commands.failures import REFUSED, CommandError, describe
 from graph.observability.logs import log_config
 from graph.observability.workers import shared_by_workers
-from graph.trusted_documents import trusted_documents as read_trusted_documents
 
 DEBUG = "AUDITGRAPH_DEBUG"
 MAX_PORT = 65535
@@ -95,7 +95,7 @@ def migration_status(settings: Settings) -> int:
 
 
 def schema(settings: Settings | None, args: argparse.Namespace) -> int:
-    # Imported here, as in graph/commands/trusted_documents.py: the schema brings the metrics.
+    # Imported here, as in graph/cli/commands/trusted_documents.py: the schema brings the metrics.
     from graph.schema import export_sdl
 
     print(export_sdl(), end="")
@@ -175,6 +175,3 @@ def main(argv: list[str] | None = None) -> int:
         print(message, file=sys.stderr)
         return exit_code
 
-
-if __name__ == "__main__":
-    sys.exit(main())

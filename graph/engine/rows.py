@@ -1,9 +1,11 @@
 """The columns a GraphQL type is built from, paired with the fields they fill."""
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from cachetools import LRUCache
+from sqlalchemy.orm import InstrumentedAttribute
+from strawberry.types.base import get_object_definition
 
 T = TypeVar("T")
 # Sets of fields whose columns a shape remembers.
@@ -11,8 +13,8 @@ NAMES_CACHE_SIZE = 256
 
 
 class RowShape:
-    """`RowShape(pk=models.Task.id, owner_id=models.Task.user_id, ...)`: `select(*shape)`,
-    then `Type.from_row(row)`.
+    """`RowShape.of(Task, models.Task, pk=models.Task.id, owner_id=models.Task.user_id, ...)`:
+    `select(*shape)`, then `Type.from_row(row)`.
 
     A request selects only the columns its document asks for (`names_for`):
     decoding columns nobody reads was a large share of a page's cost. `always`
@@ -32,6 +34,25 @@ class RowShape:
         # Asked for several times by every request (by each loader and page that reads the type), and the same
         # for every request of a document: one entry per set of fields asked for, as many as recent documents.
         self._names_for: LRUCache[frozenset[str], tuple[str, ...]] = LRUCache(NAMES_CACHE_SIZE)
+
+    @classmethod
+    def of(cls, node: type, model: type, *, always: Iterable[str] = ("pk",),
+           needs: Mapping[str, Iterable[str]] | None = None, **columns: Any) -> Self:
+        """The shape of a Strawberry type read from rows of an ORM model: `columns` names the type's private
+        attributes (keys, raw JSON), and every field without a resolver is read from the model's column of
+        the same name, so a row-backed field is declared once, on the type. A field with neither a resolver
+        nor such a column is refused here, when its module is imported."""
+        needs = needs or {}
+        for field in get_object_definition(node, strict=True).fields:
+            name = field.python_name
+            if field.base_resolver is not None or name in needs or name in columns:
+                continue
+            column = getattr(model, name, None)
+            if not isinstance(column, InstrumentedAttribute):
+                raise TypeError(f"{node.__name__}.{name} has no resolver and {model.__name__} no column {name}: "
+                                f"add the column (and its migration), or give the field a resolver")
+            columns[name] = column
+        return cls(always=always, needs=needs, **columns)
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.columns)

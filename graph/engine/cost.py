@@ -42,8 +42,8 @@ from graphql.execution.values import get_variable_values
 from graphql.utilities import get_operation_ast
 from strawberry.extensions import SchemaExtension
 
-from graph.document_cache import DocumentCache
-from graph.relay import DEFAULT_PAGE_SIZE
+from db.pagination import DEFAULT_PAGE_SIZE
+from graph.engine.document_cache import DocumentCache
 
 # How many items a list that takes no page size is assumed to hold (an
 # analysis's findings, a finding's sources, a task's artifacts).

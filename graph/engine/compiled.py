@@ -11,7 +11,7 @@ calls every other field through Strawberry's own wrapper (so permissions behave
 exactly as usual), and completes a whole level of the tree before the next,
 which also keeps each DataLoader to one batch per level.
 
-A relationship whose resolver only loads (marked `@loads`, graph/batching.py),
+A relationship whose resolver only loads (marked `@loads`, graph/engine/batching.py),
 asked for without arguments, and whose selection the rows alone can answer
 (columns, `__typename`, resolvers of the object alone, further such
 relationships), runs in the row lane: one read of the loader's rows for the
@@ -71,11 +71,14 @@ from strawberry.types.arguments import convert_arguments
 from strawberry.types.field import StrawberryField
 
 from db.availability import WAITED_TOO_LONG
-from graph.document_cache import DocumentCache
-from graph.loaders import Loaders
-from graph.rows import RowShape
+from graph.engine.document_cache import DocumentCache
+from graph.engine.rows import RowShape
 
 logger = logging.getLogger("auditgraph.compiled")
+
+# The class of the loader a `@loads` resolver names (graph/loaders.py's Loaders.kind), passed in by the
+# schema: the engine knows no domain's loaders.
+LoaderKind = Callable[[str], object]
 
 NON_NULL, LIST = "N", "L"
 # What a row-lane reader does with a row.
@@ -154,7 +157,8 @@ class QueryPlan:
     root: SelectionPlan
 
 
-def compile_query(schema: GraphQLSchema, document: DocumentNode, operation_name: str | None) -> QueryPlan:
+def compile_query(schema: GraphQLSchema, document: DocumentNode, operation_name: str | None,
+                  loader_kind: LoaderKind) -> QueryPlan:
     operation = get_operation_ast(document, operation_name)
     if operation is None or operation.operation is not OperationType.QUERY or operation.directives:
         raise Unsupported("not a plain query")
@@ -163,16 +167,17 @@ def compile_query(schema: GraphQLSchema, document: DocumentNode, operation_name:
         raise Unsupported("fragment directives")
     root_type = schema.query_type
     assert root_type is not None
-    return QueryPlan(operation, fragments, root_type, _selection(root_type, [operation.selection_set], fragments))
+    return QueryPlan(operation, fragments, root_type, _selection(root_type, [operation.selection_set], fragments, loader_kind))
 
 
 def _selection(
-    parent: GraphQLObjectType, selection_sets: list[SelectionSetNode], fragments: dict[str, FragmentDefinitionNode]
+    parent: GraphQLObjectType, selection_sets: list[SelectionSetNode], fragments: dict[str, FragmentDefinitionNode],
+    loader_kind: LoaderKind,
 ) -> SelectionPlan:
     grouped: dict[str, list[FieldNode]] = {}
     for node in _collect(parent, selection_sets, fragments):
         grouped.setdefault(node.alias.value if node.alias else node.name.value, []).append(node)
-    return SelectionPlan([_field(parent, key, nodes, fragments) for key, nodes in grouped.items()])
+    return SelectionPlan([_field(parent, key, nodes, fragments, loader_kind) for key, nodes in grouped.items()])
 
 
 def _collect(
@@ -199,7 +204,8 @@ def _collect(
 
 
 def _field(
-    parent: GraphQLObjectType, key: str, nodes: list[FieldNode], fragments: dict[str, FragmentDefinitionNode]
+    parent: GraphQLObjectType, key: str, nodes: list[FieldNode], fragments: dict[str, FragmentDefinitionNode],
+    loader_kind: LoaderKind,
 ) -> FieldPlan:
     name = nodes[0].name.value
     if name == "__typename":
@@ -239,9 +245,9 @@ def _field(
         else:
             plan.plain = PASSED_THROUGH.get(named.name)
     elif isinstance(named, GraphQLObjectType):
-        plan.children = _selection(named, [n.selection_set for n in nodes if n.selection_set], fragments)
+        plan.children = _selection(named, [n.selection_set for n in nodes if n.selection_set], fragments, loader_kind)
         if plan.method is not None and resolver is not None and not any(node.arguments for node in nodes):
-            plan.rows = _rows_plan(getattr(resolver.wrapped_func, "loads", None), named, plan.children)
+            plan.rows = _rows_plan(getattr(resolver.wrapped_func, "loads", None), named, plan.children, loader_kind)
     else:
         raise Unsupported("abstract types")
     return plan
@@ -276,11 +282,12 @@ def _variables_in(nodes: Any) -> Iterator[str]:
             yield from _variables_in([item.value for item in node.fields])
 
 
-def _rows_plan(loads: Any, named: GraphQLObjectType, children: SelectionPlan) -> RowsPlan | None:
+def _rows_plan(loads: Any, named: GraphQLObjectType, children: SelectionPlan,
+               loader_kind: LoaderKind) -> RowsPlan | None:
     """The row lane's plan of a `@loads` relationship, if its rows can answer all of `children`."""
     if loads is None:
         return None
-    loader = Loaders.kind(loads.loader)
+    loader = loader_kind(loads.loader)
     shape: RowShape | None = getattr(loader, "shape", None)
     node = getattr(loader, "node", None)
     if shape is None or node is None or node.__strawberry_definition__.name != named.name:
@@ -312,8 +319,9 @@ def _fresh(value: Any) -> Any:
 class PlanCache:
     """The plans of recently seen documents, bounded in bytes like the parser and validation caches."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, loader_kind: LoaderKind) -> None:
         self._plans: DocumentCache[tuple[str, str | None], QueryPlan | None] = DocumentCache(max_bytes)
+        self._loader_kind = loader_kind
 
     def get(self, schema: GraphQLSchema, query: str, document: DocumentNode,
             operation_name: str | None) -> QueryPlan | None:
@@ -321,7 +329,7 @@ class PlanCache:
         if key in self._plans:
             return self._plans[key]
         try:
-            plan: QueryPlan | None = compile_query(schema, document, operation_name)
+            plan: QueryPlan | None = compile_query(schema, document, operation_name, self._loader_kind)
         except Unsupported:
             plan = None
         self._plans[key] = plan
@@ -755,7 +763,7 @@ Remember = Callable[[str, str | None, QueryPlan, DocumentNode], None]
 class CompiledExecution(SchemaExtension):
     """Runs supported queries from a cached plan; everything else goes to graphql-core.
 
-    `remember` is told of each operation a plan answered (graph/prepared.py).
+    `remember` is told of each operation a plan answered (graph/engine/prepared.py).
     """
 
     def __init__(self, cache: PlanCache, remember: Remember | None = None) -> None:

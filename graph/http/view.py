@@ -1,5 +1,5 @@
 """Strawberry's ASGI view, with our context, fast JSON, authentication from the bearer token,
-and GraphQL over HTTP to the letter (graph/graphql_http.py)."""
+and GraphQL over HTTP to the letter (graph/http/graphql_http.py)."""
 
 import asyncio
 import logging
@@ -48,10 +48,15 @@ from db.settings import Settings
 from db.storage import STORAGE_FULL
 from db.stream_tickets import spend_ticket
 from db.users import SESSIONS_ENDED, Access, active_access
-from graph import unavailable
+from graph.access.throttle import AccountThrottle
+from graph.access.tokens import VerifiedTokens, bearer_token, read_token
+from graph.access.trusted_documents import PersistedQueries
+from graph.access.viewer_roles import RoleCache
 from graph.context import Context
-from graph.graphiql.page import GRAPHIQL_HEADERS, graphiql_page
-from graph.graphql_http import (
+from graph.engine.prepared import PreparedOperations
+from graph.http import unavailable
+from graph.http.graphiql.page import GRAPHIQL_HEADERS, graphiql_page
+from graph.http.graphql_http import (
     CHALLENGE,
     REQUEST_ERROR_STATUS,
     Refusal,
@@ -60,18 +65,19 @@ from graph.graphql_http import (
     request_error_status,
     storage_full,
 )
-from graph.http_cache import cache_headers
+from graph.http.http_cache import cache_headers
+from graph.http.multipart import BODY_OVERHEAD_BYTES, check_csrf_header, is_multipart, limit_body, operations_with_files
+from graph.http.negotiation import (
+    APPLICATION_JSON,
+    GRAPHQL_RESPONSE_JSON,
+    accepts_stream,
+    json_media_type,
+    prefers_stream,
+)
+from graph.http.sse import NegotiatedSSETransport, resumable_stream
 from graph.loaders import Loaders
-from graph.multipart import BODY_OVERHEAD_BYTES, check_csrf_header, is_multipart, limit_body, operations_with_files
-from graph.negotiation import APPLICATION_JSON, GRAPHQL_RESPONSE_JSON, accepts_stream, json_media_type, prefers_stream
 from graph.observability import metrics
 from graph.observability.facts import OK, current, request_reference
-from graph.prepared import PreparedOperations
-from graph.sse import NegotiatedSSETransport, resumable_stream
-from graph.throttle import AccountThrottle
-from graph.tokens import VerifiedTokens, bearer_token, read_token
-from graph.trusted_documents import PersistedQueries
-from graph.viewer_roles import RoleCache
 
 logger = logging.getLogger("auditgraph.prepared")
 
@@ -237,7 +243,7 @@ def _replay(body: bytes) -> Receive:
 
 def answer_protocol(method: str, accept: str | None, operation: OperationType | None) -> GraphQLRequestProtocol:
     """How a request whose client can read a stream is answered: a subscription, or anything the client
-    prefers as a stream (graph/negotiation.py), over SSE; a query or mutation otherwise as one JSON answer."""
+    prefers as a stream (graph/http/negotiation.py), over SSE; a query or mutation otherwise as one JSON answer."""
     if operation is OperationType.MUTATION and method == "GET":
         raise Refusal(405, MUTATIONS_ARE_POSTED, headers={"allow": "POST"})
     streams = prefers_stream(accept)
@@ -260,7 +266,7 @@ class AuditGraphView(GraphQL[Context, None]):
         self.roles = RoleCache(broker, database, settings.viewer_role_cache_seconds)
         self.tokens = VerifiedTokens(settings)
         self.persisted_queries = persisted_queries
-        # Set when the process begins to stop (graph/shutdown.py): SSE streams end then.
+        # Set when the process begins to stop (graph/http/shutdown.py): SSE streams end then.
         self.stopping = stopping
         self.prepared: PreparedOperations | None = getattr(self.schema, "prepared", None)
         self.prepared_outcomes = {answered: metrics.PREPARED_REQUESTS.labels("answered" if answered else "full_path")
@@ -337,7 +343,7 @@ class AuditGraphView(GraphQL[Context, None]):
         return Response(self.encode_json(body), status_code=status, headers=headers)
 
     async def answer_prepared(self, request: Request, prepared: PreparedOperations, body: bytes) -> Response | None:
-        """The response to a prepared operation (graph/prepared.py), or None: the full path answers it."""
+        """The response to a prepared operation (graph/engine/prepared.py), or None: the full path answers it."""
         checked = prepared.request(body)
         if checked is None:
             return None
@@ -564,7 +570,7 @@ class AuditGraphView(GraphQL[Context, None]):
         context = self.make_context(request, response, viewer, auth_error)
         context.sign_in(session)
         context.last_event_id = request.headers.get("last-event-id")
-        # Its queries read the replica, if there is one (graph/replica_reads.py).
+        # Its queries read the replica, if there is one (graph/engine/replica_reads.py).
         context.replica_after, context.may_read_replica = getattr(request.state, "read_after", None), True
         # Read back by an SSE stream, which is handed the request but not the context.
         request.state.graphql_context = context

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from db.errors import DatabaseUnavailable
-from graph.graphql_http import Refusal
+from graph.http.graphql_http import Refusal
 
 RETRY_AFTER_SECONDS = 5
 RETRY_AFTER = {"retry-after": str(RETRY_AFTER_SECONDS)}

@@ -10,7 +10,7 @@ from sqlalchemy.engine import make_url
 from db import migrations
 from db.engine import Database, create_engine
 from db.settings import Settings
-from graph.commands.failures import CommandError
+from graph.cli.commands.failures import CommandError
 
 
 def sqlite_file_missing(settings: Settings) -> str | None:

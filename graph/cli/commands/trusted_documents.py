@@ -7,8 +7,8 @@ from pathlib import Path
 import orjson
 
 from db.settings import Settings
-from graph.commands.failures import REFUSED, CommandError
-from graph.trusted_documents import TrustedDocumentsError, build_manifest
+from graph.access.trusted_documents import TrustedDocumentsError, build_manifest
+from graph.cli.commands.failures import REFUSED, CommandError
 
 
 def build_trusted_documents(settings: Settings, args: argparse.Namespace) -> int:

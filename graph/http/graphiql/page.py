@@ -5,7 +5,7 @@ from functools import cache
 from pathlib import Path
 from string import Template
 
-from graph.graphiql.files import MOUNT_PATH, manifest
+from graph.http.graphiql.files import MOUNT_PATH, manifest
 
 # Relative to the page, which is served at /graphql: the files resolve on the same
 # host and under whatever path prefix a reverse proxy puts in front of both.

@@ -21,7 +21,7 @@ from db import access_changes
 from db.engine import Database
 from db.events import ACCESS_CHANNEL, EVENT_CHANNEL, EventNotice
 from db.settings import Settings
-from graph.housekeeping import in_housekeeping
+from graph.live.housekeeping import in_housekeeping
 from graph.observability.metrics import BROKER_RECONNECTS
 
 logger = logging.getLogger("auditgraph.broker")
@@ -205,7 +205,7 @@ class Broker:
 
     @property
     def hears_every_access_change(self) -> bool:
-        """Whether an access change committed by any process reaches this one (graph/viewer_roles.py)."""
+        """Whether an access change committed by any process reaches this one (graph/access/viewer_roles.py)."""
         return False
 
     async def start(self) -> None:

@@ -9,8 +9,8 @@ from db.engine import Database, create_engine
 from db.figures import drift
 from db.settings import HOME, Settings
 from db.storage_marker import unshared_storage
-from graph.commands.database import schema_behind, sqlite_file_missing
-from graph.commands.failures import FAILED, describe, shown_url
+from graph.cli.commands.database import schema_behind, sqlite_file_missing
+from graph.cli.commands.failures import FAILED, describe, shown_url
 
 
 def _writable_folder(folder: Path) -> str | None:

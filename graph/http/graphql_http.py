@@ -10,7 +10,7 @@ from typing import Any
 
 from cross_web import HTTPException
 
-from graph.negotiation import json_media_type
+from graph.http.negotiation import json_media_type
 from graph.observability.facts import request_reference
 
 # The status of a request error (one raised before execution began) under the

@@ -12,8 +12,8 @@ import sys
 from db.enums import Role
 from db.settings import Settings
 from db.users import list_users, register_user, set_user_active, set_user_password, set_user_role, user_by_email
-from graph.commands.database import existing_database
-from graph.commands.failures import REFUSED, CommandError
+from graph.cli.commands.database import existing_database
+from graph.cli.commands.failures import REFUSED, CommandError
 
 
 def read_password() -> str:

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.types import Message
 
 from db.errors import PayloadTooLarge
-from graph.graphql_http import Refusal
+from graph.http.graphql_http import Refusal
 
 # Headers a browser cannot send cross-site without a CORS preflight, as in
 # Apollo Server's CSRF prevention. multipart/form-data itself is a "simple"

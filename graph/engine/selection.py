@@ -16,8 +16,8 @@ from graphql import (
 )
 from strawberry.extensions import SchemaExtension
 
-from graph.document_cache import DocumentCache
-from graph.rows import RowShape
+from graph.engine.document_cache import DocumentCache
+from graph.engine.rows import RowShape
 
 Fields = Mapping[str, frozenset[str]]
 NOTHING: frozenset[str] = frozenset()

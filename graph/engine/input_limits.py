@@ -1,6 +1,6 @@
 """Bounds on what a request may carry in its arguments: string length, list length, nesting depth.
 
-The request body's size is bounded before it is parsed (graph/view.py); these
+The request body's size is bounded before it is parsed (graph/http/view.py); these
 bounds apply to every argument, written in the document or passed as a
 variable, JSON values included, and are checked before anything executes.
 """

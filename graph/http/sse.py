@@ -13,7 +13,7 @@ from typing import Any
 
 from strawberry.http.streaming import AsyncTextStream, SSETransport, merge_stream_with_heartbeat
 
-from graph.negotiation import accepts_stream
+from graph.http.negotiation import accepts_stream
 
 
 class NegotiatedSSETransport(SSETransport):
@@ -62,7 +62,7 @@ def resumable_stream(view: Any, request: Any, result: Any, transport: SSETranspo
     The subscription's generator stays suspended at its `yield` until the
     result built from that value is encoded, so the position taken is the one
     of the event this result shows. When the process begins to stop
-    (graph/shutdown.py) the stream ends without `complete`, so the client reconnects.
+    (graph/http/shutdown.py) the stream ends without `complete`, so the client reconnects.
     """
 
     async def stream() -> AsyncGenerator[str, None]:

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from db.demo import DOMAIN, DemoAccount, load_demo_data
 from db.models import User
 from db.settings import Settings
-from graph.commands.database import existing_database, prepare_embedded
+from graph.cli.commands.database import existing_database, prepare_embedded
 
 
 async def _load(settings: Settings, only_if_empty: bool) -> list[DemoAccount] | None:

@@ -15,10 +15,10 @@ from sqlalchemy.orm import InstrumentedAttribute
 from db.access import VIEWER_ID, Viewer
 from db.engine import Database
 from db.enums import Role
+from graph.engine.rows import RowShape
+from graph.engine.selection import Selection
+from graph.engine.visible import Visible
 from graph.observability.metrics import DATALOADER_BATCH_SIZE
-from graph.rows import RowShape
-from graph.selection import Selection
-from graph.visible import Visible
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -31,7 +31,7 @@ KeyMatch = Callable[[ColumnElement[Any] | InstrumentedAttribute[Any]], ColumnEle
 # viewer's id is a parameter of each execution.
 _SCOPE_SHAPES = {role: Viewer(user_id=None, role=role) for role in Role}
 # The statement of a viewer who sees every task: for a batch of keys that are
-# all of parents the viewer was shown, nothing more to scope (graph/visible.py).
+# all of parents the viewer was shown, nothing more to scope (graph/engine/visible.py).
 _WITHIN_SHOWN = Role.ADMIN
 
 
@@ -85,14 +85,14 @@ class BatchLoader(DataLoader, Generic[K, V]):  # type: ignore[type-arg]
         self.selection = selection or Selection()
         # Kept only for a viewer whose statements carry a scope.
         self.visible = None if viewer.sees_every_task else visible
-        # The row lane's last read (graph/compiled.py): the keys asked, the column names, the rows by key.
+        # The row lane's last read (graph/engine/compiled.py): the keys asked, the column names, the rows by key.
         self._read: tuple[frozenset[Any], tuple[str, ...], dict[Any, Any]] | None = None
         # Objects the request already holds, by key (`remember`).
         self._known: dict[Any, Any] = {}
 
     def remember(self, nodes: Sequence[Any]) -> None:
         """Objects a scoped statement of the request read (a page of tasks): loads of their keys then need
-        no statement, and they count as shown (graph/visible.py).
+        no statement, and they count as shown (graph/engine/visible.py).
 
         Cheaper than `prime` (no future per object) for the many objects a page holds and nobody loads again.
         """
@@ -213,7 +213,7 @@ def loads(loader: str, *, key: str) -> Callable[[F], F]:
 
     Compiled execution then answers the field for a whole level of objects
     from that loader's rows, without a resolver call, a future or an object
-    per row (graph/compiled.py); graphql-core calls the resolver as usual.
+    per row (graph/engine/compiled.py); graphql-core calls the resolver as usual.
     """
     def mark(resolver: F) -> F:
         resolver.loads = Loads(loader, key)  # type: ignore[attr-defined]

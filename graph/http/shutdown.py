@@ -40,8 +40,8 @@ from sqlalchemy import event
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from db.engine import Database
-from graph.graphql_http import error_body, json_media_type
-from graph.unavailable import CODE, RETRY_AFTER_SECONDS
+from graph.http.graphql_http import error_body, json_media_type
+from graph.http.unavailable import CODE, RETRY_AFTER_SECONDS
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

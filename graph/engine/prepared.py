@@ -2,12 +2,12 @@
 HTTP body straight to JSON.
 
 Once Strawberry has parsed a document, validated it and run it from its plan
-(graph/compiled.py), everything the document itself decides is settled: it
+(graph/engine/compiled.py), everything the document itself decides is settled: it
 parses, it passes every validation rule and limit (depth, aliases, tokens,
 introspection, trusted documents, the arguments it writes), and it names one
 query operation. What is left to decide for a later request of the same text
 and operation name is what that request brings: its token and its variables
-(coercion, input bounds, NUL characters, the cost budget). graph/view.py
+(coercion, input bounds, NUL characters, the cost budget). graph/http/view.py
 answers such a POST after those checks alone, from the same plan, without
 Strawberry's request machinery (its request adapter, context, extension
 runner and result processing: most of the CPU time of a small query).
@@ -26,12 +26,12 @@ from graphql import DocumentNode
 from graphql.execution.values import get_variable_values
 from strawberry.schema import Schema
 
-from graph.compiled import QueryPlan, run_plan
-from graph.cost import CostCache
-from graph.document_cache import DocumentCache
-from graph.input_limits import InputBounds
-from graph.selection import FieldsCache
-from graph.text_inputs import nul_in_variables
+from graph.engine.compiled import QueryPlan, run_plan
+from graph.engine.cost import CostCache
+from graph.engine.document_cache import DocumentCache
+from graph.engine.input_limits import InputBounds
+from graph.engine.selection import FieldsCache
+from graph.engine.text_inputs import nul_in_variables
 
 Key = tuple[str, str | None]
 # What a prepared operation's request may hold; anything else goes the full way.

@@ -1,0 +1,1 @@
+"""The `auditgraph` command's subcommands (graph/cli/main.py parses the command line and reports failures)."""

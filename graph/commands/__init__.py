@@ -1,1 +1,0 @@
-"""The `auditgraph` command's subcommands (graph/cli.py parses the command line and reports failures)."""
