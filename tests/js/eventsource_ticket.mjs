@@ -8,7 +8,9 @@
 import { EventSource } from 'eventsource';
 
 import { TASK_EVENTS, taskEventsAfter } from './lib/documents.mjs';
-import { Inbox, bearer, checkpoint, graphqlUrl, run, setting } from './lib/harness.mjs';
+import {
+  Inbox, bearer, eventsAcrossADroppedConnection, graphqlUrl, run, setting,
+} from './lib/harness.mjs';
 
 const CREATE_TICKET = 'mutation { createStreamTicket { ticket } }';
 
@@ -56,17 +58,10 @@ run(async () => {
     if (source.readyState === EventSource.CLOSED) inbox.fail(new Error(`EventSource gave up: ${event.message}`));
   });
 
-  const stored = await inbox.take(1, 'stored events');
-  await checkpoint('subscribed');
-  const live = await inbox.take(2, 'live events');
-  await checkpoint('received');
-  const missed = await inbox.take(2, 'missed events after the automatic reconnect');
-  await checkpoint('resumed');
-  const liveAgain = await inbox.take(1, 'live events after the resume');
-  const extra = await inbox.extra();
+  const sequences = await eventsAcrossADroppedConnection(inbox);
   source.close();
   return {
-    sequences: [...stored, ...live, ...missed, ...liveAgain, ...extra].map((event) => event.sequence),
+    sequences,
     eventIds,
     requests,
   };

@@ -91,3 +91,18 @@ export class Inbox {
     return this.#items.splice(0);
   }
 }
+
+// The sequences of a stream that one stored and two live events reach, then (after the "received" checkpoint,
+// while the test drops the connection) two missed ones, then one more live after "resumed": the choreography
+// tests/test_js_clients.py's events_across_a_dropped_connection drives from its side.
+export async function eventsAcrossADroppedConnection(inbox) {
+  const stored = await inbox.take(1, 'stored events');
+  await checkpoint('subscribed');
+  const live = await inbox.take(2, 'live events');
+  await checkpoint('received');
+  const missed = await inbox.take(2, 'missed events after the automatic reconnect');
+  await checkpoint('resumed');
+  const liveAgain = await inbox.take(1, 'live events after the resume');
+  const extra = await inbox.extra();
+  return [...stored, ...live, ...missed, ...liveAgain, ...extra].map((event) => event.sequence);
+}
