@@ -37,9 +37,9 @@ from bench.runner import LoadPlan, Runner
 from bench.targets import Kind, Target, make_target
 from bench.workload import BENCH_USER_INDEX, MAIN_PAGE_SIZE, Scale
 from db.settings import Settings
+from graph.http.observed_requests import ObservedRequests
 from graph.observability.facts import current
 from graph.observability.logs import log_config
-from graph.observability.requests import ObservedRequests
 from graph.observability.sql import _after, _before
 
 # The last commit before request logs and metrics; the default baseline.

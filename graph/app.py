@@ -22,12 +22,12 @@ from graph.http.downloads import download_artifact, download_task_file
 from graph.http.graphiql.files import graphiql_routes
 from graph.http.health import healthz, readyz
 from graph.http.multipart import PREFLIGHT_HEADERS
+from graph.http.observed_requests import ObservedRequests
 from graph.http.shutdown import FinishRequests, InFlight, Shutdown, watch_commits
 from graph.http.view import AuditGraphView
 from graph.live.broker import create_broker
 from graph.live.housekeeping import Housekeeping
 from graph.observability.metrics import forget_this_process, metrics_routes
-from graph.observability.requests import ObservedRequests
 from graph.observability.sql import count_statements
 from graph.observability.tracing import install_exporter, traced_statements, tracing_middleware
 from graph.schema import build_schema

@@ -49,7 +49,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
             workers=args.workers,
             log_config=log_config(settings),
             log_level=settings.log_level,
-            # The request line (graph/observability/requests.py) says all the access line did, and more.
+            # The request line (graph/http/observed_requests.py) says all the access line did, and more.
             access_log=False,
             proxy_headers=True,
             # Live events are messages of a few hundred bytes: compressing them saves little, and

@@ -2,7 +2,7 @@
 
 `auditgraph serve` hands this configuration to uvicorn, which applies it in
 its own process and in every worker. uvicorn's access line is replaced by the
-request line of graph/observability/requests.py, which says far more.
+request line of graph/http/observed_requests.py, which says far more.
 """
 
 import logging

@@ -1,5 +1,6 @@
 import re
 import uuid
+from typing import Any
 
 import strawberry
 from sqlalchemy import select
@@ -8,16 +9,14 @@ from db import models
 from db.access import VIEWER_ID
 from db.errors import InvalidInput
 from db.listing import NO_CRITERIA, TaskCriteria, shared_task_list, task_count, task_sort_key
-from db.pagination import Count, Page, SortKey, keyset_page
+from db.pagination import Count, keyset_page
 from graph.access.permissions import IsAuthenticated
-from graph.analyses.types import ANALYSIS_COLUMNS, Analysis
 from graph.context import Info
 from graph.enums import SortDirection
 from graph.relay import Connection, connection_from_page, decode_cursor, from_global_id, page_size
-from graph.tasks.types import TASK_COLUMNS, Task, TaskEvent, TaskFilter, TaskOrder
+from graph.tasks.types import TASK_COLUMNS, Task, TaskFilter, TaskOrder
 
 SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
-EVENT_SORT_KEY = SortKey(columns=(models.TaskEvent.sequence,))
 
 
 def task_criteria(filter: TaskFilter | None, owner_id: uuid.UUID | None = None) -> TaskCriteria:
@@ -58,12 +57,17 @@ async def task_connection(
     loaders = context.loaders
     names = loaders.selection.names(Task, TASK_COLUMNS)
     # The page's analyses are read with it when the document asks for a task's analysis: a round trip less.
-    analysis_names = (loaders.selection.names(Analysis, ANALYSIS_COLUMNS)
-                      if loaders.selection.asks(Task, "analysis") else ())
+    # Their shape comes from their loader, so this domain imports nothing of the analyses' at run time.
+    analysis_names: tuple[str, ...] = ()
+    analysis_columns: tuple[Any, ...] = ()
+    if loaders.selection.asks(Task, "analysis"):
+        analyses = loaders.analysis_by_task_id
+        analysis_names = loaders.selection.names(analyses.node, analyses.shape)
+        analysis_columns = analyses.shape.columns_for(analysis_names)
     criteria = task_criteria(filter, owner_id)
     columns = TASK_COLUMNS.columns_for(names)
     statement = shared_task_list(viewer, criteria, columns, order_field=order.field.value,
-                                 analysis_columns=ANALYSIS_COLUMNS.columns_for(analysis_names))
+                                 analysis_columns=analysis_columns)
     viewer_id = {VIEWER_ID: viewer.user_id}
     database = context.database
     page = await keyset_page(
@@ -82,31 +86,6 @@ async def task_connection(
     if analysis_names:
         loaders.analysis_by_task_id.remember_joined([task.pk for task in tasks], page.rows, start=len(names))
     return connection_from_page(page, tasks, tag, key, count)
-
-
-async def event_connection(info: Info, task: Task, *, first: int | None, after: str | None) -> Connection[TaskEvent]:
-    context = info.context
-    limit, _ = page_size(first, None, context.settings.max_page_size)
-    assert limit is not None
-    tag = f"events:{task.pk}"
-    cursor = decode_cursor(after, tag, EVENT_SORT_KEY)
-    after_sequence = cursor[0] if cursor else 0
-    # One more than asked tells whether another page follows.
-    events = await context.loaders.event_page_by_task.load((task.pk, after_sequence, limit + 1))
-    page_events = events[:limit]
-    page = Page(
-        rows=page_events,
-        keys=[(event.sequence,) for event in page_events],
-        has_next_page=len(events) > limit,
-        has_previous_page=after_sequence > 0,
-    )
-
-    async def count() -> Count:
-        # Sequences are gap-free and events are never deleted, so the last
-        # number handed out is the count.
-        return Count(task.event_count)
-
-    return connection_from_page(page, page_events, tag, EVENT_SORT_KEY, count)
 
 
 @strawberry.type

@@ -11,16 +11,19 @@ from sqlalchemy import Row, Text, cast
 from db import models
 from db.access import Viewer
 from db.enums import Role
+from db.pagination import Count, Page, SortKey
 from graph.context import Info
 from graph.engine.batching import loads
 from graph.engine.rows import RowShape
 from graph.enums import EventType, Severity, SortDirection, TaskStatus, Verdict
-from graph.relay import Connection, Node, to_global_id
+from graph.relay import Connection, Node, connection_from_page, decode_cursor, page_size, to_global_id
 from graph.scalars import JSON, BigInt
-from graph.users.types import User
 
 if TYPE_CHECKING:
     from graph.analyses.types import Analysis
+    from graph.users.types import User
+
+EVENT_SORT_KEY = SortKey(columns=(models.TaskEvent.sequence,))
 
 
 @strawberry.type
@@ -54,7 +57,7 @@ class Task(Node):
 
     @strawberry.field
     @loads("user_by_id", key="owner_id")
-    async def owner(self, info: Info) -> User:
+    async def owner(self, info: Info) -> Annotated["User", strawberry.lazy("graph.users.types")]:
         owner = await info.context.loaders.user_by_id.load(self.owner_id)
         assert owner is not None, "a visible task's owner is visible"
         return owner
@@ -70,9 +73,28 @@ class Task(Node):
     async def events(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection["TaskEvent"]:
-        from graph.tasks.queries import event_connection
+        context = info.context
+        limit, _ = page_size(first, None, context.settings.max_page_size)
+        assert limit is not None
+        tag = f"events:{self.pk}"
+        cursor = decode_cursor(after, tag, EVENT_SORT_KEY)
+        after_sequence = cursor[0] if cursor else 0
+        # One more than asked tells whether another page follows.
+        events = await context.loaders.event_page_by_task.load((self.pk, after_sequence, limit + 1))
+        page_events = events[:limit]
+        page = Page(
+            rows=page_events,
+            keys=[(event.sequence,) for event in page_events],
+            has_next_page=len(events) > limit,
+            has_previous_page=after_sequence > 0,
+        )
+        # Sequences are gap-free and events are never deleted, so the last number handed out is the count.
+        event_count = self.event_count
 
-        return await event_connection(info, self, first=first, after=after)
+        async def count() -> Count:
+            return Count(event_count)
+
+        return connection_from_page(page, page_events, tag, EVENT_SORT_KEY, count)
 
     @strawberry.field
     @loads("artifacts_by_task_id", key="pk")

@@ -11,6 +11,7 @@ from graph.context import Info
 from graph.engine.rows import RowShape
 from graph.enums import Role
 from graph.relay import Connection, Node
+from graph.tasks.queries import task_connection
 
 if TYPE_CHECKING:
     from graph.tasks.types import Task, TaskFilter, TaskOrder
@@ -40,8 +41,6 @@ class User(Node):
         last: int | None = None,
         before: str | None = None,
     ) -> Connection[Annotated["Task", strawberry.lazy("graph.tasks.types")]]:
-        from graph.tasks.queries import task_connection
-
         return await task_connection(
             info, filter, order_by, first=first, after=after, last=last, before=before, owner_id=self.pk
         )
