@@ -181,6 +181,13 @@ def api(client: httpx.AsyncClient, app: Starlette) -> Api:
 
 
 @pytest.fixture
+async def server(settings: Settings) -> AsyncIterator[LiveServer]:
+    """The app served by a real uvicorn in a thread of this process, on the test's database."""
+    async with live_server(settings) as running:
+        yield running
+
+
+@pytest.fixture
 async def workers(settings: Settings, backend: str) -> AsyncIterator[tuple[LiveServer, LiveServer]]:
     """Two workers on one PostgreSQL; on the embedded SQLite default, one process serves both roles."""
     async with AsyncExitStack() as stack:

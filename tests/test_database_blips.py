@@ -13,7 +13,7 @@ alone (tests/test_database_down.py covers it).
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,9 +25,8 @@ from sqlalchemy.engine import make_url
 
 from db.errors import DatabaseUnavailable
 from db.models import TaskEvent
-from db.settings import Settings
 from graph.relay import to_global_id
-from tests.live import LEGACY_WS, TIMEOUT, TRANSPORT_WS, LiveServer, bearer, graphql_socket, live_server
+from tests.live import LEGACY_WS, TIMEOUT, TRANSPORT_WS, LiveServer, bearer, graphql_socket
 from tests.seeding import account, database, progress, queued_task
 from tests.test_sse import event_stream
 from tests.throwaway_postgres import PostgresServer
@@ -43,12 +42,6 @@ SSE = "sse"
 @pytest.fixture
 def backend() -> str:
     return "postgresql"
-
-
-@pytest.fixture
-async def server(settings: Settings) -> AsyncIterator[LiveServer]:
-    async with live_server(settings) as running:
-        yield running
 
 
 @dataclass

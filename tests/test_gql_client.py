@@ -4,7 +4,6 @@ WebSocket protocols."""
 import asyncio
 import hashlib
 import io
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -12,9 +11,8 @@ from gql import Client, FileVar, GraphQLRequest
 from gql.transport.httpx import HTTPXAsyncTransport
 from gql.transport.websockets import WebsocketsTransport
 
-from db.settings import Settings
 from graph.relay import to_global_id
-from tests.live import PROTOCOLS, TIMEOUT, LiveServer, live_server
+from tests.live import PROTOCOLS, TIMEOUT, LiveServer
 from tests.seeding import account, analysed_task, progress, queued_task
 
 NESTED = """
@@ -28,12 +26,6 @@ mutation($file: Upload!) { uploadDocument(file: $file) { deduplicated task { sta
 TASK_EVENTS = """
 subscription($taskId: ID!, $after: Int) { taskEvents(taskId: $taskId, afterSequence: $after) { sequence type } }
 """
-
-
-@pytest.fixture
-async def server(settings: Settings) -> AsyncIterator[LiveServer]:
-    async with live_server(settings) as running:
-        yield running
 
 
 def http_transport(server: LiveServer, token: str, **headers: str) -> HTTPXAsyncTransport:

@@ -19,12 +19,11 @@ from playwright.async_api import Locator, Page, Route, async_playwright, expect
 from db.enums import EventType
 from db.events import append_event
 from db.models import User
-from db.settings import Settings
 from graph.access.tokens import issue_token
 from graph.relay import to_global_id
 from tests.cli import PROJECT_ROOT
 from tests.factories import make_task, make_user
-from tests.live import LiveServer, live_server
+from tests.live import LiveServer
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -40,12 +39,6 @@ def backend() -> str:
     # These tests are about the browser client; both databases' subscriptions are
     # covered by tests/test_subscriptions.py.
     return "sqlite"
-
-
-@pytest.fixture
-async def server(settings: Settings) -> AsyncIterator[LiveServer]:
-    async with live_server(settings) as running:
-        yield running
 
 
 @dataclass

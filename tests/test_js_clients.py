@@ -4,7 +4,6 @@ Each script prints checkpoints where it waits for the test to write events, then
 """
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -24,12 +23,6 @@ URQL_ACCEPT = ("application/graphql-response+json, application/graphql+json, app
 @pytest.fixture(scope="session")
 def node() -> str:
     return node_or_skip()
-
-
-@pytest.fixture
-async def server(settings: Settings) -> AsyncIterator[LiveServer]:
-    async with live_server(settings) as running:
-        yield running
 
 
 def graphql_url(server: LiveServer) -> str:

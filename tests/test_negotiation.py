@@ -6,16 +6,14 @@ one JSON answer unless the client prefers a stream over both JSON types; a
 subscription streams whenever the client can read a stream.
 """
 
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
-from db.settings import Settings
 from graph.access.tokens import issue_token
 from tests.api import Api, error_codes
 from tests.factories import make_user
-from tests.live import TIMEOUT, LiveServer, live_server
+from tests.live import TIMEOUT, LiveServer
 from tests.node import SCRIPTS, node_or_skip
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -134,12 +132,6 @@ async def test_a_mutation_over_get_that_asks_for_a_stream_is_a_405(client: httpx
 
     assert (response.status_code, response.headers["allow"]) == (405, "POST")
     assert response.json()["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "requestId": "get-mutation-1"}
-
-
-@pytest.fixture
-async def server(settings: Settings) -> AsyncIterator[LiveServer]:
-    async with live_server(settings) as running:
-        yield running
 
 
 @pytest.mark.parametrize("accept", [URQL, URQL_SUBSCRIPTION])

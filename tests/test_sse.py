@@ -8,26 +8,18 @@ from typing import Any
 
 import httpx
 import orjson
-import pytest
 from sqlalchemy import select
 
 from db.enums import EventType, Role
 from db.events import append_event
 from db.models import Task, TaskEvent, User
-from db.settings import Settings
 from graph.access.tokens import issue_token
 from graph.relay import to_global_id
 from tests.factories import make_task, make_user
-from tests.live import TIMEOUT, LiveServer, live_server
+from tests.live import TIMEOUT, LiveServer
 
 TASK_EVENTS = "subscription($taskId: ID!, $after: Int) { taskEvents(taskId: $taskId, afterSequence: $after) { sequence type } }"
 MY_TASK_EVENTS = "subscription { myTaskEvents { sequence type taskId } }"
-
-
-@pytest.fixture
-async def server(settings: Settings) -> AsyncIterator[LiveServer]:
-    async with live_server(settings) as running:
-        yield running
 
 
 @asynccontextmanager

@@ -2,7 +2,6 @@
 An SSE subscription without any credential is refused with 401 before the stream opens."""
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -12,22 +11,15 @@ from sqlalchemy import update
 
 from db.base import utcnow
 from db.models import StreamTicket
-from db.settings import Settings
 from db.users import SESSIONS_ENDED, set_user_password
 from graph.relay import to_global_id
-from tests.live import TIMEOUT, LiveServer, live_server
+from tests.live import TIMEOUT, LiveServer
 from tests.seeding import account, queued_task
 from tests.test_sse import next_events, parse_events
 
 CREATE_TICKET = "mutation { createStreamTicket { ticket expiresAt } }"
 TASK_EVENTS = "subscription($taskId: ID!) { taskEvents(taskId: $taskId, afterSequence: 0) { sequence type } }"
 STREAM = "text/event-stream"
-
-
-@pytest.fixture
-async def server(settings: Settings) -> AsyncIterator[LiveServer]:
-    async with live_server(settings) as running:
-        yield running
 
 
 def url(server: LiveServer) -> str:

@@ -4,7 +4,7 @@ import asyncio
 import gc
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -37,12 +37,6 @@ subscription($since: DateTime, $resume: [TaskSequenceInput!]) {
   myTaskEvents(since: $since, afterSequences: $resume) { sequence type taskId }
 }
 """
-
-
-@pytest.fixture
-async def server(settings: Settings) -> AsyncIterator[LiveServer]:
-    async with live_server(settings) as running:
-        yield running
 
 
 @pytest.fixture(params=PROTOCOLS)

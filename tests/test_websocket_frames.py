@@ -5,27 +5,18 @@ binary one as bytes.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from db.settings import Settings
 from graph.relay import to_global_id
-from tests.live import LEGACY_WS, TIMEOUT, TRANSPORT_WS, LiveServer, live_server
+from tests.live import LEGACY_WS, TIMEOUT, TRANSPORT_WS, LiveServer
 from tests.seeding import account, queued_task
 
 TASK_EVENTS = "subscription($taskId: ID!) { taskEvents(taskId: $taskId, afterSequence: 0) { sequence } }"
 QUERY = "{ __typename }"
 INVALID = "subscription { noSuchField }"
-
-
-@pytest.fixture
-async def server(settings: Settings) -> AsyncIterator[LiveServer]:
-    async with live_server(settings) as running:
-        yield running
 
 
 async def raw_socket(server: LiveServer, protocol: str) -> ClientConnection:
