@@ -3,15 +3,16 @@
 import functools
 import uuid
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Select, exists, func, literal_column, select
+from sqlalchemy import BigInteger, Select, exists, func, literal, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db import figures
+from db import figures, filename_search
 from db.access import VIEWER_ID, Viewer
+from db.engine import Database
 from db.enums import Role, Severity, TaskStatus, Verdict
 from db.errors import Forbidden, InvalidInput
 from db.models import Analysis, Finding, Task
@@ -28,6 +29,8 @@ class TaskCriteria:
     created_after: datetime | None = None
     created_before: datetime | None = None
     filename_contains: str | None = None
+    # The trigrams of filename_contains an index lookup narrows to (db/filename_search.py); None: the whole text.
+    filename_probes: tuple[str, ...] | None = None
     finding_severities: Collection[Severity] | None = None
     owner_id: uuid.UUID | None = None
     source_url: str | None = None
@@ -114,7 +117,7 @@ def _task_conditions(criteria: TaskCriteria) -> list[Any]:
     if criteria.filename_contains:
         if len(criteria.filename_contains) > MAX_FILENAME_SEARCH:
             raise InvalidInput(f"filenameContains is at most {MAX_FILENAME_SEARCH} characters")
-        conditions.append(Task.original_filename.icontains(criteria.filename_contains, autoescape=True))
+        conditions.extend(_filename_conditions(criteria.filename_contains, criteria.filename_probes))
     # The subquery correlates to Task only: when a page reads its analyses,
     # Analysis is outer-joined beside it and would otherwise be correlated away.
     if criteria.finding_severities is not None:
@@ -129,6 +132,25 @@ def _task_conditions(criteria: TaskCriteria) -> list[Any]:
     if criteria.source_url is not None:
         conditions.append(Task.source_url == criteria.source_url)
     return conditions
+
+
+def _filename_conditions(search: str, probes: tuple[str, ...] | None) -> list[Any]:
+    if probes is None:
+        return [Task.original_filename.icontains(search, autoescape=True)]
+    # The probes are what the trigram index is asked for; the whole text, under lower() (which no index
+    # holds, and which is what ILIKE compares), is checked on the rows they find.
+    escaped = search.replace("/", "//").replace("%", "/%").replace("_", "/_")
+    whole = func.lower(Task.original_filename).like(func.lower(literal(f"%{escaped}%")), escape="/")
+    return [*(Task.original_filename.icontains(probe, autoescape=True) for probe in probes), whole]
+
+
+async def with_filename_probes(database: Database, criteria: TaskCriteria) -> TaskCriteria:
+    """`criteria` with the parts of its filename search the trigram index finds cheaply (PostgreSQL)."""
+    search = criteria.filename_contains
+    if not search or len(search) > MAX_FILENAME_SEARCH or database.dialect != "postgresql":
+        return criteria
+    async with database.read() as connection:
+        return replace(criteria, filename_probes=await filename_search.index_probes(connection, search))
 
 
 @dataclass(frozen=True)

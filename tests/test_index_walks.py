@@ -24,6 +24,7 @@ CRITERIA = {
     "status": TaskCriteria(statuses=[TaskStatus.QUEUED]),
     "verdict": TaskCriteria(verdicts=[Verdict.REJECTED]),
     "filename": TaskCriteria(filename_contains="report"),
+    "filename by its rare trigrams": TaskCriteria(filename_contains="report", filename_probes=("epo", "ort")),
 }
 # SQLite's planner, without statistics, reads a status's or a verdict's rows of every owner by the
 # (status or verdict, created_at) index and sorts them for the other orderings (README, "Scale").

@@ -8,7 +8,14 @@ from sqlalchemy import select
 from db import models
 from db.access import VIEWER_ID
 from db.errors import InvalidInput
-from db.listing import NO_CRITERIA, TaskCriteria, shared_task_list, task_count, task_sort_key
+from db.listing import (
+    NO_CRITERIA,
+    TaskCriteria,
+    shared_task_list,
+    task_count,
+    task_sort_key,
+    with_filename_probes,
+)
 from db.pagination import Count, keyset_page
 from graph.access.permissions import IsAuthenticated
 from graph.context import Info
@@ -64,7 +71,7 @@ async def task_connection(
         analyses = loaders.analysis_by_task_id
         analysis_names = loaders.selection.names(analyses.node, analyses.shape)
         analysis_columns = analyses.shape.columns_for(analysis_names)
-    criteria = task_criteria(filter, owner_id)
+    criteria = await with_filename_probes(context.database, task_criteria(filter, owner_id))
     columns = TASK_COLUMNS.columns_for(names)
     statement = shared_task_list(viewer, criteria, columns, order_field=order.field.value,
                                  analysis_columns=analysis_columns)
