@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     login_lockout_seconds: float = Field(default=300.0, gt=0)
     register_max_attempts: int = Field(default=10, gt=0)
     register_window_seconds: float = Field(default=3600.0, gt=0)
+    # Who may call `register` (graph/access/invitations.py): anyone ("open", which cannot hide that an email is
+    # taken), only holders of an invitation for that email ("invite"), or nobody ("closed").
+    registration: Literal["open", "invite", "closed"] = "open"
+    # How long an invitation (createInvitation, `auditgraph users invite`) lasts unless minted with another span.
+    invitation_days: int = Field(default=7, gt=0)
     # submitUrl calls per user in a moving minute (each queues a fetch of someone else's page).
     submit_url_max_per_minute: int = Field(default=30, gt=0)
 

@@ -18,6 +18,7 @@ from db import migrations
 from db.engine import create_engine
 from db.settings import Settings
 from graph.access.trusted_documents import trusted_documents as read_trusted_documents
+from graph.cli.arguments import port, positive
 from graph.cli.commands import check, demo, trusted_documents, users
 from graph.cli.commands.database import migrate as run_migration
 from graph.cli.commands.database import prepare_embedded, sqlite_file_missing
@@ -26,7 +27,6 @@ from graph.observability.logs import log_config
 from graph.observability.workers import shared_by_workers
 
 DEBUG = "AUDITGRAPH_DEBUG"
-MAX_PORT = 65535
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -102,28 +102,6 @@ def schema(settings: Settings | None, args: argparse.Namespace) -> int:
     return 0
 
 
-def _port(text: str) -> int:
-    """A TCP port to listen on: 0 would be a random one, nobody's to connect to."""
-    number = _number(text)
-    if not 1 <= number <= MAX_PORT:
-        raise argparse.ArgumentTypeError(f"a port is a number from 1 to {MAX_PORT}, not {text}")
-    return number
-
-
-def _positive(text: str) -> int:
-    number = _number(text)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"at least 1, not {text}")
-    return number
-
-
-def _number(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a whole number, not {text!r}") from None
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="auditgraph", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -133,8 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve the API. On the embedded SQLite default the data folder and database are created "
                     "and migrated first; on PostgreSQL run `auditgraph migrate` once per deploy instead.")
     serve_parser.add_argument("--host", help="address to listen on (default: HOST, 127.0.0.1)")
-    serve_parser.add_argument("--port", type=_port, help="port to listen on, 1 to 65535 (default: PORT, 8000)")
-    serve_parser.add_argument("--workers", type=_positive, default=1,
+    serve_parser.add_argument("--port", type=port, help="port to listen on, 1 to 65535 (default: PORT, 8000)")
+    serve_parser.add_argument("--workers", type=positive, default=1,
                               help="worker processes (default 1; more than 1 needs PostgreSQL)")
     serve_parser.set_defaults(handler=serve)
 

@@ -1,4 +1,5 @@
 from datetime import timedelta
+from typing import Annotated
 
 import strawberry
 from sqlalchemy import select
@@ -7,12 +8,13 @@ from db import models
 from db.errors import Unauthenticated
 from db.stream_tickets import mint_ticket
 from db.users import authenticate, register_user, set_user_active, set_user_role
+from graph.access.invitations import issue_invitation, registration_role
 from graph.access.permissions import IsAdmin, IsAuthenticated
 from graph.access.tokens import issue_token
 from graph.context import Info
 from graph.enums import Role
 from graph.relay import from_global_id
-from graph.users.types import USER_COLUMNS, AuthPayload, StreamTicket, User
+from graph.users.types import USER_COLUMNS, AuthPayload, Invitation, StreamTicket, User
 
 
 async def _user(info: Info, user_id: object) -> User:
@@ -23,12 +25,20 @@ async def _user(info: Info, user_id: object) -> User:
 
 @strawberry.type
 class UserMutations:
-    @strawberry.mutation(description="Create a USER account and sign it in.")
-    async def register(self, info: Info, email: str, password: str) -> AuthPayload:
+    @strawberry.mutation(description=(
+        "Create an account and sign it in: a USER, or the role its invitation grants. Whether an invitation is "
+        "needed, or registration is closed, is the deployment's choice (FORBIDDEN when refused)."
+    ))
+    async def register(
+        self, info: Info, email: str, password: str,
+        invitation: Annotated[str | None, strawberry.argument(
+            description="An invitation for this email (createInvitation)")] = None,
+    ) -> AuthPayload:
         context = info.context
         await context.throttle.count_registration(email, context.client_address)
+        role = registration_role(email, invitation, context.settings)
         async with context.database.transaction() as session:
-            user = await register_user(session, email, password)
+            user = await register_user(session, email, password, role)
         token, expires = issue_token(user.id, context.settings, user.token_generation or 0)
         return AuthPayload(token=token, expires_at=expires, user=await _user(info, user.id))
 
@@ -58,6 +68,13 @@ class UserMutations:
                                                    context.access_expires_at,
                                                    timedelta(seconds=context.settings.stream_ticket_seconds))
         return StreamTicket(ticket=ticket, expires_at=expires_at)
+
+    @strawberry.mutation(permission_classes=[IsAdmin], description=(
+        "An invitation for one email to register with this role (ADMIN), valid for INVITATION_DAYS."
+    ))
+    async def create_invitation(self, info: Info, email: str, role: Role = Role.USER) -> Invitation:
+        token, normalized, expires_at = issue_invitation(email, role, info.context.settings)
+        return Invitation(token=token, email=normalized, role=role, expires_at=expires_at)
 
     @strawberry.mutation(permission_classes=[IsAdmin], description=(
         "Activate or deactivate an account (ADMIN). Deactivating it ends its sessions: its tokens stop working "

@@ -71,3 +71,13 @@ class AuthPayload:
 class StreamTicket:
     ticket: str
     expires_at: datetime
+
+
+@strawberry.type(description=(
+    "Lets one email register (`register(email, password, invitation: token)`) with the role it grants, until "
+    "`expiresAt`; it registers one account, as an email has one."))
+class Invitation:
+    token: str
+    email: str
+    role: Role
+    expires_at: datetime

@@ -1,4 +1,4 @@
-"""Accounts from the shell: create, list, change a role, (de)activate, set a password.
+"""Accounts from the shell: create, list, change a role, (de)activate, set a password, invite.
 
 Role and activation changes go through the same operations as the API's, which
 announce the change: the account's open subscriptions end on every worker.
@@ -12,6 +12,8 @@ import sys
 from db.enums import Role
 from db.settings import Settings
 from db.users import list_users, register_user, set_user_active, set_user_password, set_user_role, user_by_email
+from graph.access.invitations import issue_invitation
+from graph.cli.arguments import positive
 from graph.cli.commands.database import existing_database
 from graph.cli.commands.failures import REFUSED, CommandError
 
@@ -89,6 +91,19 @@ def set_password(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def invite(settings: Settings, args: argparse.Namespace) -> int:
+    # Signed with SECRET_KEY: one anyone could know would let anyone mint them.
+    settings.check_production_ready()
+    token, email, expires_at = issue_invitation(args.email, Role(args.role), settings, args.days)
+    # The invitation alone on stdout, for a script to capture; what it grants on stderr, for the operator.
+    print(token)
+    print(f"an invitation for {email} to register as {args.role}, valid until {expires_at:%Y-%m-%d %H:%M} UTC",
+          file=sys.stderr)
+    if settings.registration == "closed":
+        print("REGISTRATION is closed: register accepts no invitation until it is invite or open", file=sys.stderr)
+    return 0
+
+
 def add_parsers(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     roles = [role.value for role in Role]
     create = commands.add_parser(
@@ -128,3 +143,14 @@ def add_parsers(commands: "argparse._SubParsersAction[argparse.ArgumentParser]")
                     "session opened before ends: its tokens stop working and its open subscriptions end.")
     password.add_argument("email", help="the account's email")
     password.set_defaults(handler=set_password)
+
+    invitation = actions.add_parser(
+        "invite", help="print an invitation for one email to register (REGISTRATION=invite)",
+        description="Print an invitation that lets one email register, with a role, until it expires: "
+                    "`register(email, password, invitation)`. It is signed with SECRET_KEY (no database is "
+                    "needed) and registers one account, as an email has one.")
+    invitation.add_argument("email", help="the email it is for")
+    invitation.add_argument("--role", choices=roles, default=Role.USER.value,
+                            help="the role it grants (default USER)")
+    invitation.add_argument("--days", type=positive, help="how long it lasts (default INVITATION_DAYS, 7)")
+    invitation.set_defaults(handler=invite)
