@@ -197,6 +197,11 @@ async def task_count(connection: AsyncConnection, viewer: Viewer, criteria: Task
     return Count(int(sum(totals[name] for name in names)))
 
 
+def counted_from_figures(criteria: TaskCriteria) -> bool:
+    """Whether `task_count` reads the kept figures (a few index reads) rather than counting tasks."""
+    return _figure_names(criteria) is not None
+
+
 def _figure_names(criteria: TaskCriteria) -> list[str] | None:
     if any(value is not None for value in (
         criteria.created_after, criteria.created_before, criteria.filename_contains or None,

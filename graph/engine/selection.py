@@ -40,9 +40,13 @@ class Selection:
 
     def asks(self, node_type: type, field: str) -> bool:
         """Whether the document asks for `field` (its Python name) of `node_type` objects; False until it is known."""
+        return self.asks_of(node_type.__strawberry_definition__.name, field)  # type: ignore[attr-defined]
+
+    def asks_of(self, type_name: str, field: str) -> bool:
+        """`asks`, for a type known by its GraphQL name (a generic's specialisation, such as TaskConnection)."""
         if self.fields is None:
             return False
-        return field in self.fields.get(node_type.__strawberry_definition__.name, ())  # type: ignore[attr-defined]
+        return field in self.fields.get(type_name, ())
 
 
 class _FieldCollector(Visitor):

@@ -1,5 +1,7 @@
+import asyncio
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import strawberry
@@ -11,6 +13,7 @@ from db.errors import InvalidInput
 from db.listing import (
     NO_CRITERIA,
     TaskCriteria,
+    counted_from_figures,
     shared_task_list,
     task_count,
     task_sort_key,
@@ -77,22 +80,41 @@ async def task_connection(
                                  analysis_columns=analysis_columns)
     viewer_id = {VIEWER_ID: viewer.user_id}
     database = context.database
-    page = await keyset_page(
+    reading = keyset_page(
         database.prepared_rows if criteria == NO_CRITERIA else database.rows, statement, key,
         first=first, after=decode_cursor(after, tag, key),
         last=last, before=decode_cursor(before, tag, key),
         parameters=viewer_id,
     )
 
-    async def count() -> Count:
+    async def counting() -> Count:
         async with context.database.read() as connection:
             return await task_count(connection, viewer, criteria, context.settings.count_limit)
+
+    count: Callable[[], Awaitable[Count]] = counting
+    if loaders.selection.asks_of("TaskConnection", "total_count") and not counted_from_figures(criteria):
+        # Counted along the same index as the page, the count reads what the page reads: the two run at once,
+        # not one after the other (both end before this returns, whatever either raises).
+        page, counted = await asyncio.gather(reading, counting(), return_exceptions=True)
+        if isinstance(page, BaseException):
+            raise page
+        count = _known(counted)
+    else:
+        page = await reading
 
     tasks = [Task.from_row(row, names) for row in page.rows]
     loaders.task_by_id.remember(tasks)
     if analysis_names:
         loaders.analysis_by_task_id.remember_joined([task.pk for task in tasks], page.rows, start=len(names))
     return connection_from_page(page, tasks, tag, key, count)
+
+
+def _known(counted: Count | BaseException) -> Callable[[], Awaitable[Count]]:
+    async def count() -> Count:
+        if isinstance(counted, BaseException):
+            raise counted
+        return counted
+    return count
 
 
 @strawberry.type
