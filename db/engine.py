@@ -66,7 +66,8 @@ def create_engine(settings: Settings, url: str | None = None, server_settings: d
 def _read_engine(settings: Settings, url: str) -> AsyncEngine:
     """An engine for single-statement reads, in autocommit; a read never outlives the request that made it
     (db/deadline.py)."""
-    return create_engine(settings, url, {"statement_timeout": statement_timeout_ms(settings.request_timeout_seconds)},
+    return create_engine(settings, url, {**CUSTOM_PLANS,
+                                         "statement_timeout": statement_timeout_ms(settings.request_timeout_seconds)},
                          isolation_level="AUTOCOMMIT", pool_pre_ping=False)
 
 
