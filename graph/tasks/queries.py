@@ -68,13 +68,15 @@ async def task_connection(
     names = loaders.selection.names(Task, TASK_COLUMNS)
     # The page's analyses are read with it when the document asks for a task's analysis: a round trip less.
     # Their shape comes from their loader, so this domain imports nothing of the analyses' at run time.
+    criteria = await with_filename_probes(context.database, task_criteria(filter, owner_id))
     analysis_names: tuple[str, ...] = ()
     analysis_columns: tuple[Any, ...] = ()
-    if loaders.selection.asks(Task, "analysis"):
+    # A filename search's matches are sorted before the page is cut, and a join would read the analysis of
+    # every match: the page's own are read after it, by their loader.
+    if loaders.selection.asks(Task, "analysis") and not criteria.filename_contains:
         analyses = loaders.analysis_by_task_id
         analysis_names = loaders.selection.names(analyses.node, analyses.shape)
         analysis_columns = analyses.shape.columns_for(analysis_names)
-    criteria = await with_filename_probes(context.database, task_criteria(filter, owner_id))
     columns = TASK_COLUMNS.columns_for(names)
     statement = shared_task_list(viewer, criteria, columns, order_field=order.field.value,
                                  analysis_columns=analysis_columns)
