@@ -8,6 +8,7 @@ from db.filename_search import index_probes, inner_trigrams
 from db.models import User
 from tests.api import Api
 from tests.factories import make_task
+from tests.sql_counter import count_statements
 
 # Every name holds "plant" (as every name of the scale benchmark does), so its trigrams are common.
 NAMES = [f"site-photos-plant{i % 40}-{i:07}.jpg" for i in range(80)] + [
@@ -77,3 +78,45 @@ async def test_without_statistics_the_whole_text_is_looked_up(api: Api) -> None:
 
     # then
     assert probes is None
+
+
+PAGES = """query($s: String!, $after: String) {
+  tasks(first: 4, after: $after, filter: {filenameContains: $s}) {
+    totalCount totalCountIsExact pageInfo { endCursor hasNextPage } edges { node { originalFilename } }
+  }
+}"""
+
+
+async def test_every_page_of_a_search_counts_all_its_matches(api: Api) -> None:
+    # given
+    token = await _named_tasks(api)
+    expected = sorted(name for name in NAMES if "plant1" in name.lower())
+
+    # when
+    pages, names, after = [], [], None
+    while True:
+        tasks = (await api.data(PAGES, {"s": "plant1", "after": after}, token=token))["tasks"]
+        pages.append((tasks["totalCount"], tasks["totalCountIsExact"]))
+        names += [edge["node"]["originalFilename"] for edge in tasks["edges"]]
+        if not tasks["pageInfo"]["hasNextPage"]:
+            break
+        after = tasks["pageInfo"]["endCursor"]
+
+    # then
+    assert sorted(names) == expected
+    assert pages == [(len(expected), True)] * len(pages)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])  # statistics steer PostgreSQL's trigram index only
+async def test_the_first_page_of_a_narrowed_search_counts_its_matches_in_the_same_statement(api: Api) -> None:
+    # given
+    token = await _named_tasks(api)
+    await api.data("{ me { id } }", token=token)
+
+    # when
+    with count_statements(api.database) as statements:
+        tasks = (await api.data(PAGES, {"s": "plant17", "after": None}, token=token))["tasks"]
+
+    # then: the statistics of its trigrams, then the page with its count
+    assert tasks["totalCount"] == len([name for name in NAMES if "plant17" in name.lower()])
+    assert len(statements) == 2

@@ -1,11 +1,11 @@
 import asyncio
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import strawberry
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 
 from db import models
 from db.access import VIEWER_ID
@@ -27,6 +27,8 @@ from graph.relay import Connection, connection_from_page, decode_cursor, from_gl
 from graph.tasks.types import TASK_COLUMNS, Task, TaskFilter, TaskOrder
 
 SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
+# How many rows the statement's filter matches, on each of its rows (before the page's limit cuts them).
+MATCHES = func.count().over().label("matches")
 
 
 def task_criteria(filter: TaskFilter | None, owner_id: uuid.UUID | None = None) -> TaskCriteria:
@@ -77,30 +79,46 @@ async def task_connection(
         analyses = loaders.analysis_by_task_id
         analysis_names = loaders.selection.names(analyses.node, analyses.shape)
         analysis_columns = analyses.shape.columns_for(analysis_names)
+    counted = loaders.selection.asks_of("TaskConnection", "total_count") and not counted_from_figures(criteria)
+    # A search the trigram index narrows sorts all its matches for a page: the first page counts them in the
+    # same pass, a window over them, instead of reading every match again.
+    in_one_pass = counted and bool(criteria.filename_probes) and after is None and before is None
     columns = TASK_COLUMNS.columns_for(names)
-    statement = shared_task_list(viewer, criteria, columns, order_field=order.field.value,
-                                 analysis_columns=analysis_columns)
-    viewer_id = {VIEWER_ID: viewer.user_id}
+    statement = shared_task_list(viewer, criteria, (*columns, MATCHES) if in_one_pass else columns,
+                                 order_field=order.field.value, analysis_columns=analysis_columns)
     database = context.database
+    totals: list[int] = []
+
+    async def rows_of(statement: Select, values: dict[str, Any]) -> Sequence[Any]:
+        if criteria == NO_CRITERIA:
+            return await database.prepared_rows(statement, values)
+        rows = await database.rows(statement, values)
+        if in_one_pass:
+            totals.append(rows[0][len(columns)] if rows else 0)
+        return rows
+
     reading = keyset_page(
-        database.prepared_rows if criteria == NO_CRITERIA else database.rows, statement, key,
+        rows_of, statement, key,
         first=first, after=decode_cursor(after, tag, key),
         last=last, before=decode_cursor(before, tag, key),
-        parameters=viewer_id,
+        parameters={VIEWER_ID: viewer.user_id},
     )
 
     async def counting() -> Count:
-        async with context.database.read() as connection:
+        async with database.read() as connection:
             return await task_count(connection, viewer, criteria, context.settings.count_limit)
 
     count: Callable[[], Awaitable[Count]] = counting
-    if loaders.selection.asks_of("TaskConnection", "total_count") and not counted_from_figures(criteria):
+    if in_one_pass:
+        page = await reading
+        count = _known(Count(totals[0]))
+    elif counted:
         # Counted along the same index as the page, the count reads what the page reads: the two run at once,
         # not one after the other (both end before this returns, whatever either raises).
-        page, counted = await asyncio.gather(reading, counting(), return_exceptions=True)
+        page, counted_rows = await asyncio.gather(reading, counting(), return_exceptions=True)
         if isinstance(page, BaseException):
             raise page
-        count = _known(counted)
+        count = _known(counted_rows)
     else:
         page = await reading
 
