@@ -18,6 +18,7 @@ token that does not verify, an execution that fails. The full path alone
 decides how refusals and errors look, and running a query again has no effect.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,14 +94,15 @@ class PreparedOperations:
     def get(self, query: str, operation_name: str | None) -> Prepared | None:
         return self._prepared.get((query, operation_name))
 
-    def request(self, body: bytes) -> Checked | None:
+    def request(self, body: bytes, parsed: Callable[[], Any]) -> Checked | None:
         """The prepared operation a JSON request body names, with its variables coerced and checked;
-        None when the body is of another shape, names no prepared operation, or a check refuses it."""
+        None when the body is of another shape, names no prepared operation, or a check refuses it.
+        `parsed()` gives the body's JSON, asked for only when the body is not one remembered."""
         checked = self._bodies.get(body)
         if checked is not None:
             return checked
         try:
-            sent = orjson.loads(body)
+            sent = parsed()
         except orjson.JSONDecodeError:
             return None
         if not isinstance(sent, dict) or not sent.keys() <= REQUEST_KEYS:

@@ -4,6 +4,7 @@ and GraphQL over HTTP to the letter (graph/http/graphql_http.py)."""
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Mapping
+from contextvars import ContextVar
 from datetime import datetime
 from json import JSONDecodeError
 from time import monotonic
@@ -241,6 +242,29 @@ def _replay(body: bytes) -> Receive:
     return receive
 
 
+class ParsedBody:
+    """A JSON request body, parsed at most once though both the prepared path and the full path read it.
+
+    A pipeline's analysis is megabytes of JSON: each parse held the event loop for tens of milliseconds and
+    made a hundred thousand objects for the garbage collector to go through.
+    """
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self._value: Any = _UNPARSED
+
+    def value(self) -> Any:
+        """The body's JSON; raises orjson.JSONDecodeError if it is not JSON."""
+        if self._value is _UNPARSED:
+            self._value = orjson.loads(self.body)
+        return self._value
+
+
+_UNPARSED = object()
+# The body the prepared path parsed, for the full path that answers the same request.
+_PARSED_BODY: ContextVar[ParsedBody | None] = ContextVar("parsed_body", default=None)
+
+
 def answer_protocol(method: str, accept: str | None, operation: OperationType | None) -> GraphQLRequestProtocol:
     """How a request whose client can read a stream is answered: a subscription, or anything the client
     prefers as a stream (graph/http/negotiation.py), over SSE; a query or mutation otherwise as one JSON answer."""
@@ -323,28 +347,33 @@ class AuditGraphView(GraphQL[Context, None]):
 
     async def answer(self, scope: Scope, request: Request) -> Response:
         response: Response | None = None
+        parsed = None
         if self.prepared is not None and scope["method"] == "POST" and _may_be_prepared(request, self.settings):
-            sent = await request.body()
+            parsed = ParsedBody(await request.body())
             async with self.database.one_read_connection():
-                response = await self.answer_prepared(request, self.prepared, sent)
+                response = await self.answer_prepared(request, self.prepared, parsed)
             self.prepared_outcomes[response is not None].inc()
-            # The full path reads the body again.
-            request = Request(scope, receive=_replay(sent))
+            # The full path reads the body again, and takes the JSON parsed already (parse_json).
+            request = Request(scope, receive=_replay(parsed.body))
         if response is None:
+            handed_over = _PARSED_BODY.set(parsed)
             try:
                 async with self.database.one_read_connection():
                     response = await self.run(request)
             except HTTPException as refusal:
                 response = self.refusal_response(refusal, request)
+            finally:
+                _PARSED_BODY.reset(handed_over)
         return response
 
     def refusal_response(self, refusal: HTTPException, request: Request) -> Response:
         body, status, headers = refusal_parts(refusal, request.headers.get("accept"))
         return Response(self.encode_json(body), status_code=status, headers=headers)
 
-    async def answer_prepared(self, request: Request, prepared: PreparedOperations, body: bytes) -> Response | None:
+    async def answer_prepared(self, request: Request, prepared: PreparedOperations,
+                              body: ParsedBody) -> Response | None:
         """The response to a prepared operation (graph/engine/prepared.py), or None: the full path answers it."""
-        checked = prepared.request(body)
+        checked = prepared.request(body.body, body.value)
         if checked is None:
             return None
         try:
@@ -390,8 +419,9 @@ class AuditGraphView(GraphQL[Context, None]):
         return orjson.loads(data)
 
     def parse_json(self, data: str | bytes) -> Any:
+        parsed = _PARSED_BODY.get()
         try:
-            value = orjson.loads(data)
+            value = parsed.value() if parsed is not None and parsed.body == data else orjson.loads(data)
         except orjson.JSONDecodeError as error:
             raise Refusal(400, f"the request is not valid JSON: {error}") from None
         # A list is a batch, which the parser after this refuses with its own reason.
