@@ -1,11 +1,11 @@
 import asyncio
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import strawberry
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 
 from db import models
 from db.access import VIEWER_ID
@@ -80,25 +80,16 @@ async def task_connection(
         analysis_names = loaders.selection.names(analyses.node, analyses.shape)
         analysis_columns = analyses.shape.columns_for(analysis_names)
     counted = loaders.selection.asks_of("TaskConnection", "total_count") and not counted_from_figures(criteria)
-    # A search the trigram index narrows sorts all its matches for a page: the first page counts them in the
+    # A search the trigram index narrows sorts all its matches for a page: its first page counts them in the
     # same pass, a window over them, instead of reading every match again.
-    in_one_pass = counted and bool(criteria.filename_probes) and after is None and before is None
+    in_one_pass = (counted and bool(criteria.filename_probes) and after is None and before is None
+                   and bool(first or last))
     columns = TASK_COLUMNS.columns_for(names)
     statement = shared_task_list(viewer, criteria, (*columns, MATCHES) if in_one_pass else columns,
                                  order_field=order.field.value, analysis_columns=analysis_columns)
     database = context.database
-    totals: list[int] = []
-
-    async def rows_of(statement: Select, values: dict[str, Any]) -> Sequence[Any]:
-        if criteria == NO_CRITERIA:
-            return await database.prepared_rows(statement, values)
-        rows = await database.rows(statement, values)
-        if in_one_pass:
-            totals.append(rows[0][len(columns)] if rows else 0)
-        return rows
-
     reading = keyset_page(
-        rows_of, statement, key,
+        database.prepared_rows if criteria == NO_CRITERIA else database.rows, statement, key,
         first=first, after=decode_cursor(after, tag, key),
         last=last, before=decode_cursor(before, tag, key),
         parameters={VIEWER_ID: viewer.user_id},
@@ -111,7 +102,8 @@ async def task_connection(
     count: Callable[[], Awaitable[Count]] = counting
     if in_one_pass:
         page = await reading
-        count = _known(Count(totals[0]))
+        # A first page of at least one row is empty only when nothing matches.
+        count = _known(Count(page.rows[0][len(columns)] if page.rows else 0))
     elif counted:
         # Counted along the same index as the page, the count reads what the page reads: the two run at once,
         # not one after the other (both end before this returns, whatever either raises).

@@ -8,8 +8,13 @@ import argparse
 import asyncio
 import getpass
 import sys
+import uuid
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.enums import Role
+from db.models import User
 from db.settings import Settings
 from db.users import list_users, register_user, set_user_active, set_user_password, set_user_role, user_by_email
 from graph.access.invitations import issue_invitation
@@ -57,37 +62,34 @@ def list_accounts(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def set_role(settings: Settings, args: argparse.Namespace) -> int:
-    async def change() -> str:
-        async with existing_database(settings) as database, database.transaction() as session:
-            user = await user_by_email(session, args.email)
-            return (await set_user_role(session, user.id, Role(args.role))).email
+def _changed(settings: Settings, email: str, change: Callable[[AsyncSession, uuid.UUID], Awaitable[User]]) -> str:
+    """Apply `change` to the account with this email, in one transaction; the account's stored email."""
 
-    print(f"{asyncio.run(change())} is now {args.role}")
+    async def run() -> str:
+        async with existing_database(settings) as database, database.transaction() as session:
+            user = await user_by_email(session, email)
+            return (await change(session, user.id)).email
+
+    return asyncio.run(run())
+
+
+def set_role(settings: Settings, args: argparse.Namespace) -> int:
+    email = _changed(settings, args.email, lambda session, user_id: set_user_role(session, user_id, Role(args.role)))
+    print(f"{email} is now {args.role}")
     return 0
 
 
 def set_active(settings: Settings, args: argparse.Namespace) -> int:
     active = args.active == "yes"
-
-    async def change() -> str:
-        async with existing_database(settings) as database, database.transaction() as session:
-            user = await user_by_email(session, args.email)
-            return (await set_user_active(session, user.id, active)).email
-
-    print(f"{asyncio.run(change())} is now {'active' if active else 'inactive'}")
+    email = _changed(settings, args.email, lambda session, user_id: set_user_active(session, user_id, active))
+    print(f"{email} is now {'active' if active else 'inactive'}")
     return 0
 
 
 def set_password(settings: Settings, args: argparse.Namespace) -> int:
     password = read_password()
-
-    async def change() -> str:
-        async with existing_database(settings) as database, database.transaction() as session:
-            user = await user_by_email(session, args.email)
-            return (await set_user_password(session, user.id, password)).email
-
-    print(f"the password of {asyncio.run(change())} is changed")
+    email = _changed(settings, args.email, lambda session, user_id: set_user_password(session, user_id, password))
+    print(f"the password of {email} is changed")
     return 0
 
 
