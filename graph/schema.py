@@ -40,7 +40,7 @@ from graph.dashboard.queries import DashboardQueries
 from graph.engine.compiled import CompiledExecution, PlanCache
 from graph.engine.cost import CostBudget, CostCache
 from graph.engine.document_cache import DocumentCache
-from graph.engine.document_text import without_comments
+from graph.engine.document_text import in_client_text, normalised, parsed_text, without_comments
 from graph.engine.execution import EventsForgetTheirFields
 from graph.engine.extension_runner import ExtensionsRunner
 from graph.engine.input_limits import InputBounds, InputLimits
@@ -85,10 +85,10 @@ class ParsedDocuments:
     def document(self, query: str, options: Mapping[str, Any]) -> DocumentNode | None:
         """The parsed document, or None when it does not parse (Strawberry's parse step then says why).
 
-        Parsed with its comments emptied (graph/engine/document_text.py), and kept by that text: documents that
-        differ only in their comments share one entry.
+        Parsed in its normal form (graph/engine/document_text.py), and kept by it: documents that differ only in
+        their layout and comments share one entry.
         """
-        text = without_comments(query)
+        text = normalised(query)
         key = (text, tuple(sorted(options.items())))
         document = self.cache.get(key)
         if document is None:
@@ -134,6 +134,7 @@ class AuditGraphSchema(strawberry.Schema):
         # ErrorCodes.on_operation: give every one of them codes and masking too.
         if getattr(result, "errors", None):
             result.errors = [public_error(error) for error in in_response_order(result.errors, result.data)]
+            in_client_text(result.errors, context.query)
         return await super()._handle_execution_result(context, result, extensions_runner, **options)
 
 
@@ -158,6 +159,19 @@ class ParsedOnce(SchemaExtension):
             else:
                 context.graphql_document = document
         yield
+
+
+class LocatedInClientText(SchemaExtension):
+    """Every error's locations in the text the client sent, not in the normal form ParsedOnce parsed.
+
+    Before ErrorCodes in the list of extensions, so it runs after it: ErrorCodes makes the errors anew.
+    """
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        errors = getattr(self.execution_context.result, "errors", None)
+        if errors:
+            in_client_text(errors, self.execution_context.query)
 
 
 def repeated_fields_reason(document: DocumentNode, max_aliases: int, max_repeats: int) -> str | None:
@@ -210,12 +224,10 @@ class LimitedValidationCache(SchemaExtension):
             yield
             return
         rules = tuple(context.validation_rules)
-        key = (context.query or "", rules)
-        errors = self.cache.get(key) if context.query is not None else None
+        key = (parsed_text(document), rules)
+        errors = self.cache.get(key)
         if errors is None:
-            errors = validate_document(context.schema._schema, document, rules)
-            if context.query is not None:
-                self.cache[key] = errors
+            errors = self.cache[key] = validate_document(context.schema._schema, document, rules)
         context.pre_execution_errors = errors
         yield
 
@@ -286,6 +298,7 @@ def build_schema(settings: Settings | None = None, trusted: Mapping[str, str] | 
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         # First, so it sees every error after ErrorCodes gave it a code.
         OperationFacts,
+        LocatedInClientText,
         ErrorCodes,
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
         lambda: ParsedOnce(parsed),

@@ -72,6 +72,7 @@ from strawberry.types.field import StrawberryField
 
 from db.availability import WAITED_TOO_LONG
 from graph.engine.document_cache import DocumentCache
+from graph.engine.document_text import parsed_text
 from graph.engine.rows import RowShape
 
 logger = logging.getLogger("auditgraph.compiled")
@@ -773,9 +774,9 @@ class CompiledExecution(SchemaExtension):
     async def on_execute(self) -> Any:  # type: ignore[override]
         context = self.execution_context
         document = context.graphql_document
-        if document is not None and context.query is not None:
+        if document is not None:
             schema = context.schema._schema
-            plan = self.cache.get(schema, context.query, document, context.operation_name)
+            plan = self.cache.get(schema, parsed_text(document), document, context.operation_name)
             if plan is not None:
                 variables = get_variable_values(schema, plan.operation.variable_definitions or (),
                                                 context.variables or {})
@@ -792,5 +793,5 @@ class CompiledExecution(SchemaExtension):
                         context.result = ExecutionResult(data=data, errors=None)
                         if self.remember is not None:
                             # As the client named it: the same text and name find this plan again.
-                            self.remember(context.query, context._provided_operation_name, plan, document)
+                            self.remember(parsed_text(document), context._provided_operation_name, plan, document)
         yield

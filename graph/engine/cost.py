@@ -44,6 +44,7 @@ from strawberry.extensions import SchemaExtension
 
 from db.pagination import DEFAULT_PAGE_SIZE
 from graph.engine.document_cache import DocumentCache
+from graph.engine.document_text import parsed_text
 
 # How many items a list that takes no page size is assumed to hold (an
 # analysis's findings, a finding's sources, a task's artifacts).
@@ -226,9 +227,9 @@ class CostBudget(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         document = context.graphql_document
-        if document is not None and context.query is not None and not context.pre_execution_errors:
+        if document is not None and not context.pre_execution_errors:
             schema = context.schema._schema
-            self.cost = self.cache.cost(schema, context.query, document, context.operation_name,
+            self.cost = self.cache.cost(schema, parsed_text(document), document, context.operation_name,
                                         coerced_variables(schema, document, context.operation_name,
                                                           context.variables or {}),
                                         self.max_page_size)

@@ -12,6 +12,7 @@ from typing import Any
 from cachetools import LRUCache
 from graphql import (
     ArgumentNode,
+    DocumentNode,
     GraphQLError,
     ListValueNode,
     ObjectValueNode,
@@ -22,6 +23,7 @@ from graphql import (
 from strawberry.extensions import SchemaExtension
 
 from db.python_work import off_the_loop
+from graph.engine.document_text import parsed_text
 
 
 @dataclass(frozen=True)
@@ -122,19 +124,19 @@ class InputLimits(SchemaExtension):
                 reason = await off_the_loop(self.bounds.variables_reason, variables)
             else:
                 reason = self.bounds.variables_reason(variables)
-            reason = reason or self._literal_reason(context.query, context.graphql_document)
+            reason = reason or self._literal_reason(context.graphql_document)
             if reason is not None:
                 context.pre_execution_errors = [GraphQLError(
                     f"The request is too large: {reason}.", extensions={"code": "BAD_USER_INPUT"}
                 )]
         yield
 
-    def _literal_reason(self, query: str | None, document: Any) -> str | None:
-        if query is not None and query in self.literal_reasons:
-            return self.literal_reasons[query]
+    def _literal_reason(self, document: DocumentNode) -> str | None:
+        text = parsed_text(document)
+        if text in self.literal_reasons:
+            return self.literal_reasons[text]
         literals = _LiteralArguments(self.bounds)
         visit(document, literals)
-        if query is not None:
-            self.literal_reasons[query] = literals.reason
+        self.literal_reasons[text] = literals.reason
         return literals.reason
 

@@ -30,6 +30,7 @@ from strawberry.schema import Schema
 from graph.engine.compiled import QueryPlan, run_plan
 from graph.engine.cost import CostCache
 from graph.engine.document_cache import DocumentCache
+from graph.engine.document_text import normalised
 from graph.engine.input_limits import InputBounds
 from graph.engine.selection import FieldsCache
 from graph.engine.text_inputs import nul_in_variables
@@ -69,7 +70,7 @@ class Checks:
 
 @dataclass(frozen=True, slots=True)
 class Checked:
-    """A request body's prepared operation, its query text and its coerced variables."""
+    """A request body's prepared operation, the normal form of its query text and its coerced variables."""
 
     prepared: Prepared
     query: str
@@ -91,8 +92,9 @@ class PreparedOperations:
         if key not in self._prepared:
             self._prepared[key] = Prepared(plan, document)
 
-    def get(self, query: str, operation_name: str | None) -> Prepared | None:
-        return self._prepared.get((query, operation_name))
+    def get(self, text: str, operation_name: str | None) -> Prepared | None:
+        """The prepared operation, by the normal form of its document's text (graph/engine/document_text.py)."""
+        return self._prepared.get((text, operation_name))
 
     def request(self, body: bytes, parsed: Callable[[], Any]) -> Checked | None:
         """The prepared operation a JSON request body names, with its variables coerced and checked;
@@ -111,10 +113,11 @@ class PreparedOperations:
         variables = {} if variables is None else variables
         if not (isinstance(query, str) and isinstance(variables, dict) and isinstance(name, str | None)):
             return None
-        prepared = self.get(query, name)
-        if prepared is None or (coerced := self.variables(prepared, query, variables)) is None:
+        text = normalised(query)
+        prepared = self.get(text, name)
+        if prepared is None or (coerced := self.variables(prepared, text, variables)) is None:
             return None
-        checked = Checked(prepared, query, coerced)
+        checked = Checked(prepared, text, coerced)
         if len(body) <= REMEMBERED_BODY_BYTES and all(isinstance(value, _SCALARS) for value in variables.values()):
             self._bodies[body] = checked
         return checked

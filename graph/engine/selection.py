@@ -17,6 +17,7 @@ from graphql import (
 from strawberry.extensions import SchemaExtension
 
 from graph.engine.document_cache import DocumentCache
+from graph.engine.document_text import parsed_text
 from graph.engine.rows import RowShape
 
 Fields = Mapping[str, frozenset[str]]
@@ -102,7 +103,7 @@ class SelectedColumns(SchemaExtension):
     def on_execute(self) -> Iterator[None]:
         context = self.execution_context
         loaders = getattr(context.context, "loaders", None)
-        if loaders is not None and context.graphql_document is not None and context.query is not None:
-            loaders.selection.fields = self.cache.get(context.schema._schema, context.query,
-                                                      context.graphql_document)
+        document = context.graphql_document
+        if loaders is not None and document is not None:
+            loaders.selection.fields = self.cache.get(context.schema._schema, parsed_text(document), document)
         yield
