@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
     # A JSON request body larger than this is refused while it is read, before it is parsed.
     max_request_bytes: int = Field(default=1024 * 1024, gt=0)
+    # JSON request bodies larger than this (a pipeline's analysis) take turns, so many at once take no more
+    # of a worker's event loop than HEAVY_REQUESTS_AT_ONCE of them: graph/http/view.py.
+    heavy_request_bytes: int = Field(default=256 * 1024, gt=0)
+    heavy_requests_at_once: int = Field(default=1, gt=0)
     # Every argument, in the document or a variable: the longest string (an analysis summary
     # may hold 100,000 characters), the longest list (an analysis may hold 10,000 findings),
     # and the deepest nesting of lists and objects (JSON evidence included).

@@ -65,6 +65,11 @@ PREPARED_REQUESTS = Counter(
     "or left to the full path (a document not yet run, a check or an execution that failed).",
     ["outcome"],
 )
+HEAVY_REQUESTS = Gauge(
+    "auditgraph_heavy_requests",
+    "JSON requests over HEAVY_REQUEST_BYTES, waiting for their turn or running (graph/http/view.py).",
+    ["state"], multiprocess_mode="livesum",
+)
 DATALOADER_BATCH_SIZE = Histogram(
     "auditgraph_dataloader_batch_size", "Keys per DataLoader batch (one SQL statement each).",
     ["loader"], buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
