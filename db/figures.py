@@ -3,12 +3,14 @@ count reads a few rows however many tasks there are.
 
 A domain operation says what it changed (a task created, a status moved, an analysis counted or
 uncounted, a task removed); the changes gather in the session and `apply_changes` writes them, as
-the last thing before the commit (db/engine.py), as one upsert into `owner_day_figures` and one into
-`owner_figures`, rows in key order so that two transactions never lock them in opposite orders.
+the last thing before the commit (db/engine.py), as one upsert into `owner_figures`, one into
+`owner_day_figures` and, when tasks were created or removed, one into `day_task_counts`, each in key
+order, tables always in that order, so that two transactions never lock rows in opposite orders.
 `recount` computes the same figures from the base tables: the migration's backfill and
 `auditgraph check --figures` compare against it.
 """
 
+import random
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from db.base import utcnow
 from db.enums import Severity, TaskStatus, Verdict
-from db.models import Analysis, Finding, OwnerDayFigures, OwnerFigures, Task
+from db.models import Analysis, DayTaskCounts, Finding, OwnerDayFigures, OwnerFigures, Task
 
 
 class Figures(dict[str, float]):
@@ -42,6 +44,8 @@ SCORE_FIGURES = ("compliance_sum", "compliance_count", "confidence_sum", "confid
 FIGURE_NAMES = (*STATUS_FIGURES.values(), *VERDICT_FIGURES.values(), *SEVERITY_FIGURES.values(), *SCORE_FIGURES)
 
 _PENDING = "auditgraph.figure_changes"
+# Rows per day of day_task_counts: a WORKER's or an ADMIN's month of tasks per day reads at most 30 times this.
+DAY_SHARDS = 8
 
 
 def day_of(created_at: datetime) -> date:
@@ -123,6 +127,23 @@ async def apply_changes(session: AsyncSession) -> None:
         {"owner_id": owner_id, "day": day, **_row(figures), "created_at": now, "updated_at": now}
         for (owner_id, day), figures in sorted(changes.items())
     ]))
+    created: dict[date, int] = {}
+    for (_, day), figures in changes.items():
+        created[day] = created.get(day, 0) + _tasks(figures)
+    if any(created.values()):
+        # Any of the day's rows takes the change (their sum is the day's count): one at random, the same for
+        # every day of this transaction, spreads concurrent submissions over the rows.
+        shard = random.randrange(DAY_SHARDS)
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = insert(DayTaskCounts).values([
+            {"day": day, "shard": shard, "tasks": count} for day, count in sorted(created.items()) if count])
+        await session.execute(statement.on_conflict_do_update(
+            index_elements=["day", "shard"], set_={"tasks": DayTaskCounts.tasks + statement.excluded.tasks}))
+
+
+def _tasks(figures: Mapping[str, float]) -> int:
+    """How many tasks figures count: one status each."""
+    return int(sum(figures.get(name, 0) for name in STATUS_FIGURES.values()))
 
 
 def _by_owner(days: Mapping[tuple[uuid.UUID, date], Mapping[str, float]]) -> dict[uuid.UUID, Figures]:
@@ -176,6 +197,11 @@ async def day_totals(connection: AsyncConnection, owner_id: uuid.UUID | None, fi
 
 async def tasks_per_day(connection: AsyncConnection, owner_id: uuid.UUID | None, first: date,
                         last: date) -> dict[date, int]:
+    """How many tasks one owner, or (None) everyone, created on each day from `first` to `last`."""
+    if owner_id is None:
+        everyone = (select(DayTaskCounts.day, func.sum(DayTaskCounts.tasks))
+                    .where(DayTaskCounts.day >= first, DayTaskCounts.day <= last).group_by(DayTaskCounts.day))
+        return {_as_date(day): int(count) for day, count in await connection.execute(everyone) if count}
     created = sum(getattr(OwnerDayFigures, name) for name in STATUS_FIGURES.values())
     statement = (select(OwnerDayFigures.day, func.sum(created))
                  .where(*_days(owner_id, first, last)).group_by(OwnerDayFigures.day))
@@ -235,6 +261,12 @@ async def stored(connection: AsyncConnection) -> tuple[dict[uuid.UUID, Figures],
     return owners, days
 
 
+async def stored_days(connection: AsyncConnection) -> dict[date, int]:
+    """Everyone's tasks per day as stored (day_task_counts, its rows summed)."""
+    statement = select(DayTaskCounts.day, func.sum(DayTaskCounts.tasks)).group_by(DayTaskCounts.day)
+    return {_as_date(day): int(count) for day, count in await connection.execute(statement)}
+
+
 def _as_date(value: date | str) -> date:
     return value if isinstance(value, date) else date.fromisoformat(value)
 
@@ -260,8 +292,21 @@ async def drift(connection: AsyncConnection) -> Drift:
     for owner_id, day in sorted(kept_days.keys() | counted_days.keys()):
         if found := _difference(kept_days.get((owner_id, day), Figures()), counted_days.get((owner_id, day), Figures())):
             differences.append(f"owner {owner_id} on {day}: {found}")
+    kept_everyone, counted_everyone = await stored_days(connection), _by_day(counted_days)
+    for day in sorted(kept_everyone.keys() | counted_everyone.keys()):
+        kept, counted = kept_everyone.get(day, 0), counted_everyone.get(day, 0)
+        if kept != counted:
+            differences.append(f"everyone's tasks on {day}: {kept}≠{counted}")
     return Drift(len(kept_owners.keys() | counted_owners.keys()), len(kept_days.keys() | counted_days.keys()),
                  differences)
+
+
+def _by_day(days: Mapping[tuple[uuid.UUID, date], Mapping[str, float]]) -> dict[date, int]:
+    """Tasks by owner and day, summed by day."""
+    everyone: dict[date, int] = {}
+    for (_, day), day_figures in days.items():
+        everyone[day] = everyone.get(day, 0) + _tasks(day_figures)
+    return everyone
 
 
 def _difference(kept: Figures, counted: Figures) -> str:
@@ -275,6 +320,7 @@ def _difference(kept: Figures, counted: Figures) -> str:
 async def rebuild(connection: AsyncConnection) -> None:
     """Replace the kept figures with a recount: for rows loaded in bulk, around the domain operations."""
     counted_days = await recount(connection)
+    await connection.execute(delete(DayTaskCounts))
     await connection.execute(delete(OwnerDayFigures))
     await connection.execute(delete(OwnerFigures))
     now = utcnow()
@@ -286,3 +332,5 @@ async def rebuild(connection: AsyncConnection) -> None:
         await connection.execute(insert(OwnerDayFigures), [
             {"owner_id": owner_id, "day": day, **_row(day_figures), "created_at": now, "updated_at": now}
             for (owner_id, day), day_figures in sorted(counted_days.items())])
+        await connection.execute(insert(DayTaskCounts), [
+            {"day": day, "shard": 0, "tasks": count} for day, count in sorted(_by_day(counted_days).items())])

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -295,6 +296,23 @@ class OwnerDayFigures(FigureColumns, Base):
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, sort_order=-10
     )
     day: Mapped[date] = mapped_column(Date, primary_key=True, sort_order=-9)
+
+
+class DayTaskCounts(Base):
+    """How many tasks were created on one day (UTC), everyone's, in at most DAY_SHARDS rows a day.
+
+    A WORKER's or an ADMIN's tasks per day: one owner_day_figures row per owner and day made the sum grow
+    with the number of owners active each day (twelve thousand rows for a month at a million tasks); this
+    is at most DAY_SHARDS rows a day however many owners there are. A transaction adds its change to one of
+    the day's rows, picked at random (db/figures.py), so concurrent submissions do not all queue for one row;
+    only a day's sum means anything (a task removed may be taken off another row than the one it was added to).
+    """
+
+    __tablename__ = "day_task_counts"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    tasks: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class PersistedQuery(IdMixin, TimestampMixin, Base):

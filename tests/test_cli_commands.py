@@ -197,7 +197,7 @@ async def test_check_figures_recounts_the_dashboard_figures_and_names_one_that_d
 
     # then
     assert consistent.returncode == 0, consistent.stdout
-    assert re.search(r"^figures\s+ok\s+\d+ owners and \d+ owner-days equal a recount", consistent.stdout, re.M)
+    assert re.search(r"^figures\s+ok\s+\d+ owners, \d+ owner-days and everyone's tasks per day equal a recount", consistent.stdout, re.M)
     assert drifted.returncode == 1
     assert re.search(r"^figures\s+FAILED 1 kept figures differ from a recount: owner [0-9a-f-]+: queued \d+≠\d+$",
                      drifted.stdout, re.M), drifted.stdout

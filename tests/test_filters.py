@@ -10,6 +10,7 @@ from sqlalchemy import select, text
 
 from db.access import SYSTEM
 from db.analyses import record_analysis
+from db.enums import Role
 from db.models import User
 from db.tasks import transition_task
 from graph.relay import to_global_id
@@ -160,10 +161,14 @@ MIDNIGHT = NOW.replace(hour=0, minute=0, second=0)
     (NOW - timedelta(days=5, hours=3), NOW - timedelta(days=5, hours=1)),
 ], ids=["everything", "from and to the middle of days", "whole days", "since a midnight", "until a moment",
         "within one day"])
+@pytest.mark.parametrize("viewer", [Role.USER, Role.WORKER])
 async def test_dashboard_figures_equal_independent_counts(
-    api: Api, after: datetime | None, before: datetime | None
+    api: Api, after: datetime | None, before: datetime | None, viewer: Role
 ) -> None:
     token, owner = await _generated(api)
+    if viewer is Role.WORKER:
+        # Everyone's figures: the owner's and the other user's task (_generated makes one).
+        token = await api.sign_up("worker@example.com", Role.WORKER)
     owner_key = owner.id if api.database.dialect != "sqlite" else owner.id.hex
     window = " AND t.created_at >= :after" if after else ""
     window += " AND t.created_at < :before" if before else ""
@@ -175,7 +180,7 @@ async def test_dashboard_figures_equal_independent_counts(
         async def one(sql: str) -> Any:
             return (await session.execute(text(sql), {"owner": owner_key, **bounds})).all()
 
-        owned = f"t.user_id = :owner{window}"
+        owned = f"{'t.user_id = :owner' if viewer is Role.USER else '1 = 1'}{window}"
         statuses = dict(await one(f"SELECT status, count(*) FROM tasks t WHERE {owned} GROUP BY status"))
         verdicts = dict(await one(f"SELECT a.verdict, count(*) FROM analyses a JOIN tasks t ON t.id = a.task_id WHERE {owned} GROUP BY a.verdict"))
         severities = dict(await one(f"SELECT f.severity, count(*) FROM findings f JOIN analyses a ON a.id = f.analysis_id JOIN tasks t ON t.id = a.task_id WHERE {owned} GROUP BY f.severity"))

@@ -56,7 +56,8 @@ async def _figures(settings: Settings) -> tuple[str | None, str]:
             found = await drift(connection)
     finally:
         await engine.dispose()
-    compared = f"{found.owners_checked} owners and {found.days_checked} owner-days equal a recount from the tasks"
+    compared = (f"{found.owners_checked} owners, {found.days_checked} owner-days and everyone's tasks per day "
+                "equal a recount from the tasks")
     if not found.differences:
         return None, compared
     shown = "; ".join(found.differences[:5])
