@@ -6,12 +6,10 @@ from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
-from sqlalchemy import text
 
 from db.engine import Database
 from db.settings import Settings
-from graph.app import create_app
+from tests.held import registrations_held, served
 from tests.test_metrics import scraped_until, value
 
 HEAVY_BYTES = 4096
@@ -22,11 +20,8 @@ REGISTER = 'mutation { register(email: "ann@example.com", password: "correct hor
 
 @pytest.fixture
 async def turns(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Database]]:
-    application = create_app(settings.model_copy(update={"heavy_request_bytes": HEAVY_BYTES,
-                                                          "metrics_enabled": True}))
-    async with LifespanManager(application):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://test") as client:
-            yield client, application.state.database
+    async with served(settings, heavy_request_bytes=HEAVY_BYTES, metrics_enabled=True) as running:
+        yield running
 
 
 def heavy(state: str, count: int) -> Callable[[str], bool]:
@@ -34,12 +29,11 @@ def heavy(state: str, count: int) -> Callable[[str], bool]:
 
 
 async def test_a_heavy_body_waits_for_the_one_before_it_and_a_light_one_does_not(
-    turns: tuple[httpx.AsyncClient, Database], backend: str
+    turns: tuple[httpx.AsyncClient, Database]
 ) -> None:
     client, database = turns
-    async with database.write_sessions.kw["bind"].connect() as holder:
+    async with registrations_held(database):
         # given: a heavy request held up inside its turn, by a lock on what it writes
-        await holder.execute(text("SELECT 1" if backend == "sqlite" else "LOCK TABLE users IN EXCLUSIVE MODE"))
         first = asyncio.create_task(client.post("/graphql", json={"query": REGISTER + PADDING}))
         await scraped_until(client, heavy("running", 1))
 
@@ -51,7 +45,6 @@ async def test_a_heavy_body_waits_for_the_one_before_it_and_a_light_one_does_not
         # then: the light one is answered while the heavy one waits its turn
         assert light.json() == {"data": {"__typename": "Query"}}
         assert not second.done()
-        await holder.rollback()
     # and both heavy ones are answered once the first is done
     assert "token" in (await first).json()["data"]["register"]
     assert (await second).json() == {"data": {"__typename": "Query"}}

@@ -6,12 +6,10 @@ from time import monotonic
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
-from sqlalchemy import text
 
 from db.engine import Database
 from db.settings import Settings
-from graph.app import create_app
+from tests.held import registrations_held, served
 
 BUDGET_SECONDS = 1.0
 REGISTER = 'mutation { register(email: "ann@example.com", password: "correct horse battery") { token } }'
@@ -19,26 +17,20 @@ REGISTER = 'mutation { register(email: "ann@example.com", password: "correct hor
 
 @pytest.fixture
 async def budgeted(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Database]]:
-    application = create_app(settings.model_copy(update={"request_timeout_seconds": BUDGET_SECONDS}))
-    async with LifespanManager(application):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://test") as client:
-            yield client, application.state.database
+    async with served(settings, request_timeout_seconds=BUDGET_SECONDS) as running:
+        yield running
 
 
 async def test_a_request_held_up_past_its_time_budget_is_told_to_retry(
-    budgeted: tuple[httpx.AsyncClient, Database], backend: str
+    budgeted: tuple[httpx.AsyncClient, Database]
 ) -> None:
     # given: another transaction holds what the request must write
     client, database = budgeted
-    async with database.write_sessions.kw["bind"].connect() as holder:
-        # SQLite's write lock (the write engine begins with BEGIN IMMEDIATE); the table's lock on PostgreSQL.
-        await holder.execute(text("SELECT 1" if backend == "sqlite" else "LOCK TABLE users IN EXCLUSIVE MODE"))
-
+    async with registrations_held(database):
         # when
         started = monotonic()
         response = await client.post("/graphql", json={"query": REGISTER})
         took = monotonic() - started
-        await holder.rollback()
     after = await client.post("/graphql", json={"query": REGISTER})
 
     # then
