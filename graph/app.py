@@ -2,7 +2,6 @@
 
 import gc
 import logging
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -48,11 +47,6 @@ GC_YOUNG_THRESHOLD = 20_000
 GC_MIDDLE_THRESHOLD = 2
 # Full collections no more often than before: at most one per 603 young collections (was 441).
 GC_OLD_THRESHOLD = 200
-# How long a thread may hold the interpreter lock while another waits for it. A recorded analysis is checked
-# in a thread (db/python_work.py) and every SQLite statement runs in a thread of its own: at Python's 5 ms,
-# each hand-off of another request's steps waited up to that long, and a SQLite read of a dozen hand-offs took
-# 100-200 ms beside the analyses being written (bench.writes).
-SWITCH_INTERVAL_SECONDS = 0.001
 
 
 class GraphQLEndpoint:
@@ -115,7 +109,6 @@ def create_app(settings: Settings) -> Starlette:
             max_subscriptions_per_connection=None,
         )
         settle_garbage_collector()
-        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         try:
             with shutdown.on_stop_signals(), traced_statements(settings, database.engines):
                 yield
