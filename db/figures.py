@@ -127,9 +127,7 @@ async def apply_changes(session: AsyncSession) -> None:
         {"owner_id": owner_id, "day": day, **_row(figures), "created_at": now, "updated_at": now}
         for (owner_id, day), figures in sorted(changes.items())
     ]))
-    created: dict[date, int] = {}
-    for (_, day), figures in changes.items():
-        created[day] = created.get(day, 0) + _tasks(figures)
+    created = _by_day(changes)
     if any(created.values()):
         # Any of the day's rows takes the change (their sum is the day's count): one at random, the same for
         # every day of this transaction, spreads concurrent submissions over the rows.
@@ -261,12 +259,6 @@ async def stored(connection: AsyncConnection) -> tuple[dict[uuid.UUID, Figures],
     return owners, days
 
 
-async def stored_days(connection: AsyncConnection) -> dict[date, int]:
-    """Everyone's tasks per day as stored (day_task_counts, its rows summed)."""
-    statement = select(DayTaskCounts.day, func.sum(DayTaskCounts.tasks)).group_by(DayTaskCounts.day)
-    return {_as_date(day): int(count) for day, count in await connection.execute(statement)}
-
-
 def _as_date(value: date | str) -> date:
     return value if isinstance(value, date) else date.fromisoformat(value)
 
@@ -292,7 +284,8 @@ async def drift(connection: AsyncConnection) -> Drift:
     for owner_id, day in sorted(kept_days.keys() | counted_days.keys()):
         if found := _difference(kept_days.get((owner_id, day), Figures()), counted_days.get((owner_id, day), Figures())):
             differences.append(f"owner {owner_id} on {day}: {found}")
-    kept_everyone, counted_everyone = await stored_days(connection), _by_day(counted_days)
+    kept_everyone = await tasks_per_day(connection, None, date.min, date.max)
+    counted_everyone = _by_day(counted_days)
     for day in sorted(kept_everyone.keys() | counted_everyone.keys()):
         kept, counted = kept_everyone.get(day, 0), counted_everyone.get(day, 0)
         if kept != counted:
