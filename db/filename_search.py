@@ -7,11 +7,17 @@ as long as the table, and the scan reads into it once per candidate: at a millio
 extended statistics on the names' trigrams (migration 0011, kept by ANALYZE) say how common each
 trigram is; the index is asked for the rare ones, and the whole text is checked on the rows they
 lead to.
+
+One owner's search asks another index (migration 0013), whose keys are hashes of an owner and a
+trigram: a key's posting list holds that owner's names only, so the table is visited for the owner's
+own candidates, not for every owner's names that hold the same trigrams.
 """
 
 import re
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Integer, func, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 STATISTICS = "st_tasks_filename_trigrams"
@@ -55,3 +61,8 @@ async def index_probes(connection: AsyncConnection, search: str) -> tuple[str, .
     rare = sorted((trigram for trigram in trigrams if shares.get(trigram, 0.0) <= RARE_SHARE),
                   key=lambda trigram: shares.get(trigram, 0.0))
     return tuple(rare[:MAX_PROBES])
+
+
+def owner_filename_keys(owner: Any, filename: Any) -> Any:
+    """The expression the owner-tagged trigram index holds: written as the index is, so the planner finds it."""
+    return func.owner_filename_keys(owner, filename, type_=postgresql.ARRAY(Integer))

@@ -7,7 +7,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Select, exists, func, literal, literal_column, select
+from sqlalchemy import BigInteger, Select, Uuid, exists, func, literal, literal_column, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import figures, filename_search
@@ -96,14 +97,15 @@ def _unfiltered_task_list(role: Role, columns: tuple[Any, ...], order_field: str
 
 def _task_list(viewer: Viewer, criteria: TaskCriteria, columns: tuple[Any, ...], order_field: str,
                analysis_columns: tuple[Any, ...]) -> Select:
-    statement = select(*columns).select_from(Task).where(viewer.visible_tasks(), *_task_conditions(criteria))
+    conditions = _task_conditions(criteria, listed_owner(viewer, criteria))
+    statement = select(*columns).select_from(Task).where(viewer.visible_tasks(), *conditions)
     # A task has at most one analysis (task_id is unique), so the join repeats no task.
     if analysis_columns:
         statement = statement.outerjoin(Analysis, Analysis.task_id == Task.id)
     return statement.add_columns(*analysis_columns)
 
 
-def _task_conditions(criteria: TaskCriteria) -> list[Any]:
+def _task_conditions(criteria: TaskCriteria, owner: uuid.UUID | None) -> list[Any]:
     conditions: list[Any] = []
     if criteria.statuses is not None:
         conditions.append(Task.status.in_(list(criteria.statuses)))
@@ -117,7 +119,7 @@ def _task_conditions(criteria: TaskCriteria) -> list[Any]:
     if criteria.filename_contains:
         if len(criteria.filename_contains) > MAX_FILENAME_SEARCH:
             raise InvalidInput(f"filenameContains is at most {MAX_FILENAME_SEARCH} characters")
-        conditions.extend(_filename_conditions(criteria.filename_contains, criteria.filename_probes))
+        conditions.extend(_filename_conditions(criteria.filename_contains, criteria.filename_probes, owner))
     # The subquery correlates to Task only: when a page reads its analyses,
     # Analysis is outer-joined beside it and would otherwise be correlated away.
     if criteria.finding_severities is not None:
@@ -134,13 +136,19 @@ def _task_conditions(criteria: TaskCriteria) -> list[Any]:
     return conditions
 
 
-def _filename_conditions(search: str, probes: tuple[str, ...] | None) -> list[Any]:
+def _filename_conditions(search: str, probes: tuple[str, ...] | None, owner: uuid.UUID | None) -> list[Any]:
     if probes is None:
         return [Task.original_filename.icontains(search, autoescape=True)]
-    # The probes are what the trigram index is asked for; the whole text, under lower() (which no index
-    # holds, and which is what ILIKE compares), is checked on the rows they find.
+    # The probes are what an index is asked for; the whole text, under lower() (which no index holds, and
+    # which is what ILIKE compares), is checked on the rows they find.
     escaped = search.replace("/", "//").replace("%", "/%").replace("_", "/_")
     whole = func.lower(Task.original_filename).like(func.lower(literal(f"%{escaped}%")), escape="/")
+    if not probes:
+        return [whole]
+    if owner is not None:
+        # One owner's names that hold every probe, from the index of trigrams tagged with their owner.
+        keys = func.owner_trigram_keys(literal(owner, Uuid), postgresql.array([literal(probe) for probe in probes]))
+        return [filename_search.owner_filename_keys(Task.user_id, Task.original_filename).contains(keys), whole]
     return [*(Task.original_filename.icontains(probe, autoescape=True) for probe in probes), whole]
 
 

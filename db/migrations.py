@@ -29,10 +29,11 @@ def alembic_config() -> Config:
 
 
 # Indexes the migrations make and the models leave out, which comparisons of the models with the
-# database skip: PostgreSQL's trigram index (SQLite has none to match), and indexes on expressions
+# database skip: PostgreSQL's trigram indexes (SQLite has none to match), and indexes on expressions
 # (the FILE_SIZE ordering's key), which autogenerate cannot compare.
 MIGRATION_ONLY_INDEXES = frozenset({
-    "ix_tasks_original_filename_trgm", "ix_tasks_user_id_size_key_id", "ix_tasks_size_key_id"})
+    "ix_tasks_original_filename_trgm", "ix_tasks_owner_filename_trigrams", "ix_tasks_user_id_size_key_id",
+    "ix_tasks_size_key_id"})
 
 
 def compared(_object: Any, name: str | None, type_: str, reflected: bool, _compare_to: Any) -> bool:

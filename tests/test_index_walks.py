@@ -24,8 +24,9 @@ CRITERIA = {
     "status": TaskCriteria(statuses=[TaskStatus.QUEUED]),
     "verdict": TaskCriteria(verdicts=[Verdict.REJECTED]),
     "filename": TaskCriteria(filename_contains="report"),
-    "filename by its rare trigrams": TaskCriteria(filename_contains="report", filename_probes=("epo", "ort")),
 }
+# Only PostgreSQL's trigram indexes narrow a search to its rare trigrams (db/filename_search.py).
+PROBED = {"filename by its rare trigrams": TaskCriteria(filename_contains="report", filename_probes=("epo", "ort"))}
 # SQLite's planner, without statistics, reads a status's or a verdict's rows of every owner by the
 # (status or verdict, created_at) index and sorts them for the other orderings (README, "Scale").
 SQLITE_SORTS_FOR_A_WORKER = {f"{name} by {ordering}" for name in ("status", "verdict")
@@ -67,7 +68,8 @@ async def test_every_ordering_and_filter_of_a_task_list_walks_an_index(db: Datab
     # when
     sorted_lists = []
     async with db.engine.connect() as connection:
-        cases = [(name, criteria, ordering) for name, criteria in CRITERIA.items() for ordering in CURSORS]
+        criteria_by_name = CRITERIA | (PROBED if db.dialect == "postgresql" else {})
+        cases = [(name, criteria, ordering) for name, criteria in criteria_by_name.items() for ordering in CURSORS]
         for name, criteria, ordering in [*cases, ("window", WINDOW, "CREATED_AT")]:
             if await _sorted_by_the_database(connection, _sql(db, viewer, criteria, ordering)):
                 sorted_lists.append(f"{name} by {ordering}")
