@@ -1,10 +1,10 @@
 """`python -m bench.scale`: the same reads at 1x, 10x and 50x the 20,000-task database (issue #23).
 
 For each size: the database is built (bench/scale/build.py) or reused from bench/.work/scale/,
-`upgrade head` runs timed while a reader keeps reading (a no-op when the database is at head
-already), then one API worker is started and each operation is sent one request at a time
-(warm-up, then measured), beside hand-written SQL for the same answer; every reply is checked
-against the SQL's. A growth table goes to the console and into bench/RESULTS.md.
+and `upgrade head` runs timed while a reader keeps reading (a no-op when the database is at head
+already). Then one API worker per size is started, and each operation is sent one request at a
+time (warm-up, then measured) to every size in turn, beside hand-written SQL for the same answer;
+every reply is checked against the SQL's. A growth table goes to the console and into bench/RESULTS.md.
 """
 
 import argparse
@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,8 +53,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=5, help="unmeasured requests per operation (default 5)")
     parser.add_argument("--requests", type=int, default=30, help="measured requests per operation (default 30)")
     parser.add_argument("--budget", type=float, default=60.0,
-                        help="seconds of measured requests per operation and side, after which a slow one "
-                             "stops early (at least 5 requests; default 60)")
+                        help="seconds of measured requests per operation (every size's turns together), after "
+                             "which a slow one stops early (at least 5 requests; default 60)")
     parser.add_argument("--rebuild", action="store_true", help="build the databases again even when kept")
     parser.add_argument("--no-record", action="store_true", help="print the table only; leave bench/RESULTS.md")
     args = parser.parse_args(argv)
@@ -292,7 +293,19 @@ def _operations(api: Api, reference: asyncpg.Connection, resume_after: int,
     ]
 
 
-async def measure_size(server: PostgresServer, shape: Shape, plan: ops.Plan, result: SizeResult) -> None:
+@dataclass
+class Serving:
+    """One size's API server, its reference connection and its operations."""
+
+    result: SizeResult
+    reference: asyncpg.Connection
+    operations: list[ops.Operation]
+
+
+@contextlib.asynccontextmanager
+async def serving(server: PostgresServer, result: SizeResult,
+                  client: httpx.AsyncClient) -> AsyncIterator[Serving]:
+    shape = result.shape
     reference = await asyncpg.connect(server.dsn(shape.database()), statement_cache_size=0)
     process = api_server(server.url(shape.database()))
     try:
@@ -303,20 +316,30 @@ async def measure_size(server: PostgresServer, shape: Shape, plan: ops.Plan, res
         result.notes.append(f"the quiet user resumes after position {resume_after:,} and catches up on "
                             f"{resume_count} events")
         await process.start()
-        async with httpx.AsyncClient(timeout=httpx.Timeout(600.0), trust_env=False) as client:
-            api = Api(client, process.base_url)
-            for account in (BIG, SMALL, WORKER, ADMIN):
-                await api.log_in(account)
-            await api.learn_schema(api.tokens[SMALL.key])
-            for operation in _operations(api, reference, resume_after, resume_count):
-                timings = await ops.measure(operation, reference, plan)
-                result.timings[operation.name] = timings
-                print(f"  {operation.name}: API median {ops.Timings.median(timings.api_ms):.1f} ms "
-                      f"(p95 {ops.Timings.p95(timings.api_ms):.1f}, {len(timings.api_ms)} requests); "
-                      f"SQL median {ops.Timings.median(timings.sql_ms):.1f} ms", flush=True)
+        api = Api(client, process.base_url)
+        for account in (BIG, SMALL, WORKER, ADMIN):
+            await api.log_in(account)
+        await api.learn_schema(api.tokens[SMALL.key])
+        yield Serving(result, reference, _operations(api, reference, resume_after, resume_count))
     finally:
         process.stop()
         await reference.close()
+
+
+async def measure_sizes(server: PostgresServer, results: list[SizeResult], plan: ops.Plan) -> None:
+    """Every size's server at once, each operation sent to them in turn, request by request: a growth
+    figure compares sizes measured over the same minutes, not minutes apart on a shared machine."""
+    async with httpx.AsyncClient(timeout=httpx.Timeout(600.0), trust_env=False) as client, \
+            contextlib.AsyncExitStack() as stack:
+        servings = [await stack.enter_async_context(serving(server, result, client)) for result in results]
+        for position, operation in enumerate(servings[0].operations):
+            sides = [(each.operations[position], each.reference) for each in servings]
+            for each, timings in zip(servings, await ops.measure(sides, plan), strict=True):
+                each.result.timings[operation.name] = timings
+                print(f"  {each.result.shape.factor}x {operation.name}: API median "
+                      f"{ops.Timings.median(timings.api_ms):.1f} ms (p95 {ops.Timings.p95(timings.api_ms):.1f}, "
+                      f"{len(timings.api_ms)} requests); SQL median {ops.Timings.median(timings.sql_ms):.1f} ms",
+                      flush=True)
 
 
 # --- the report ------------------------------------------------------------------------------------------------
@@ -354,10 +377,10 @@ def section(results: list[SizeResult], argv: list[str], environment: dict[str, s
     lines = [
         SECTION_TITLE, "",
         f"Newest run: {started:%Y-%m-%d %H:%M} UTC, `{command}`, at {_commit()}, schema head "
-        f"{migrations.head_revision()}. One API worker (uvicorn, ENVIRONMENT=production, the default pool) "
-        f"on a throwaway PostgreSQL 15 (bench/__main__.py's settings); requests sent one at a time, "
-        f"{plan.warmup} warm-up then {plan.requests} measured (fewer, at least {plan.least}, once an "
-        f"operation has taken {plan.budget:.0f} s). Beside each, hand-written SQL over the base tables for "
+        f"{migrations.head_revision()}. One API worker per size (uvicorn, ENVIRONMENT=production, the default "
+        f"pool) on a throwaway PostgreSQL 15 (bench/__main__.py's settings); requests sent one at a time, to "
+        f"every size in turn (which goes first rotates), {plan.warmup} warm-up then {plan.requests} measured "
+        f"each (fewer, at least {plan.least}, once an operation has taken {plan.budget:.0f} s). Beside each, hand-written SQL over the base tables for "
         "the same answer (asyncpg, custom plans), and every API reply checked equal to it. The databases "
         "(bench/scale/build.py): 20,000 tasks × the factor, migrated to 0003, bulk-loaded on the server, "
         "`VACUUM (ANALYZE)`d, then `upgrade head` timed while a reader reads.", "",
@@ -404,9 +427,9 @@ async def run(args: argparse.Namespace, argv: list[str]) -> int:
         for factor in args.factors:
             result = SizeResult(Shape(factor))
             await prepare(server, result.shape, args.rebuild, result)
-            print(f"{result.shape.describe()}: measuring…", flush=True)
-            await measure_size(server, result.shape, plan, result)
             results.append(result)
+        print("measuring every size in turn…", flush=True)
+        await measure_sizes(server, results, plan)
     text = section(results, argv, environment, started, plan)
     print("\n" + text)
     if not args.no_record:

@@ -314,26 +314,40 @@ class Plan:
     least: int = 5
 
 
-async def _repeat(plan: Plan, run: Callable[[], Awaitable[Any]], answer: Answer, name: str) -> list[float]:
-    timings: list[float] = []
+async def _in_turns(plan: Plan, runs: list[Callable[[], Awaitable[Any]]], answers: list[Answer],
+                    name: str) -> list[list[float]]:
+    """Each side's requests, one from each in turn (which goes first rotates), so that whatever the shared
+    machine does meanwhile falls on every side alike instead of on whichever ran at that moment."""
+    timings: list[list[float]] = [[] for _ in runs]
     measuring_since = None
     for count in range(plan.warmup + plan.requests):
-        started = time.perf_counter()
-        got = await run()
-        elapsed = time.perf_counter() - started
-        answer.check(name, got)
+        first = count % len(runs)
+        round_started = time.perf_counter()
+        for index in [*range(first, len(runs)), *range(first)]:
+            started = time.perf_counter()
+            got = await runs[index]()
+            elapsed = time.perf_counter() - started
+            answers[index].check(name, got)
+            if count >= plan.warmup:
+                timings[index].append(elapsed * 1000)
         if count < plan.warmup:
             continue
-        measuring_since = measuring_since or started
-        timings.append(elapsed * 1000)
-        if len(timings) >= plan.least and time.perf_counter() - measuring_since > plan.budget:
+        measuring_since = measuring_since or round_started
+        if count - plan.warmup + 1 >= plan.least and time.perf_counter() - measuring_since > plan.budget:
             break
     return timings
 
 
-async def measure(operation: Operation, connection: asyncpg.Connection, plan: Plan) -> Timings:
-    """The SQL first (its answer is the reference), then the API, each checked against that answer."""
-    answer = Answer(await operation.sql(connection))
-    sql_ms = await _repeat(plan, lambda: operation.sql(connection), answer, f"{operation.name} (SQL)")
-    api_ms = await _repeat(plan, operation.request, answer, operation.name)
-    return Timings(api_ms=api_ms, sql_ms=sql_ms)
+async def measure(sides: list[tuple[Operation, asyncpg.Connection]], plan: Plan) -> list[Timings]:
+    """One operation at every size, request by request in turn: the SQL first (its answer is the
+    reference), then the API, each checked against that answer."""
+    answers = [Answer(await operation.sql(connection)) for operation, connection in sides]
+    name = sides[0][0].name
+
+    def sql(operation: Operation, connection: asyncpg.Connection) -> Callable[[], Awaitable[Any]]:
+        return lambda: operation.sql(connection)
+
+    sql_ms = await _in_turns(plan, [sql(operation, connection) for operation, connection in sides], answers,
+                             f"{name} (SQL)")
+    api_ms = await _in_turns(plan, [operation.request for operation, _ in sides], answers, name)
+    return [Timings(api_ms=api, sql_ms=sql) for api, sql in zip(api_ms, sql_ms, strict=True)]
