@@ -14,9 +14,11 @@ own candidates, not for every owner's names that hold the same trigrams.
 """
 
 import re
+import uuid
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Integer, func, text
+from sqlalchemy import Integer, Uuid, func, literal, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -63,6 +65,8 @@ async def index_probes(connection: AsyncConnection, search: str) -> tuple[str, .
     return tuple(rare[:MAX_PROBES])
 
 
-def owner_filename_keys(owner: Any, filename: Any) -> Any:
-    """The expression the owner-tagged trigram index holds: written as the index is, so the planner finds it."""
-    return func.owner_filename_keys(owner, filename, type_=postgresql.ARRAY(Integer))
+def owners_names_holding(owner: uuid.UUID, probes: Sequence[str], owner_column: Any, filename_column: Any) -> Any:
+    """The condition that one owner's names hold every probe, which the index of trigrams tagged with their
+    owner answers: its expression written as the index's is, so that the planner finds it."""
+    keys = func.owner_trigram_keys(literal(owner, Uuid), postgresql.array([literal(probe) for probe in probes]))
+    return func.owner_filename_keys(owner_column, filename_column, type_=postgresql.ARRAY(Integer)).contains(keys)

@@ -7,8 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Select, Uuid, exists, func, literal, literal_column, select
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import BigInteger, Select, exists, func, literal, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import figures, filename_search
@@ -58,7 +57,6 @@ def task_list(
 ) -> Select:
     """The viewer's tasks that meet `criteria`, as `columns`, then each task's `analysis_columns`
     (nulls for a task without one): a page and its analyses in one round trip."""
-    listed_owner(viewer, criteria)
     return _task_list(viewer, criteria, columns, order_field, analysis_columns)
 
 
@@ -146,9 +144,7 @@ def _filename_conditions(search: str, probes: tuple[str, ...] | None, owner: uui
     if not probes:
         return [whole]
     if owner is not None:
-        # One owner's names that hold every probe, from the index of trigrams tagged with their owner.
-        keys = func.owner_trigram_keys(literal(owner, Uuid), postgresql.array([literal(probe) for probe in probes]))
-        return [filename_search.owner_filename_keys(Task.user_id, Task.original_filename).contains(keys), whole]
+        return [filename_search.owners_names_holding(owner, probes, Task.user_id, Task.original_filename), whole]
     return [*(Task.original_filename.icontains(probe, autoescape=True) for probe in probes), whole]
 
 
